@@ -1,0 +1,139 @@
+//! `edgeimg build`: run the pipeline for one plan and write its outputs.
+//! Plan -> packages -> rootfs tree (+ recipe files) -> writers -> manifest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::manifest::{AlpineSource, Manifest, OutputRecord, PackageRecord, RootfsSummary};
+use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
+use crate::plan::{FileSource, Plan};
+use crate::recipe::OutputKind;
+use crate::rootfs::{Meta, RootfsTree};
+use crate::writers;
+
+/// What a finished build produced.
+#[derive(Debug)]
+pub struct BuildReport {
+    pub out_dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+pub struct BuildOptions {
+    pub cache_dir: PathBuf,
+    pub progress: Progress,
+}
+
+impl BuildOptions {
+    pub fn from_env() -> Result<Self> {
+        Ok(BuildOptions {
+            cache_dir: packages::default_cache_dir()?,
+            progress: Progress::auto(),
+        })
+    }
+}
+
+pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
+    let mut tree = RootfsTree::new(plan.source_date_epoch);
+    let installed = packages::install(
+        &package_request(plan, &opts.cache_dir),
+        &mut tree,
+        &opts.progress,
+    )?;
+    add_recipe_files(plan, &mut tree)?;
+
+    std::fs::create_dir_all(&plan.out_dir)
+        .with_context(|| format!("cannot create output folder {}", plan.out_dir.display()))?;
+    let mut outputs = Vec::new();
+    if plan.outputs.contains(&OutputKind::RootfsTar) {
+        let path = plan.out_dir.join(format!("{}.rootfs.tar", plan.name));
+        writers::tar::write_rootfs_tar(&tree, &path)?;
+        outputs.push(OutputRecord::of_file("rootfs-tar", &path)?);
+    }
+
+    let manifest = manifest(plan, &tree, &installed, outputs);
+    manifest.write(&plan.out_dir)?;
+    Ok(BuildReport {
+        out_dir: plan.out_dir.clone(),
+        manifest,
+    })
+}
+
+fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {
+    PackageRequest {
+        arch: plan.arch.alpine().to_string(),
+        repositories: plan
+            .alpine
+            .repositories
+            .iter()
+            .map(|name| RepoSpec {
+                base: plan.alpine.mirror.clone(),
+                branch: plan.alpine.branch.clone(),
+                name: name.clone(),
+            })
+            .collect(),
+        extra_keys: plan.alpine.extra_keys.clone(),
+        world: plan.alpine.world.clone(),
+        cache_dir: cache_dir.to_path_buf(),
+    }
+}
+
+fn add_recipe_files(plan: &Plan, tree: &mut RootfsTree) -> Result<()> {
+    for file in &plan.files {
+        let data = match &file.source {
+            FileSource::Host(path) => std::fs::read(path)
+                .with_context(|| format!("cannot read {} (recipe files.src)", path.display()))?,
+            FileSource::Inline(text) => text.as_bytes().to_vec(),
+        };
+        tree.add_file(
+            file.dest.clone(),
+            data,
+            Meta::root(file.mode, plan.source_date_epoch),
+        )
+        .with_context(|| format!("cannot add recipe file {}", file.dest))?;
+    }
+    Ok(())
+}
+
+fn manifest(
+    plan: &Plan,
+    tree: &RootfsTree,
+    installed: &InstalledSet,
+    outputs: Vec<OutputRecord>,
+) -> Manifest {
+    Manifest {
+        name: plan.name.clone(),
+        board: plan.board.name().to_string(),
+        arch: plan.arch.alpine().to_string(),
+        recipe: plan.recipe_path.display().to_string(),
+        source_date_epoch: plan.source_date_epoch,
+        alpine: AlpineSource {
+            mirror: plan.alpine.mirror.clone(),
+            branch: plan.alpine.branch.clone(),
+            repositories: plan.alpine.repositories.clone(),
+        },
+        packages: installed
+            .packages
+            .iter()
+            .map(|p| PackageRecord {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                arch: p.arch.clone(),
+                license: p.license.clone(),
+                origin: p.origin.clone(),
+                repository: p.repository.clone(),
+                checksum: p.checksum.clone(),
+                apk_sha256: p.apk_sha256.clone(),
+                size: p.size,
+                installed_size: p.installed_size,
+            })
+            .collect(),
+        rootfs: RootfsSummary {
+            entries: tree.len(),
+            file_bytes: tree.file_bytes(),
+        },
+        model: None,
+        outputs,
+        warnings: installed.warnings.clone(),
+    }
+}

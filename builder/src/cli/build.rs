@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+
+use edgeimg::build::{build, BuildOptions};
+use edgeimg::plan::{Overrides, Plan};
+use edgeimg::recipe::LoadedRecipe;
+
+use super::BuildFlags;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The recipe, e.g. recipes/pi.toml.
+    recipe: PathBuf,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+pub fn run(args: BuildArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let plan = plan_for(&args.recipe, &args.flags)?;
+    let report = build(&plan, &BuildOptions::from_env()?)?;
+    for warning in &report.manifest.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "built {} ({} packages) in {:.1}s -> {}",
+        plan.name,
+        report.manifest.packages.len(),
+        started.elapsed().as_secs_f64(),
+        report.out_dir.display()
+    );
+    for out in &report.manifest.outputs {
+        println!(
+            "  {:<28} {:>12} bytes  sha256 {}",
+            out.file,
+            out.size,
+            &out.sha256[..16]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Recipe + flags -> plan: the one place the command line meets the pipeline.
+pub fn plan_for(recipe: &std::path::Path, flags: &BuildFlags) -> Result<Plan> {
+    let loaded = LoadedRecipe::load(recipe)?;
+    let overrides = Overrides {
+        out_dir: flags.out.clone(),
+        mirror: flags.mirror.clone(),
+        trusted_keys: flags.trust_keys.clone(),
+        source_date_epoch: flags.source_date_epoch,
+    };
+    Ok(Plan::new(&loaded, &overrides)?)
+}

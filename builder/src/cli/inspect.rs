@@ -1,0 +1,79 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use edgeimg::manifest::{Manifest, MANIFEST_FILE};
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image output folder, a file in it, or its manifest.json.
+    path: PathBuf,
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: InspectArgs) -> Result<ExitCode> {
+    let manifest = Manifest::read(&find_manifest(&args.path)?)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "image    {} (board {}, {})",
+        manifest.name, manifest.board, manifest.arch
+    );
+    println!("recipe   {}", manifest.recipe);
+    println!(
+        "alpine   {} {} [{}]",
+        manifest.alpine.mirror,
+        manifest.alpine.branch,
+        manifest.alpine.repositories.join(", ")
+    );
+    println!(
+        "rootfs   {} entries, {} bytes of files",
+        manifest.rootfs.entries, manifest.rootfs.file_bytes
+    );
+    if let Some(model) = &manifest.model {
+        println!(
+            "model    {} at {} (sha256 {})",
+            model.name, model.path_in_image, model.sha256
+        );
+    }
+    println!("packages ({}):", manifest.packages.len());
+    for p in &manifest.packages {
+        println!(
+            "  {:<28} {:<18} {:>10} bytes  {}",
+            p.name, p.version, p.installed_size, p.license
+        );
+    }
+    println!("outputs:");
+    for o in &manifest.outputs {
+        println!(
+            "  {:<12} {:<32} {:>12} bytes  sha256 {}",
+            o.kind, o.file, o.size, o.sha256
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find_manifest(path: &Path) -> Result<PathBuf> {
+    let candidates = [
+        path.to_path_buf(),
+        path.join(MANIFEST_FILE),
+        path.parent()
+            .map(|p| p.join(MANIFEST_FILE))
+            .unwrap_or_default(),
+    ];
+    for c in candidates {
+        if c.is_file() && c.file_name().is_some_and(|n| n == MANIFEST_FILE) {
+            return Ok(c);
+        }
+    }
+    bail!(
+        "no {MANIFEST_FILE} found at or beside {}; give an image folder (images/<name>/) or a file that `edgeimg build` wrote",
+        path.display()
+    )
+}

@@ -1,0 +1,84 @@
+//! Subcommands, ripgrep/cargo style: one file each, a thin layer over the library.
+
+mod build;
+mod inspect;
+mod new;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgeimg",
+    version,
+    about = "Turn a TOML recipe into a minimal, bootable Alpine-based image that serves an ONNX model",
+    after_help = "Typical use:\n  edgeimg new mydevice --board rpi4\n  edgeimg build recipes/mydevice.toml\n  edgeimg test recipes/qemu-aarch64.toml\n  edgeimg flash images/mydevice/mydevice.img /dev/sdX"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the images a recipe describes (into images/<name>/ unless --out).
+    Build(build::BuildArgs),
+    /// Build if stale, then boot the image in QEMU with its console on this terminal.
+    Run(LaterArgs),
+    /// Build if stale, boot headless in QEMU, run the recipe's [[test]] checks.
+    Test(LaterArgs),
+    /// Write an image to an SD card or disk, guarded, sparse (bmap) and verified.
+    Flash(LaterArgs),
+    /// Show what an image contains: packages, files, model, outputs and sizes.
+    Inspect(inspect::InspectArgs),
+    /// Scaffold a new recipe (recipes/<name>.toml) for a board.
+    New(new::NewArgs),
+}
+
+/// Arguments of commands that are not built yet; accepted so `--help` and scripts work.
+#[derive(Debug, Args)]
+struct LaterArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Options shared by every command that builds.
+#[derive(Debug, Args, Clone)]
+pub struct BuildFlags {
+    /// Output folder (default: images/<name>/ beside the recipes folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Alpine mirror to use instead of the recipe's: an https URL or a local folder.
+    #[arg(long, value_name = "URL|DIR", env = "EDGEIMG_ALPINE_MIRROR")]
+    pub mirror: Option<String>,
+    /// Trust this public key (*.rsa.pub) for the mirror's signatures; repeatable.
+    #[arg(
+        long = "trust-key",
+        value_name = "FILE",
+        env = "EDGEIMG_ALPINE_KEYS",
+        value_delimiter = ':'
+    )]
+    pub trust_keys: Vec<PathBuf>,
+    /// Timestamp for every file in the image (reproducible builds).
+    #[arg(long, value_name = "SECONDS", env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<u64>,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::New(args) => new::run(args),
+        Command::Run(_) => not_built_yet("run"),
+        Command::Test(_) => not_built_yet("test"),
+        Command::Flash(_) => not_built_yet("flash"),
+    }
+}
+
+fn not_built_yet(command: &str) -> Result<ExitCode> {
+    eprintln!("edgeimg {command}: not built yet in this version of edgeimg");
+    Ok(ExitCode::from(2))
+}

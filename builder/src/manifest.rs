@@ -1,0 +1,113 @@
+//! `manifest.json`: what an image contains and how each output hashes, for `edgeimg inspect`,
+//! fleet inventories and reproducibility checks.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::writers::atomic::AtomicFile;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub name: String,
+    pub board: String,
+    pub arch: String,
+    pub recipe: String,
+    pub source_date_epoch: u64,
+    pub alpine: AlpineSource,
+    pub packages: Vec<PackageRecord>,
+    pub rootfs: RootfsSummary,
+    #[serde(default)]
+    pub model: Option<ModelRecord>,
+    pub outputs: Vec<OutputRecord>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlpineSource {
+    pub mirror: String,
+    pub branch: String,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PackageRecord {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub license: String,
+    pub origin: String,
+    pub repository: String,
+    /// The index's control checksum (`Q1...`).
+    pub checksum: String,
+    pub apk_sha256: String,
+    pub size: u64,
+    pub installed_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RootfsSummary {
+    pub entries: usize,
+    pub file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelRecord {
+    pub name: String,
+    pub source: String,
+    pub sha256: String,
+    pub path_in_image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputRecord {
+    pub kind: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl OutputRecord {
+    /// Hash a finished output file.
+    pub fn of_file(kind: &str, path: &Path) -> Result<Self> {
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher)?;
+        Ok(OutputRecord {
+            kind: kind.to_string(),
+            file: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+}
+
+impl Manifest {
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let mut out = AtomicFile::create(&dir.join(MANIFEST_FILE))?;
+        let mut json = serde_json::to_vec_pretty(self)?;
+        json.push(b'\n');
+        std::io::Write::write_all(out.file(), &json)?;
+        out.commit()
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{} is not an edgeimg manifest.json (was it written by an older edgeimg?)",
+                path.display()
+            )
+        })
+    }
+}

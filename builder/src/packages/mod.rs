@@ -1,0 +1,240 @@
+//! The packages stage: signed Alpine repositories -> resolved, verified .apk files -> the
+//! rootfs tree, plus apk's database so `apk` on the device knows what is installed.
+//!
+//! One entry point, [`install`]. Every byte from outside is verified before use: the index by
+//! its RSA signature against trusted keys, each package by the index's control checksum, its
+//! `.PKGINFO` datahash and its own signature. Install scripts are never run (the build never
+//! runs target binaries); they are recorded in the db and reported as warnings.
+
+mod apk;
+mod busybox;
+mod db;
+pub mod dependency;
+mod fetch;
+mod gzip;
+pub mod index;
+mod keys;
+mod progress;
+mod repository;
+pub mod resolve;
+pub mod signature;
+mod source;
+mod unpack;
+pub mod version;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::rootfs::RootfsTree;
+pub use dependency::Dependency;
+pub use index::{ApkIndex, IndexEntry};
+pub use progress::Progress;
+pub use repository::{RepoSpec, Repository};
+pub use signature::Keyring;
+
+/// What to install, from the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    /// Alpine arch name: `x86_64`, `aarch64`.
+    pub arch: String,
+    /// Searched in order; on equal versions the earlier repository wins.
+    pub repositories: Vec<RepoSpec>,
+    /// Public keys to trust besides Alpine's built-in ones (the recipe's `alpine.keys`).
+    pub extra_keys: Vec<PathBuf>,
+    /// apk world entries: `busybox`, `musl>=1.2`, `so:libz.so.1`, `!foo`.
+    pub world: Vec<String>,
+    /// Indexes and packages are cached here (see [`default_cache_dir`]).
+    pub cache_dir: PathBuf,
+}
+
+/// One installed package, for the image manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    /// SHA-256 of the .apk file.
+    pub apk_sha256: String,
+    /// The index's `C:` (`Q1` + base64 SHA-1 of the control stream).
+    pub checksum: String,
+    pub size: u64,
+    pub installed_size: u64,
+    pub license: String,
+    /// The source package (`o:`).
+    pub origin: String,
+    /// The repository it came from, as in `/etc/apk/repositories`.
+    pub repository: String,
+}
+
+/// The result of [`install`]: packages in install order (dependencies first) and anything the
+/// user should know about (install scripts that were not run, offline fallbacks).
+#[derive(Debug, Clone, Default)]
+pub struct InstalledSet {
+    pub packages: Vec<InstalledPackage>,
+    pub warnings: Vec<String>,
+    /// How many busybox applet symlinks were created.
+    pub busybox_links: usize,
+}
+
+/// `$EDGEIMG_CACHE`, else the user's cache dir + `edgeimg` (`~/.cache/edgeimg`).
+pub fn default_cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("EDGEIMG_CACHE").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = dirs::cache_dir().context("no cache directory for this user (set EDGEIMG_CACHE)")?;
+    Ok(base.join("edgeimg"))
+}
+
+/// The trusted keys: Alpine's built-in ones plus `extra` (the recipe's `alpine.keys`).
+pub fn keyring(extra: &[PathBuf]) -> Result<Keyring> {
+    let mut ring = Keyring::builtin();
+    for path in extra {
+        ring.add_file(path)
+            .with_context(|| format!("recipe alpine.keys entry {}", path.display()))?;
+    }
+    Ok(ring)
+}
+
+/// Resolve, fetch, verify and unpack the requested packages into `tree`, then write apk's
+/// database and create busybox's applet links.
+pub fn install(
+    request: &PackageRequest,
+    tree: &mut RootfsTree,
+    progress: &Progress,
+) -> Result<InstalledSet> {
+    if request.repositories.is_empty() {
+        bail!("no Alpine repositories given; add e.g. alpine.repositories = [\"https://dl-cdn.alpinelinux.org/alpine\"] to the recipe");
+    }
+    let keyring = keyring(&request.extra_keys)?;
+    let mut warnings = Vec::new();
+    let repos = request
+        .repositories
+        .iter()
+        .map(|spec| {
+            Repository::open(
+                spec,
+                &request.arch,
+                &request.cache_dir,
+                &keyring,
+                progress,
+                &mut warnings,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let world = request
+        .world
+        .iter()
+        .map(|w| Dependency::parse(w).with_context(|| format!("recipe package {w:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let cands: Vec<resolve::Candidate> = repos
+        .iter()
+        .enumerate()
+        .flat_map(|(repo, r)| {
+            r.index
+                .entries
+                .iter()
+                .map(move |entry| resolve::Candidate { repo, entry })
+        })
+        .filter(|c| {
+            c.entry.arch == request.arch || c.entry.arch == "noarch" || c.entry.arch.is_empty()
+        })
+        .collect();
+    let order = resolve::resolve(&cands, &world).with_context(|| {
+        let names: Vec<String> = request
+            .repositories
+            .iter()
+            .map(RepoSpec::repositories_line)
+            .collect();
+        format!(
+            "resolving packages for {} from {}",
+            request.arch,
+            names.join(", ")
+        )
+    })?;
+
+    let steps = progress.steps("fetching packages", order.len() as u64);
+    let mut fetched = Vec::with_capacity(order.len());
+    for &i in &order {
+        let c = cands[i];
+        fetched.push(fetch::fetch(
+            c.entry,
+            &repos[c.repo],
+            &request.cache_dir,
+            &keyring,
+            progress,
+        )?);
+        steps.inc(1);
+    }
+    steps.finish_and_clear();
+
+    let mut files = Vec::with_capacity(order.len());
+    for (&i, f) in order.iter().zip(&fetched) {
+        let name = cands[i].entry.name_version();
+        files.push(unpack::unpack(&f.apk, tree, &name)?);
+        for script in f.apk.scripts.iter().filter(|s| s.kind != "trigger") {
+            if cands[i].entry.name == "busybox" && script.kind == "post-install" {
+                continue; // its job (applet links) is done below
+            }
+            warnings.push(format!(
+                "{name}: {} script not run (the build never runs target binaries); it is recorded in /lib/apk/db/scripts.tar.gz",
+                script.kind
+            ));
+        }
+    }
+    let busybox_links = busybox::create_applet_links(tree)?;
+
+    let db_packages: Vec<db::DbPackage> = order
+        .iter()
+        .zip(&fetched)
+        .zip(&files)
+        .map(|((&i, f), files)| db::DbPackage {
+            entry: cands[i].entry,
+            apk: &f.apk,
+            files,
+        })
+        .collect();
+    let used: BTreeSet<&str> = repos
+        .iter()
+        .map(|r| r.signed_by.as_str())
+        .chain(fetched.iter().filter_map(|f| f.apk.signed_by.as_deref()))
+        .collect();
+    let keys: Vec<&signature::TrustedKey> = used.iter().filter_map(|k| keyring.get(k)).collect();
+    db::write(
+        tree,
+        &db::DbInputs {
+            packages: &db_packages,
+            world: &request.world,
+            repositories: &request.repositories,
+            keys: &keys,
+            arch: &request.arch,
+        },
+    )?;
+
+    let packages = order
+        .iter()
+        .zip(&fetched)
+        .map(|(&i, f)| {
+            let (e, repo) = (cands[i].entry, &repos[cands[i].repo]);
+            InstalledPackage {
+                name: e.name.clone(),
+                version: e.version.clone(),
+                arch: e.arch.clone(),
+                apk_sha256: f.sha256.clone(),
+                checksum: e.checksum.clone(),
+                size: e.size,
+                installed_size: e.installed_size,
+                license: e.license.clone(),
+                origin: e.origin.clone(),
+                repository: repo.spec.repositories_line(),
+            }
+        })
+        .collect();
+    Ok(InstalledSet {
+        packages,
+        warnings,
+        busybox_links,
+    })
+}

@@ -1,0 +1,157 @@
+//! One repository (`<base>/<branch>/<name>/<arch>/`): fetch its APKINDEX.tar.gz, verify the
+//! signature, parse it. Downloaded indexes are cached so an offline rebuild still works.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::gzip;
+use super::index::ApkIndex;
+use super::progress::Progress;
+use super::signature::{self, Keyring};
+use super::source::Location;
+
+/// A repository as the recipe names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSpec {
+    /// `https://dl-cdn.alpinelinux.org/alpine`, `/srv/mirror` or `file:///srv/mirror`.
+    pub base: String,
+    /// `v3.23`, `edge`.
+    pub branch: String,
+    /// `main`, `community`.
+    pub name: String,
+}
+
+impl RepoSpec {
+    /// The line apk expects in `/etc/apk/repositories`.
+    pub fn repositories_line(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.base.trim_end_matches('/'),
+            self.branch,
+            self.name
+        )
+    }
+}
+
+/// A repository whose index has been verified and parsed.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub spec: RepoSpec,
+    /// `<base>/<branch>/<name>/<arch>`.
+    pub location: Location,
+    pub index: ApkIndex,
+    /// The trusted key that signed the index.
+    pub signed_by: String,
+}
+
+const INDEX_FILE: &str = "APKINDEX.tar.gz";
+
+impl Repository {
+    /// Fetch (or read) and verify the index. A remote index that cannot be downloaded falls
+    /// back to the cached copy, which is verified again like a fresh one.
+    pub fn open(
+        spec: &RepoSpec,
+        arch: &str,
+        cache_dir: &Path,
+        keyring: &Keyring,
+        progress: &Progress,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self> {
+        let base = Location::parse(&spec.base)?;
+        let location = base.join(&format!("{}/{}/{arch}", spec.branch, spec.name));
+        let index_location = location.join(INDEX_FILE);
+        let cached = cache_path(cache_dir, &index_location);
+        let label = format!("{}/{} index", spec.branch, spec.name);
+        let (bytes, from_cache) = match index_location.read(&label, progress) {
+            Ok(bytes) => (bytes, false),
+            Err(e) if index_location.is_remote() && cached.exists() => {
+                warnings.push(format!(
+                    "{index_location}: {e:#}; using the cached index from {}",
+                    cached.display()
+                ));
+                let bytes = std::fs::read(&cached)
+                    .with_context(|| format!("cannot read {}", cached.display()))?;
+                (bytes, true)
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot get the index of repository {} for {arch}",
+                        spec.repositories_line()
+                    )
+                })
+            }
+        };
+        let what = format!("index {index_location}");
+        let (index, signed_by) = verify_and_parse(&bytes, keyring, &what)?;
+        if index_location.is_remote() && !from_cache {
+            store(&cached, &bytes)?;
+        }
+        Ok(Repository {
+            spec: spec.clone(),
+            location,
+            index,
+            signed_by,
+        })
+    }
+}
+
+/// Check the index's signature over its second gzip stream, then parse the APKINDEX in it.
+pub fn verify_and_parse(bytes: &[u8], keyring: &Keyring, what: &str) -> Result<(ApkIndex, String)> {
+    let members = gzip::split_members(bytes).with_context(|| format!("{what} is corrupt"))?;
+    let [sig, content] = members.as_slice() else {
+        bail!(
+            "{what} has {} gzip streams; a signed APKINDEX.tar.gz has 2 (signature, index)",
+            members.len()
+        );
+    };
+    let signatures = signature::read_signatures(&sig.data, what)?;
+    let signed_by = keyring.verify(&signatures, &bytes[content.compressed.clone()], what)?;
+    let mut archive = tar::Archive::new(content.data.as_slice());
+    let (mut description, mut text) = (String::new(), None);
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{what}: bad tar"))?
+    {
+        let mut entry = entry.with_context(|| format!("{what}: bad tar entry"))?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut body = String::new();
+        match name.as_str() {
+            "APKINDEX" | "DESCRIPTION" => {
+                std::io::Read::read_to_string(&mut entry, &mut body)
+                    .with_context(|| format!("{what}: {name} is not UTF-8 text"))?;
+            }
+            _ => continue,
+        }
+        if name == "APKINDEX" {
+            text = Some(body);
+        } else {
+            description = body.trim().to_string();
+        }
+    }
+    let text = text.with_context(|| format!("{what} holds no APKINDEX file"))?;
+    let mut index = ApkIndex::parse(&text).with_context(|| format!("{what}: APKINDEX"))?;
+    index.description = description;
+    Ok((index, signed_by))
+}
+
+/// Cache file for a remote index: one folder per index URL, named by a hash of it.
+fn cache_path(cache_dir: &Path, location: &Location) -> PathBuf {
+    let digest = hex::encode(&Sha256::digest(location.to_string().as_bytes())[..12]);
+    cache_dir.join("index").join(digest).join(INDEX_FILE)
+}
+
+/// Write through a temp file + rename, so the cache never holds a half-written file.
+pub fn store(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create cache dir {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write to cache dir {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot store {}", path.display()))?;
+    Ok(())
+}

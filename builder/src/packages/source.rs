@@ -1,0 +1,106 @@
+//! Where repository files come from: https (rustls, no OpenSSL) or a local folder
+//! (`/path` or `file:///path`), read the same way so a local mirror behaves like a remote one.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use super::progress::Progress;
+
+/// A repository base location, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Http(String),
+    Local(PathBuf),
+}
+
+impl Location {
+    pub fn parse(base: &str) -> Result<Self> {
+        let base = base.trim_end_matches('/');
+        if base.starts_with("https://") || base.starts_with("http://") {
+            Ok(Location::Http(base.to_string()))
+        } else if let Some(path) = base.strip_prefix("file://") {
+            Ok(Location::Local(PathBuf::from(path)))
+        } else if base.starts_with('/') || base.starts_with('.') {
+            Ok(Location::Local(PathBuf::from(base)))
+        } else {
+            bail!("repository {base:?} is neither an https:// URL nor a local folder (/path or file:///path)")
+        }
+    }
+
+    /// The location of `rel` (slash-separated) under this base, for messages and fetching.
+    pub fn join(&self, rel: &str) -> Location {
+        match self {
+            Location::Http(url) => Location::Http(format!("{url}/{rel}")),
+            Location::Local(dir) => Location::Local(dir.join(rel)),
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Location::Http(_))
+    }
+
+    /// Read the whole file, with a progress bar for downloads.
+    pub fn read(&self, label: &str, progress: &Progress) -> Result<Vec<u8>> {
+        match self {
+            Location::Local(path) => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            }
+            Location::Http(url) => download(url, label, progress),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Http(url) => f.write_str(url),
+            Location::Local(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+fn download(url: &str, label: &str, progress: &Progress) -> Result<Vec<u8>> {
+    let mut response = ureq::get(url)
+        .call()
+        .with_context(|| format!("cannot download {url}"))?;
+    let total = response.body().content_length();
+    let bar = progress.download(label, total);
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(1 << 30) as usize);
+    let mut reader = bar.wrap_read(response.body_mut().as_reader());
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("download of {url} was interrupted"))?;
+    bar.finish_and_clear();
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bases() {
+        assert_eq!(
+            Location::parse("https://dl-cdn.alpinelinux.org/alpine/").unwrap(),
+            Location::Http("https://dl-cdn.alpinelinux.org/alpine".into())
+        );
+        assert_eq!(
+            Location::parse("file:///srv/mirror").unwrap(),
+            Location::Local("/srv/mirror".into())
+        );
+        assert_eq!(
+            Location::parse("/srv/m")
+                .unwrap()
+                .join("v3.23/main")
+                .to_string(),
+            "/srv/m/v3.23/main"
+        );
+        let err = Location::parse("ftp.example.org").unwrap_err().to_string();
+        assert!(
+            err.contains("neither an https:// URL nor a local folder"),
+            "{err}"
+        );
+    }
+}

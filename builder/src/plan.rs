@@ -1,0 +1,293 @@
+//! Stage 2: the plan. Recipe + board profile + command-line overrides -> one concrete
+//! description of the image. Every later stage reads only the plan, never the recipe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use edge_config::Engine;
+
+use crate::recipe::{
+    parse_mode, parse_size, Arch, Board, LoadedRecipe, OutputKind, RecipeError, TestCase,
+    DEFAULT_MIRROR,
+};
+use crate::rootfs::RootPath;
+
+/// Packages every image gets: the file-system skeleton, the C library and busybox.
+pub const BASE_PACKAGES: &[&str] = &["alpine-baselayout", "busybox", "musl"];
+
+/// What the command line (or environment) may change without editing the recipe.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Output folder (default `images/<name>/`).
+    pub out_dir: Option<PathBuf>,
+    /// Alpine mirror replacing the recipe's (URL or local folder).
+    pub mirror: Option<String>,
+    /// Extra trusted keys (for that mirror).
+    pub trusted_keys: Vec<PathBuf>,
+    /// Build date for timestamps (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub hostname: String,
+    pub board: Board,
+    pub arch: Arch,
+    pub recipe_path: PathBuf,
+    pub out_dir: PathBuf,
+    /// Every timestamp in the image; fixed so that builds are reproducible.
+    pub source_date_epoch: u64,
+    pub alpine: AlpinePlan,
+    pub kernel: KernelPlan,
+    pub model: Option<ModelPlan>,
+    pub runtime: RuntimePlan,
+    pub network: edge_config::NetworkConfig,
+    pub files: Vec<FilePlan>,
+    pub outputs: BTreeSet<OutputKind>,
+    pub disk_size: Option<u64>,
+    pub data_size: u64,
+    pub tests: Vec<TestCase>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlpinePlan {
+    /// https URL or local folder laid out like an Alpine mirror.
+    pub mirror: String,
+    pub branch: String,
+    pub repositories: Vec<String>,
+    /// Everything asked for: base packages, kernel, firmware, the recipe's packages.
+    pub world: Vec<String>,
+    /// Keys to trust besides Alpine's built-in ones.
+    pub extra_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelPlan {
+    pub package: String,
+    /// The whole kernel command line.
+    pub cmdline: String,
+    /// Modules to include and load (their `modules.dep` closure is added later).
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    pub path: PathBuf,
+    pub name: String,
+    pub sha256: Option<String>,
+    pub inputs: BTreeMap<String, Vec<i64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimePlan {
+    pub engine: Engine,
+    pub listen: String,
+    pub threads: usize,
+    pub max_concurrency: Option<usize>,
+    pub max_body_bytes: Option<u64>,
+    pub bearer_token: Option<String>,
+    pub debug_shell: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub dest: RootPath,
+    pub source: FileSource,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    Host(PathBuf),
+    Inline(String),
+}
+
+impl Plan {
+    pub fn new(loaded: &LoadedRecipe, overrides: &Overrides) -> Result<Plan, RecipeError> {
+        let r = &loaded.recipe;
+        let board = r.image.board;
+        let profile = board.profile();
+        let name = r.image.name.get_ref().clone();
+
+        let kernel_package = r
+            .kernel
+            .package
+            .clone()
+            .unwrap_or_else(|| profile.kernel_package.to_string());
+        let mut world: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+        world.push(kernel_package.clone());
+        world.extend(profile.firmware_packages.iter().map(|s| s.to_string()));
+        world.extend(r.alpine.packages.iter().map(|p| p.get_ref().clone()));
+        dedup_keep_order(&mut world);
+
+        let mut extra_keys: Vec<PathBuf> = r
+            .alpine
+            .keys
+            .iter()
+            .map(|k| loaded.resolve(k.get_ref()))
+            .collect();
+        extra_keys.extend(overrides.trusted_keys.iter().cloned());
+        for (key, spanned) in extra_keys.iter().zip(r.alpine.keys.iter()) {
+            if !key.is_file() {
+                return Err(loaded.error_at(
+                    spanned.span(),
+                    "alpine.keys",
+                    format!("key file {} does not exist", key.display()),
+                ));
+            }
+        }
+
+        let mirror = match (&overrides.mirror, &r.alpine.mirror) {
+            (Some(m), _) => m.clone(),
+            (None, Some(m)) => resolve_mirror(loaded, m.get_ref()),
+            (None, None) => DEFAULT_MIRROR.to_string(),
+        };
+
+        let mut cmdline = profile.console.to_string();
+        if let Some(extra) = &r.kernel.cmdline {
+            cmdline.push(' ');
+            cmdline.push_str(extra);
+        }
+        let mut modules: Vec<String> = profile.modules.iter().map(|s| s.to_string()).collect();
+        modules.extend(r.kernel.modules.iter().cloned());
+        dedup_keep_order(&mut modules);
+
+        let model = match &r.model {
+            None => None,
+            Some(m) => {
+                let path = loaded.resolve(m.path.get_ref());
+                if !path.is_file() {
+                    return Err(loaded.error_at(
+                        m.path.span(),
+                        "model.path",
+                        format!(
+                            "model file {} does not exist (paths are relative to the recipe's folder)",
+                            path.display()
+                        ),
+                    ));
+                }
+                let name = m.name.clone().unwrap_or_else(|| {
+                    path.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "model".into())
+                });
+                Some(ModelPlan {
+                    path,
+                    name,
+                    sha256: m.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
+                    inputs: m.inputs.clone(),
+                })
+            }
+        };
+
+        let mut files = Vec::new();
+        for f in &r.files {
+            let dest = RootPath::new(f.dest.get_ref())
+                .map_err(|e| loaded.error_at(f.dest.span(), "files.dest", e.to_string()))?;
+            let source = match (&f.src, &f.content) {
+                (Some(src), _) => {
+                    let path = loaded.resolve(src);
+                    if !path.is_file() {
+                        return Err(loaded.error_at(
+                            f.dest.span(),
+                            "files.src",
+                            format!("source file {} does not exist", path.display()),
+                        ));
+                    }
+                    FileSource::Host(path)
+                }
+                (None, Some(text)) => FileSource::Inline(text.clone()),
+                (None, None) => unreachable!("validated: one of src/content"),
+            };
+            let mode = f
+                .mode
+                .as_ref()
+                .map(|m| parse_mode(m.get_ref()).expect("validated"))
+                .unwrap_or(0o644);
+            files.push(FilePlan { dest, source, mode });
+        }
+
+        let outputs: BTreeSet<OutputKind> = match &r.image.outputs {
+            Some(list) => list.iter().copied().collect(),
+            None if profile.disk_boot => [OutputKind::RootfsTar, OutputKind::Disk].into(),
+            None => [OutputKind::RootfsTar, OutputKind::Initramfs].into(),
+        };
+
+        let size = |s: &Option<toml::Spanned<String>>| {
+            s.as_ref()
+                .map(|s| parse_size(s.get_ref()).expect("validated"))
+        };
+
+        Ok(Plan {
+            hostname: r.image.hostname.clone().unwrap_or_else(|| name.clone()),
+            out_dir: overrides
+                .out_dir
+                .clone()
+                .unwrap_or_else(|| default_out_dir(&loaded.path, &name)),
+            name,
+            board,
+            arch: profile.arch,
+            recipe_path: loaded.path.clone(),
+            source_date_epoch: overrides.source_date_epoch.unwrap_or(0),
+            alpine: AlpinePlan {
+                mirror,
+                branch: r.alpine.branch.clone(),
+                repositories: r.alpine.repositories.clone(),
+                world,
+                extra_keys,
+            },
+            kernel: KernelPlan {
+                package: kernel_package,
+                cmdline,
+                modules,
+            },
+            model,
+            runtime: RuntimePlan {
+                engine: r.runtime.engine,
+                listen: r.runtime.listen.get_ref().clone(),
+                threads: r.runtime.threads,
+                max_concurrency: r.runtime.max_concurrency,
+                max_body_bytes: size(&r.runtime.max_body),
+                bearer_token: r.runtime.bearer_token.clone(),
+                debug_shell: r.runtime.debug_shell,
+            },
+            network: edge_config::NetworkConfig {
+                dhcp: r.network.dhcp,
+                interface: r.network.interface.clone(),
+            },
+            files,
+            outputs,
+            disk_size: size(&r.image.size),
+            data_size: size(&r.image.data_size).unwrap_or(32 << 20),
+            tests: r.tests.clone(),
+        })
+    }
+}
+
+/// A mirror that is not a URL is a folder, relative to the recipe like every other path.
+fn resolve_mirror(loaded: &LoadedRecipe, mirror: &str) -> String {
+    if mirror.contains("://") {
+        mirror.to_string()
+    } else {
+        loaded.resolve(Path::new(mirror)).display().to_string()
+    }
+}
+
+/// `images/<name>/` next to the recipes folder when the recipe lives in `recipes/`, else
+/// `images/<name>/` in the current directory.
+fn default_out_dir(recipe: &Path, name: &str) -> PathBuf {
+    let project = recipe
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "recipes"))
+        .and_then(Path::parent);
+    match project {
+        Some(p) if !p.as_os_str().is_empty() => p.join("images").join(name),
+        _ => PathBuf::from("images").join(name),
+    }
+}
+
+fn dedup_keep_order(items: &mut Vec<String>) {
+    let mut seen = BTreeSet::new();
+    items.retain(|i| seen.insert(i.clone()));
+}

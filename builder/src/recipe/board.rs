@@ -1,0 +1,107 @@
+//! Board profiles: what a board implies (arch, kernel, firmware, console, image layout), so a
+//! recipe only states what differs.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Board {
+    Rpi4,
+    Rpi3,
+    #[serde(rename = "qemu-x86_64")]
+    QemuX86_64,
+    QemuAarch64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// Alpine's name for the arch (repository folder, `A:` field).
+    pub fn alpine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The Rust target our static device binaries are built for.
+    pub fn musl_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
+}
+
+/// Everything a board decides by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardProfile {
+    pub arch: Arch,
+    pub kernel_package: &'static str,
+    /// Packages the board needs besides the kernel (boot firmware, ...).
+    pub firmware_packages: &'static [&'static str],
+    /// Kernel console argument(s).
+    pub console: &'static str,
+    /// Modules the board always loads (beyond the recipe's extra modules).
+    pub modules: &'static [&'static str],
+    /// Boots from an SD card/disk image rather than kernel + initramfs given directly.
+    pub disk_boot: bool,
+}
+
+impl Board {
+    pub const ALL: [Board; 4] = [
+        Board::Rpi4,
+        Board::Rpi3,
+        Board::QemuX86_64,
+        Board::QemuAarch64,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Rpi4 => "rpi4",
+            Board::Rpi3 => "rpi3",
+            Board::QemuX86_64 => "qemu-x86_64",
+            Board::QemuAarch64 => "qemu-aarch64",
+        }
+    }
+
+    pub fn profile(self) -> BoardProfile {
+        match self {
+            Board::Rpi4 | Board::Rpi3 => BoardProfile {
+                arch: Arch::Aarch64,
+                kernel_package: "linux-rpi",
+                firmware_packages: &["raspberrypi-bootloader"],
+                console: "console=serial0,115200 console=tty1",
+                modules: &[],
+                disk_boot: true,
+            },
+            Board::QemuX86_64 => BoardProfile {
+                arch: Arch::X86_64,
+                kernel_package: "linux-virt",
+                firmware_packages: &[],
+                console: "console=ttyS0",
+                modules: &["virtio_net", "virtio_blk"],
+                disk_boot: false,
+            },
+            Board::QemuAarch64 => BoardProfile {
+                arch: Arch::Aarch64,
+                kernel_package: "linux-virt",
+                firmware_packages: &[],
+                console: "console=ttyAMA0",
+                modules: &["virtio_net", "virtio_blk"],
+                disk_boot: false,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,333 @@
+//! The recipe's TOML schema. Every section rejects unknown keys; defaults come from the board.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Board, LoadedRecipe, RecipeError};
+pub use edge_config::Engine;
+
+/// Alpine's CDN: the mirror used unless the recipe, `--mirror` or `EDGEIMG_ALPINE_MIRROR` say otherwise.
+pub const DEFAULT_MIRROR: &str = "https://dl-cdn.alpinelinux.org/alpine";
+pub const DEFAULT_BRANCH: &str = "v3.23";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub image: ImageSection,
+    #[serde(default)]
+    pub alpine: AlpineSection,
+    #[serde(default)]
+    pub kernel: KernelSection,
+    pub model: Option<ModelSection>,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+    #[serde(default, rename = "test")]
+    pub tests: Vec<TestCase>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// Image name: output folder and file names (`images/<name>/`).
+    pub name: Spanned<String>,
+    pub board: Board,
+    /// Hostname on the device (default: the image name).
+    pub hostname: Option<String>,
+    /// What to write; the board decides when absent.
+    pub outputs: Option<Vec<OutputKind>>,
+    /// Total disk image size for disk outputs, e.g. "256MiB" (default: just big enough).
+    pub size: Option<Spanned<String>>,
+    /// Size of the writable ext4 data partition on disk images, e.g. "64MiB".
+    pub data_size: Option<Spanned<String>>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKind {
+    /// The root file system as a tar archive (owners root:root, whoever built it).
+    RootfsTar,
+    /// Kernel + cpio initramfs for direct boot (QEMU `-kernel`/`-initrd`).
+    Initramfs,
+    /// A raw, partitioned disk image (plus its `.bmap`).
+    Disk,
+    /// The disk image converted to qcow2.
+    Qcow2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlpineSection {
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// An https URL or a local folder laid out like an Alpine mirror.
+    pub mirror: Option<Spanned<String>>,
+    #[serde(default = "default_repositories")]
+    pub repositories: Vec<String>,
+    /// Extra packages (Alpine names or `so:`/`cmd:` provides, optionally with a version).
+    #[serde(default)]
+    pub packages: Vec<Spanned<String>>,
+    /// Public keys (`*.rsa.pub`) to trust besides Alpine's own.
+    #[serde(default)]
+    pub keys: Vec<Spanned<PathBuf>>,
+}
+
+impl Default for AlpineSection {
+    fn default() -> Self {
+        AlpineSection {
+            branch: default_branch(),
+            mirror: None,
+            repositories: default_repositories(),
+            packages: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+fn default_branch() -> String {
+    DEFAULT_BRANCH.into()
+}
+
+fn default_repositories() -> Vec<String> {
+    vec!["main".into()]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSection {
+    /// Kernel package (default from the board: `linux-virt`, `linux-rpi`).
+    pub package: Option<String>,
+    /// Extra kernel command-line arguments, appended to the board's.
+    pub cmdline: Option<String>,
+    /// Extra modules to include and load at boot (with their `modules.dep` closure).
+    #[serde(default)]
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// ONNX file, relative to the recipe.
+    pub path: Spanned<PathBuf>,
+    /// Name clients use in `/v2/models/{name}` (default: the file stem).
+    pub name: Option<String>,
+    /// Expected sha256 of the file; the build stops if it differs.
+    pub sha256: Option<Spanned<String>>,
+    /// Concrete shapes for inputs with symbolic dimensions, e.g. `x = [1, 16]`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Vec<i64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    #[serde(default = "default_engine")]
+    pub engine: Engine,
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+    /// Intra-op threads; 0 = one per CPU.
+    #[serde(default)]
+    pub threads: usize,
+    /// Requests served at once.
+    pub max_concurrency: Option<usize>,
+    /// Largest request body, e.g. "16MiB".
+    pub max_body: Option<Spanned<String>>,
+    /// Require `Authorization: Bearer <token>` on every endpoint but health.
+    pub bearer_token: Option<String>,
+    /// Give a shell on the console (for debugging only: off by default).
+    #[serde(default)]
+    pub debug_shell: bool,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection {
+            engine: default_engine(),
+            listen: Spanned::new(0..0, default_listen_str()),
+            threads: 0,
+            max_concurrency: None,
+            max_body: None,
+            bearer_token: None,
+            debug_shell: false,
+        }
+    }
+}
+
+fn default_engine() -> Engine {
+    Engine::Tract
+}
+
+fn default_listen_str() -> String {
+    "0.0.0.0:8000".into()
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, default_listen_str())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    #[serde(default = "yes")]
+    pub dhcp: bool,
+    /// Interface for DHCP (default: the first Ethernet interface).
+    pub interface: Option<String>,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            dhcp: true,
+            interface: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One extra file to put into the image: from a host file or inline text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Host file, relative to the recipe.
+    pub src: Option<PathBuf>,
+    /// Inline contents (instead of `src`).
+    pub content: Option<String>,
+    /// Absolute path in the image.
+    pub dest: Spanned<String>,
+    /// Octal permission bits as a string, e.g. "0644" (default "0644").
+    pub mode: Option<Spanned<String>>,
+}
+
+/// A check `edgeimg test` runs against the booted image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    pub name: String,
+    /// Input tensors by name: a (nested) array of numbers, or `{ random = SEED }` for seeded
+    /// uniform [0, 1) data of the model's frozen shape.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, toml::Value>,
+    /// Expected outputs by name (flat or nested arrays).
+    #[serde(default)]
+    pub expect: BTreeMap<String, toml::Value>,
+    /// Also compare every output with the host's ONNX Runtime on the same input.
+    #[serde(default)]
+    pub compare_onnxruntime: bool,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Ask init to kill the server first, and check it comes back.
+    #[serde(default)]
+    pub kill_server: bool,
+}
+
+fn default_tolerance() -> f64 {
+    1e-4
+}
+
+/// Checks that serde cannot express: names, sizes, paths and addresses.
+pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
+    let r = &loaded.recipe;
+    let name = &r.image.name;
+    let valid_name = !name.get_ref().is_empty()
+        && name.get_ref().len() <= 63
+        && name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.get_ref().starts_with('-');
+    if !valid_name {
+        return Err(loaded.error_at(
+            name.span(),
+            "image.name",
+            format!(
+                "{:?} is not a valid image name; use 1-63 lowercase letters, digits and '-' (it names files and the hostname)",
+                name.get_ref()
+            ),
+        ));
+    }
+    for (key, size) in [
+        ("image.size", &r.image.size),
+        ("image.data_size", &r.image.data_size),
+        ("runtime.max_body", &r.runtime.max_body),
+    ] {
+        if let Some(size) = size {
+            parse_size(size.get_ref()).map_err(|msg| loaded.error_at(size.span(), key, msg))?;
+        }
+    }
+    let listen = &r.runtime.listen;
+    if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
+        return Err(loaded.error_at(
+            listen.span(),
+            "runtime.listen",
+            format!(
+                "{:?} is not an address:port; e.g. \"0.0.0.0:8000\"",
+                listen.get_ref()
+            ),
+        ));
+    }
+    if let Some(model) = &r.model {
+        if let Some(sha) = &model.sha256 {
+            let s = sha.get_ref();
+            if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(loaded.error_at(
+                    sha.span(),
+                    "model.sha256",
+                    format!("{s:?} is not a sha256; give 64 hex digits (`sha256sum MODEL`)"),
+                ));
+            }
+        }
+    }
+    for file in &r.files {
+        if !file.dest.get_ref().starts_with('/') {
+            return Err(loaded.error_at(
+                file.dest.span(),
+                "files.dest",
+                format!(
+                    "{:?} must be an absolute path in the image, e.g. \"/etc/motd\"",
+                    file.dest.get_ref()
+                ),
+            ));
+        }
+        if file.src.is_some() == file.content.is_some() {
+            return Err(loaded.error_at(
+                file.dest.span(),
+                "files",
+                "give exactly one of `src` (a host file) or `content` (inline text)",
+            ));
+        }
+        if let Some(mode) = &file.mode {
+            parse_mode(mode.get_ref())
+                .map_err(|msg| loaded.error_at(mode.span(), "files.mode", msg))?;
+        }
+    }
+    Ok(())
+}
+
+/// "64MiB", "1 GiB", "512000" -> bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| {
+            format!("{text:?} is not a size; write e.g. \"64MiB\", \"1GiB\" or a number of bytes")
+        })
+}
+
+/// "0644" -> 0o644.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal mode; write e.g. \"0644\" or \"0755\""))
+}

@@ -1,0 +1,54 @@
+//! Stream compressors shared by the writers, configured for reproducible output.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+/// Compression for archives such as the cpio initramfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip level 9 with no name and time 0 in the header: every kernel can unpack it.
+    Gzip,
+    /// zstd level 19, single-threaded (so the frame layout does not depend on the host).
+    Zstd,
+    None,
+}
+
+impl Compression {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::None => "",
+        }
+    }
+
+    /// Compress everything `fill` writes into `out`.
+    pub fn compress_into<W: Write>(
+        self,
+        out: W,
+        fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+    ) -> Result<W> {
+        match self {
+            Compression::Gzip => {
+                let mut enc = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(out, flate2::Compression::best());
+                fill(&mut enc)?;
+                enc.finish().context("gzip compression failed")
+            }
+            Compression::Zstd => {
+                let mut enc = zstd::Encoder::new(out, 19).context("cannot start zstd")?;
+                enc.include_checksum(true)
+                    .context("cannot configure zstd")?;
+                fill(&mut enc)?;
+                enc.finish().context("zstd compression failed")
+            }
+            Compression::None => {
+                let mut out = out;
+                fill(&mut out)?;
+                Ok(out)
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Real QEMU boots of Alpine's kernel with a tiny initramfs, on both architectures.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{alpine_kernel_and_initrd, board, fixture_initramfs, SERVING_INIT};
+use edgeimg_qemu::{Arch, BootSpec, Error, Qemu, RunningVm, ShutdownRequest, SpawnOptions};
+
+/// Generous for TCG on a loaded 2-core machine; a healthy boot takes a few seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn boot(arch: Arch, init: Option<&str>, forward: bool) -> (RunningVm, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (kernel, _) = alpine_kernel_and_initrd(arch);
+    let mut spec = BootSpec::kernel(board(arch), kernel);
+    spec.initrd = Some(fixture_initramfs(arch, init, dir.path()));
+    spec.append = "quiet".into();
+    spec.forward_port = forward.then_some(8000);
+    let vm = Qemu::spawn(&spec, &SpawnOptions::default()).expect("QEMU starts");
+    (vm, dir)
+}
+
+/// Read the fixture server's line through the forwarded port; the guest may still be
+/// starting its listener, and user networking accepts host connections before it does.
+fn read_forwarded_line(vm: &RunningVm) -> String {
+    let addr = vm.api_addr().expect("a forwarded port");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut line = String::new();
+            if BufReader::new(stream).read_line(&mut line).is_ok() && !line.is_empty() {
+                return line.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing answered on {addr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn serves_forwards_and_powers_off(arch: Arch, request: ShutdownRequest) {
+    let (mut vm, _dir) = boot(arch, Some(SERVING_INIT), true);
+    let ready = vm.wait_for_ready(READY_TIMEOUT).unwrap();
+    assert_eq!(ready.line.model, "fixture");
+    assert_eq!(ready.line.listen.port(), 8000);
+    assert!(ready.line.ms_since_boot > 0, "{ready:?}");
+    eprintln!(
+        "{arch}: ready after {:?} on the host, {} ms in the guest ({}: {})",
+        ready.host_boot_to_ready,
+        ready.line.ms_since_boot,
+        vm.accel().accel,
+        vm.accel().reason
+    );
+
+    assert_eq!(read_forwarded_line(&vm), format!("edgeimg-fixture {arch}"));
+
+    let took = vm.shutdown(request, Duration::from_secs(30)).unwrap();
+    eprintln!("{arch}: powered off in {took:?}");
+    let log = std::fs::read_to_string(vm.console_log_path()).unwrap();
+    assert!(log.contains("EDGEIMG-POWEROFF"), "{log}");
+}
+
+#[test]
+fn x86_64_boots_serves_forwards_and_powers_off_on_ctrl_alt_delete() {
+    serves_forwards_and_powers_off(Arch::X86_64, ShutdownRequest::CtrlAltDelete);
+}
+
+#[test]
+fn aarch64_boots_serves_forwards_and_powers_off_on_console_request() {
+    serves_forwards_and_powers_off(
+        Arch::Aarch64,
+        ShutdownRequest::ConsoleInput("poweroff\n".into()),
+    );
+}
+
+fn panic_fails_fast_with_the_console_tail(arch: Arch) {
+    let (mut vm, _dir) = boot(arch, None, false);
+    match vm.wait_for_ready(READY_TIMEOUT) {
+        Err(Error::KernelPanic { line, console_tail }) => {
+            assert!(line.contains("Kernel panic"), "{line}");
+            assert!(console_tail.contains("Kernel panic"), "{console_tail}");
+            assert!(console_tail.lines().count() > 1, "{console_tail}");
+        }
+        other => panic!("expected a kernel panic, got {other:?}"),
+    }
+}
+
+#[test]
+fn x86_64_kernel_panic_fails_fast() {
+    panic_fails_fast_with_the_console_tail(Arch::X86_64);
+}
+
+#[test]
+fn aarch64_kernel_panic_fails_fast() {
+    panic_fails_fast_with_the_console_tail(Arch::Aarch64);
+}
+
+#[test]
+fn a_guest_that_never_gets_ready_times_out_with_the_tail() {
+    let init = "echo fixture: waiting forever\nwhile true; do sleep 1; done\n";
+    let (mut vm, _dir) = boot(Arch::X86_64, Some(init), false);
+    let started = Instant::now();
+    // Long enough for the script to start, short enough to prove the wait is bounded.
+    match vm.wait_for_ready(Duration::from_secs(20)) {
+        Err(Error::ReadyTimeout { console_tail, .. }) => {
+            assert!(
+                console_tail.contains("fixture: waiting forever"),
+                "{console_tail}"
+            );
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+#[test]
+fn a_guest_error_line_fails_the_boot() {
+    let init =
+        "echo 'EDGEIMG-ERROR model=m reason=model file missing'\nwhile true; do sleep 1; done\n";
+    let (mut vm, _dir) = boot(Arch::Aarch64, Some(init), false);
+    match vm.wait_for_ready(READY_TIMEOUT) {
+        Err(Error::GuestError { line, console_tail }) => {
+            assert!(line.contains("model file missing"), "{line}");
+            assert!(console_tail.contains("EDGEIMG-ERROR"), "{console_tail}");
+        }
+        other => panic!("expected the guest's error, got {other:?}"),
+    }
+}
+
+#[test]
+fn qemu_exiting_early_is_reported_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a kernel: QEMU refuses to load it and exits.
+    let bogus = dir.path().join("not-a-kernel");
+    std::fs::write(&bogus, b"definitely not a kernel").unwrap();
+    let spec = BootSpec::kernel(common::board(Arch::Aarch64), &bogus);
+    let err = match Qemu::spawn(&spec, &SpawnOptions::default()) {
+        Ok(mut vm) => vm.wait_for_ready(READY_TIMEOUT).unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::QemuExited { .. }), "{err}");
+}
+
+#[test]
+fn dropping_the_vm_kills_qemu() {
+    let (vm, _dir) = boot(Arch::X86_64, Some("while true; do sleep 1; done\n"), false);
+    let pid = vm.pid();
+    drop(vm);
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(!alive, "QEMU {pid} outlived its handle");
+}

@@ -1,0 +1,72 @@
+//! The boot sequence, in order: signals, mounts, config, hostname, modules, network, data,
+//! then the run loop.
+
+use std::path::Path;
+
+use nix::sys::reboot::set_cad_enabled;
+
+use crate::runloop::{self, Settings};
+use crate::signals::Signals;
+use crate::supervisor::ServerSpec;
+use crate::{cmdline, config, console, data, modules, mounts, net, readiness, shutdown};
+
+pub fn boot() -> ! {
+    // First, so a power-off signal that arrives during boot waits in the queue.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(errno) => {
+            console::error("signals", format!("cannot set up signal handling: {errno}"));
+            shutdown::power_off("signals", None);
+        }
+    };
+    // Ctrl-alt-del then arrives as SIGINT and powers off cleanly instead of an instant reboot.
+    if let Err(errno) = set_cad_enabled(false) {
+        console::error("reboot:cad", errno);
+    }
+    mounts::mount_boot_filesystems();
+    console::info(format!(
+        "started at {} ms since boot",
+        readiness::ms_since_boot()
+    ));
+
+    let flags = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    for word in &flags.unknown {
+        console::error(
+            "cmdline",
+            format!("unknown flag {word:?} ignored (see edge-init docs)"),
+        );
+    }
+
+    let config = match config::load(Path::new(edge_config::DEVICE_CONFIG_PATH)) {
+        Ok(config) => config,
+        Err(error) => {
+            console::error("config", error);
+            shutdown::power_off("config", None);
+        }
+    };
+
+    if let Err(errno) = nix::unistd::sethostname(&config.hostname) {
+        console::error("hostname", format!("{:?}: {errno}", config.hostname));
+    }
+    modules::load_all(&config.init.modules);
+    net::bring_up_loopback();
+    net::configure(&config.init.network, &config.hostname);
+    let data_mount =
+        config.init.data.as_ref().and_then(|data| {
+            data::mount_data(data, (config.init.server_uid, config.init.server_gid))
+        });
+
+    // config::load checked the address already.
+    let listen = config::listen_address(&config.runtime.listen)
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 8000).into());
+    let settings = Settings {
+        server: ServerSpec::from_config(&config),
+        probe: readiness::probe_target(listen),
+        listen: config.runtime.listen.clone(),
+        models: config::model_names(&config),
+        debug_shell: config.init.debug_shell || flags.debug_shell,
+        flags,
+        data_mount,
+    };
+    runloop::run(settings, signals)
+}

@@ -1,0 +1,69 @@
+//! The `edgeimg.*` flags on the kernel command line: how tests steer init from outside.
+
+/// What the kernel command line asks of init.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Flags {
+    /// `edgeimg.selftest=kill-server`: kill the server once after the first READY line.
+    pub kill_server_once: bool,
+    /// `edgeimg.poweroff_after_ready=1`: power off right after the first READY line.
+    pub poweroff_after_ready: bool,
+    /// `edgeimg.debug_shell=1`: a shell on the console even if the config does not ask.
+    pub debug_shell: bool,
+    /// `edgeimg.*` words this init does not know; reported so a typo is noticed.
+    pub unknown: Vec<String>,
+}
+
+/// Parses `/proc/cmdline` text. Words that are not `edgeimg.*` belong to the kernel and others.
+pub fn parse(cmdline: &str) -> Flags {
+    let mut flags = Flags::default();
+    for word in cmdline.split_whitespace() {
+        let Some(setting) = word.strip_prefix("edgeimg.") else {
+            continue;
+        };
+        let (key, value) = setting.split_once('=').unwrap_or((setting, "1"));
+        match (key, value) {
+            ("selftest", "kill-server") => flags.kill_server_once = true,
+            ("poweroff_after_ready", v) => flags.poweroff_after_ready = is_true(v),
+            ("debug_shell", v) => flags.debug_shell = is_true(v),
+            _ => flags.unknown.push(word.to_string()),
+        }
+    }
+    flags
+}
+
+fn is_true(value: &str) -> bool {
+    matches!(value, "1" | "yes" | "true" | "on")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_edgeimg_flags_and_ignores_kernel_words() {
+        let flags = parse(
+            "console=ttyS0 quiet edgeimg.selftest=kill-server edgeimg.poweroff_after_ready=1\n",
+        );
+        assert!(flags.kill_server_once);
+        assert!(flags.poweroff_after_ready);
+        assert!(!flags.debug_shell);
+        assert!(flags.unknown.is_empty());
+    }
+
+    #[test]
+    fn bare_flag_means_on_and_zero_means_off() {
+        let flags = parse("edgeimg.debug_shell edgeimg.poweroff_after_ready=0");
+        assert!(flags.debug_shell);
+        assert!(!flags.poweroff_after_ready);
+    }
+
+    #[test]
+    fn unknown_edgeimg_words_are_reported() {
+        let flags = parse("edgeimg.selftest=explode edgeimg.colour=red");
+        assert!(!flags.kill_server_once);
+        assert_eq!(
+            flags.unknown,
+            vec!["edgeimg.selftest=explode", "edgeimg.colour=red"]
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The writable data partition: find it by label or PARTUUID, mount it, hand it to the server.
+
+pub mod probe;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edge_config::DataPartition;
+use nix::mount::{mount, MsFlags};
+use nix::unistd::{chown, Gid, Uid};
+
+use crate::console;
+
+const SYS_BLOCK: &str = "/sys/class/block";
+/// Block drivers probe and scan partition tables after their module is loaded.
+const DEVICE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Finds and mounts the data partition; returns the mount point when mounted.
+pub fn mount_data(data: &DataPartition, owner: (u32, u32)) -> Option<PathBuf> {
+    let what = format!("data:{}", data.mountpoint);
+    let Some(device) = wait_for_device(data) else {
+        console::error(
+            &what,
+            format!(
+                "no block device with {} (is the disk attached and its driver in init.modules?)",
+                describe(data)
+            ),
+        );
+        return None;
+    };
+    if let Err(error) = std::fs::create_dir_all(&data.mountpoint) {
+        console::error(&what, format!("cannot create the mount point: {error}"));
+        return None;
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME;
+    if let Err(errno) = mount(
+        Some(&device),
+        data.mountpoint.as_str(),
+        Some(data.fstype.as_str()),
+        flags,
+        None::<&str>,
+    ) {
+        console::error(
+            &what,
+            format!(
+                "mounting {} as {} failed: {errno} (is the {} module loaded?)",
+                device.display(),
+                data.fstype,
+                data.fstype
+            ),
+        );
+        return None;
+    }
+    // The server runs unprivileged and needs to write here.
+    if let Err(errno) = chown(
+        data.mountpoint.as_str(),
+        Some(Uid::from_raw(owner.0)),
+        Some(Gid::from_raw(owner.1)),
+    ) {
+        console::error(
+            &what,
+            format!("cannot hand the mount to the server user: {errno}"),
+        );
+    }
+    console::line(&format!(
+        "EDGEIMG-DATA device={} mountpoint={}",
+        device.display(),
+        data.mountpoint
+    ));
+    Some(PathBuf::from(&data.mountpoint))
+}
+
+fn describe(data: &DataPartition) -> String {
+    match (&data.label, &data.partuuid) {
+        (Some(label), Some(uuid)) => format!("label {label:?} and PARTUUID {uuid}"),
+        (Some(label), None) => format!("label {label:?}"),
+        (None, Some(uuid)) => format!("PARTUUID {uuid}"),
+        (None, None) => "no identifier".to_string(),
+    }
+}
+
+fn wait_for_device(data: &DataPartition) -> Option<PathBuf> {
+    let deadline = Instant::now() + DEVICE_PATIENCE;
+    loop {
+        if let Some(found) = find_device(data) {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Scans `/sys/class/block` for the device that matches `data`.
+fn find_device(data: &DataPartition) -> Option<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(SYS_BLOCK).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    entries.into_iter().find_map(|entry| {
+        let uevent = probe::parse_uevent(
+            &std::fs::read_to_string(entry.path().join("uevent")).unwrap_or_default(),
+        );
+        let node = Path::new("/dev").join(uevent.devname.as_deref()?);
+        let label = if data.label.is_some() {
+            read_start(&node).and_then(|start| probe::label(&start))
+        } else {
+            None
+        };
+        probe::matches(
+            data.label.as_deref(),
+            data.partuuid.as_deref(),
+            label.as_deref(),
+            uevent.partuuid.as_deref(),
+        )
+        .then_some(node)
+    })
+}
+
+fn read_start(node: &Path) -> Option<Vec<u8>> {
+    let mut start = vec![0u8; probe::PROBE_LEN];
+    std::fs::File::open(node)
+        .ok()?
+        .read_exact(&mut start)
+        .ok()?;
+    Some(start)
+}

@@ -1,0 +1,46 @@
+//! `edge-init`: PID 1 of an edgeimg device.
+//!
+//! At boot it mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /run and /tmp, reads the device
+//! config at [`edge_config::DEVICE_CONFIG_PATH`], sets the hostname, loads the configured
+//! kernel modules in order (decompressing `.ko.gz` itself), brings up loopback and DHCP,
+//! mounts the data partition (found by label and/or PARTUUID without udev), then starts the
+//! server as the configured unprivileged user and keeps it running with exponential backoff.
+//!
+//! # Console protocol
+//! One line per event, `EDGEIMG-<EVENT>` then `key=value` words, on stdout and /dev/console:
+//! - `EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2` once DHCP is done.
+//! - `EDGEIMG-DATA device=/dev/vda1 mountpoint=/data` once the data partition is mounted.
+//! - `EDGEIMG-READY model=<names> listen=<addr> ms_since_boot=<n>` when
+//!   `GET /v2/health/ready` answers 200 on loopback; again after every restart.
+//! - `EDGEIMG-SERVER-EXIT status=<exit:N|signal:SIGx> ran_ms=<n> restart_in_ms=<n>`.
+//! - `EDGEIMG-RESTARTED model=<names> restarts=<n> last_exit=<status> ms_since_boot=<n>`.
+//! - `EDGEIMG-POWEROFF reason=<signal or flag> ms_since_boot=<n>` right before power-off.
+//! - `EDGEIMG-ERROR <what> <why>` for every failure; init never exits.
+//!
+//! # Powering off
+//! SIGTERM, SIGPWR, SIGINT (ctrl-alt-del: `RB_DISABLE_CAD` is set, so QEMU's
+//! `sendkey ctrl-alt-delete` arrives as SIGINT), and SIGUSR1/SIGUSR2 (busybox `halt`/`poweroff`)
+//! stop all processes (SIGTERM, 5 s grace, SIGKILL), sync, unmount the data partition and
+//! `reboot(RB_POWER_OFF)`.
+//!
+//! # Steering from outside (kernel command line)
+//! - `edgeimg.selftest=kill-server`: SIGKILL the server once after the first READY, to prove
+//!   the restart path (RESTARTED then READY follow).
+//! - `edgeimg.poweroff_after_ready=1`: power off at READY (after the selftest kill's second
+//!   READY when both are given).
+//! - `edgeimg.debug_shell=1`: a root shell on the console, as `init.debug_shell = true` does.
+
+pub mod backoff;
+pub mod boot;
+pub mod cmdline;
+pub mod config;
+pub mod console;
+pub mod data;
+pub mod modules;
+pub mod mounts;
+pub mod net;
+pub mod readiness;
+pub mod runloop;
+pub mod shutdown;
+pub mod signals;
+pub mod supervisor;

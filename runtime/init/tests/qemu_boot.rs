@@ -1,0 +1,268 @@
+//! Boots edge-init as PID 1 of a real Alpine `linux-virt` kernel in QEMU and checks what a
+//! device relies on: module loading (virtio_net, virtio_blk, ext4 from `.ko.gz`), DHCP from
+//! QEMU's user network, the data partition found by label + PARTUUID, the server started
+//! unprivileged, READY, a restart after the server is killed, and a clean power-off on
+//! ctrl-alt-del (SIGINT to PID 1).
+//!
+//! The server is a stand-in (a busybox script that serves a report at `/v2/health/ready`):
+//! init is what is under test. Runs when `qemu-system-x86_64` is installed; skipped otherwise.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use edge_config::{
+    DataPartition, DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, RuntimeConfig,
+};
+use support::alpine::{AlpineKernel, KERNEL_VERSION};
+use support::initramfs::Initramfs;
+use support::qemu::{BootSpec, Vm};
+
+const SERVER_UID: u32 = 1000;
+const SERVER_GID: u32 = 1001;
+const DISK_SIGNATURE: u32 = 0x5eed_0001;
+
+const STANDIN_SERVER: &str = r#"#!/bin/sh
+# Stand-in for edge-runtime: reports how init started it, then serves the report at
+# /v2/health/ready with busybox httpd.
+busybox mkdir -p /tmp/www/v2/health
+{
+  echo "args=$*"
+  busybox id
+  echo "hostname=$(busybox hostname)"
+  busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status
+  busybox grep ' /data ' /proc/mounts
+  busybox touch /data/written-by-server && echo data-writable
+} > /tmp/www/v2/health/ready 2>&1
+exec busybox httpd -f -p 8000 -h /tmp/www
+"#;
+
+fn build_edge_init() -> PathBuf {
+    // A target dir of its own: the outer `cargo test` may hold the lock on the usual one.
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge-init-musl");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args(["build", "--profile", "device", "-p", "edge-init"])
+        .args(["--target", "x86_64-unknown-linux-musl"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo");
+    assert!(
+        status.success(),
+        "building edge-init for x86_64-unknown-linux-musl failed"
+    );
+    target_dir.join("x86_64-unknown-linux-musl/device/edge-init")
+}
+
+fn device_config(modules: Vec<String>) -> DeviceConfig {
+    DeviceConfig {
+        hostname: "edge-init-test".to_string(),
+        init: InitConfig {
+            modules,
+            network: NetworkConfig {
+                dhcp: true,
+                interface: None,
+            },
+            data: Some(DataPartition {
+                label: Some("edge-data".to_string()),
+                partuuid: Some(format!("{DISK_SIGNATURE:08x}-01")),
+                fstype: "ext4".to_string(),
+                mountpoint: "/data".to_string(),
+            }),
+            server_uid: SERVER_UID,
+            server_gid: SERVER_GID,
+            server_path: "/bin/health-server".to_string(),
+            server_args: vec!["--from-test".to_string()],
+            debug_shell: false,
+        },
+        runtime: RuntimeConfig {
+            engine: Engine::Tract,
+            onnxruntime_library: None,
+            listen: "0.0.0.0:8000".to_string(),
+            threads: 0,
+            max_body_bytes: 1 << 20,
+            max_concurrency: 1,
+            bearer_token: None,
+            models: vec![ModelConfig {
+                name: "standin".to_string(),
+                path: "/models/standin.onnx".to_string(),
+                version: "1".to_string(),
+            }],
+        },
+    }
+}
+
+fn initramfs(init: &Path, alpine: &AlpineKernel) -> Vec<u8> {
+    let wanted = [
+        "kernel/drivers/net/virtio_net.ko.gz",
+        "kernel/drivers/block/virtio_blk.ko.gz",
+        "kernel/fs/ext4/ext4.ko.gz",
+    ];
+    let mut image = Initramfs::default();
+    let mut modules = Vec::new();
+    for relative in alpine.load_order(&wanted) {
+        let in_image = format!("/lib/modules/{KERNEL_VERSION}/{relative}");
+        image.file(
+            &in_image,
+            0o644,
+            std::fs::read(alpine.module_file(&relative)).unwrap(),
+        );
+        modules.push(in_image);
+    }
+    for dir in [
+        "/dev",
+        "/proc",
+        "/sys",
+        "/run",
+        "/tmp",
+        "/data",
+        "/etc/edgeimg",
+    ] {
+        image.dir(dir, 0o755);
+    }
+    image.char_device("/dev/console", 0o600, 5, 1);
+    image.file("/init", 0o755, std::fs::read(init).unwrap());
+    image.file(
+        "/bin/busybox",
+        0o755,
+        std::fs::read("/bin/busybox").expect("busybox-static is installed"),
+    );
+    image.symlink("/bin/sh", "busybox");
+    image.file(
+        "/bin/health-server",
+        0o755,
+        STANDIN_SERVER.as_bytes().to_vec(),
+    );
+    image.file(
+        edge_config::DEVICE_CONFIG_PATH,
+        0o644,
+        device_config(modules).to_toml().into_bytes(),
+    );
+    image.into_bytes()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).expect("connecting to the forwarded port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn boots_serves_restarts_and_powers_off_in_qemu() {
+    if !support::qemu::qemu_x86_64_available() {
+        eprintln!("qemu-system-x86_64 not installed: skipping the edge-init boot test");
+        return;
+    }
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge-init-boot");
+    std::fs::create_dir_all(&work).unwrap();
+    let alpine = AlpineKernel::x86_64();
+    let init = build_edge_init();
+    let initrd = work.join("initramfs.cpio");
+    std::fs::write(&initrd, initramfs(&init, &alpine)).unwrap();
+    let disk = work.join("data.img");
+    support::disk::mbr_ext4_disk(&disk, 16, "edge-data", DISK_SIGNATURE);
+
+    let port = free_port();
+    let monitor = work.join("monitor.sock");
+    let mut vm = Vm::boot(&BootSpec {
+        kernel: &alpine.kernel,
+        initrd: &initrd,
+        append: "console=ttyS0 panic=-1 edgeimg.selftest=kill-server",
+        disk: Some(&disk),
+        host_port: port,
+        guest_port: 8000,
+        monitor: &monitor,
+    });
+    let boot = Duration::from_secs(60);
+    let net = vm.expect_line("EDGEIMG-NET", boot);
+    assert_eq!(
+        net,
+        "EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2"
+    );
+    let data = vm.expect_line("EDGEIMG-DATA", boot);
+    assert_eq!(data, "EDGEIMG-DATA device=/dev/vda1 mountpoint=/data");
+    let ready = vm.expect_line("EDGEIMG-READY", boot);
+    assert!(
+        ready.starts_with("EDGEIMG-READY model=standin listen=0.0.0.0:8000 ms_since_boot="),
+        "{ready}"
+    );
+
+    let exit = vm.expect_line("EDGEIMG-SERVER-EXIT", boot);
+    assert!(
+        exit.starts_with("EDGEIMG-SERVER-EXIT status=signal:SIGKILL"),
+        "{exit}"
+    );
+    let restarted = vm.expect_line("EDGEIMG-RESTARTED", boot);
+    assert!(
+        restarted.contains("restarts=1 last_exit=signal:SIGKILL"),
+        "{restarted}"
+    );
+    vm.expect_line("EDGEIMG-READY model=standin", boot);
+
+    // Through QEMU's port forward to 10.0.2.15: only answers if DHCP configured the guest.
+    let report = http_get(port, "/v2/health/ready");
+    let expect = [
+        "200 OK",
+        "args=--config /etc/edgeimg/device.toml --from-test",
+        "hostname=edge-init-test",
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "/dev/vda1 /data ext4 rw,nosuid,nodev,noatime",
+        "data-writable",
+    ];
+    for needle in expect {
+        if !report.contains(needle) {
+            vm.fail(&format!("server report lacks {needle:?}:\n{report}"));
+        }
+    }
+    // busybox `id` prints `groups=` only when there are supplementary groups.
+    let id_line = format!("uid={SERVER_UID} gid={SERVER_GID}");
+    if !report.lines().any(|l| l == id_line) {
+        vm.fail(&format!(
+            "server identity is not exactly {id_line:?}:\n{report}"
+        ));
+    }
+
+    // Ctrl-alt-del reaches PID 1 as SIGINT (init disabled CAD) and must power off cleanly.
+    vm.monitor("sendkey ctrl-alt-delete");
+    let off = vm.expect_line("EDGEIMG-POWEROFF", Duration::from_secs(30));
+    assert!(off.starts_with("EDGEIMG-POWEROFF reason=SIGINT"), "{off}");
+    assert!(
+        vm.wait_exit(Duration::from_secs(30)),
+        "QEMU did not exit cleanly"
+    );
+    if let Some(error) = vm
+        .log
+        .iter()
+        .find(|l| l.starts_with("EDGEIMG-ERROR"))
+        .cloned()
+    {
+        vm.fail(&format!("init reported an error: {error}"));
+    }
+    for line in vm.log.iter().filter(|l| l.starts_with("EDGEIMG-")) {
+        eprintln!("console: {line}");
+    }
+    eprintln!("server report:\n{report}");
+}

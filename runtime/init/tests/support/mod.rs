@@ -1,0 +1,7 @@
+//! Shared pieces of edge-init's boot tests.
+#![allow(dead_code)]
+
+pub mod alpine;
+pub mod disk;
+pub mod initramfs;
+pub mod qemu;

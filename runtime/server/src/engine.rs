@@ -1,0 +1,202 @@
+//! The inference engine: one `ort` code path over either backend. The backend is chosen at run
+//! time by installing its `OrtApi` table: ort-tract's (pure Rust) or the one exported by a real
+//! libonnxruntime loaded with `ort::init_from`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use edge_config::{Engine, ModelConfig};
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{DynValue, Outlet, TensorElementType, ValueType};
+use thiserror::Error;
+
+use crate::element::Element;
+use crate::tensor::{DataType, Tensor, TensorSpec};
+use crate::{with_element_type, with_tensor_data};
+
+/// The process-wide backend; keep it alive as long as any session.
+pub struct Backend {
+    pub engine: Engine,
+    environment: Environment,
+}
+
+/// Installs the backend's API table and creates the ort environment. Once per process:
+/// ort holds the API table in a global that cannot be replaced.
+pub fn init_backend(engine: Engine, onnxruntime_library: Option<&Path>) -> anyhow::Result<Backend> {
+    let installed = match engine {
+        Engine::Tract => ort::set_api(ort_tract::api()),
+        Engine::Onnxruntime => {
+            let path = onnxruntime_library.context(
+                "engine = \"onnxruntime\" needs runtime.onnxruntime_library, the path of libonnxruntime.so",
+            )?;
+            install_onnxruntime(path)?
+        }
+    };
+    if !installed {
+        bail!("an ort backend was already initialised in this process");
+    }
+    let environment = ort::init()
+        .with_name("edge-runtime")
+        .with_telemetry(false)
+        .build()
+        .context("creating the ort environment")?;
+    Ok(Backend {
+        engine,
+        environment,
+    })
+}
+
+/// With `alternative-backend` compiled in, ort never reads the API table from the loaded library
+/// by itself, so fetch it from the library's `OrtGetApiBase` and install it.
+fn install_onnxruntime(path: &Path) -> anyhow::Result<bool> {
+    // Loads the library into ort's global slot and checks its version against ort's API level.
+    drop(ort::init_from(path).with_context(|| {
+        format!(
+            "loading ONNX Runtime from {} (a glibc build cannot load into a static musl binary; use engine = \"tract\" there)",
+            path.display()
+        )
+    })?);
+    // SAFETY: the same library ort just loaded and checked; dlopen returns the same handle, and
+    // it stays loaded for the life of the process (ort keeps its own handle in a global).
+    let api = unsafe {
+        let library = libloading::Library::new(path)
+            .with_context(|| format!("reopening {}", path.display()))?;
+        let get_api_base: libloading::Symbol<
+            unsafe extern "C" fn() -> *const ort::sys::OrtApiBase,
+        > = library
+            .get(b"OrtGetApiBase")
+            .with_context(|| format!("{} does not export OrtGetApiBase", path.display()))?;
+        let base = get_api_base();
+        if base.is_null() {
+            bail!("{}: OrtGetApiBase returned null", path.display());
+        }
+        let api = ((*base).GetApi)(ort::sys::ORT_API_VERSION);
+        if api.is_null() {
+            bail!(
+                "{} does not provide ONNX Runtime API version {}",
+                path.display(),
+                ort::sys::ORT_API_VERSION
+            );
+        }
+        (*api).clone()
+    };
+    Ok(ort::set_api(api))
+}
+
+/// An engine failure while running a model (HTTP 500).
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("the engine failed: {0}")]
+    Ort(#[from] ort::Error),
+    #[error("the model produced output '{0}' of a type this server cannot return")]
+    UnsupportedOutput(String),
+}
+
+/// A loaded model: its declared inputs and outputs, and one session (runs are serialised on it;
+/// the engine parallelises inside a run with its intra-op threads).
+pub struct Model {
+    pub name: String,
+    pub version: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    session: Mutex<Session>,
+}
+
+impl Model {
+    pub fn load(backend: &Backend, config: &ModelConfig, threads: usize) -> anyhow::Result<Model> {
+        let session = build_session(&backend.environment, Path::new(&config.path), threads)
+            .with_context(|| format!("loading model '{}' from {}", config.name, config.path))?;
+        let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
+            outlets
+                .iter()
+                .map(|o| {
+                    tensor_spec(o)
+                        .with_context(|| format!("model '{}' {kind} '{}'", config.name, o.name()))
+                })
+                .collect()
+        };
+        Ok(Model {
+            name: config.name.clone(),
+            version: config.version.clone(),
+            inputs: specs(session.inputs(), "input")?,
+            outputs: specs(session.outputs(), "output")?,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// Runs the model on validated inputs (in declared order) and returns every output.
+    pub fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        for tensor in inputs {
+            let shape = tensor.shape;
+            let value = with_tensor_data!(tensor.data, v => ort::value::Tensor::from_array((shape, v))?.into_dyn());
+            values.push((tensor.name, value));
+        }
+        // A panic inside an earlier run poisons the lock but leaves the session usable.
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(values)?;
+        outputs
+            .iter()
+            .map(|(name, value)| {
+                let datatype = match value.dtype() {
+                    ValueType::Tensor { ty, .. } => datatype_of(*ty),
+                    _ => None,
+                }
+                .ok_or_else(|| EngineError::UnsupportedOutput(name.to_string()))?;
+                with_element_type!(datatype, T => {
+                    let (shape, data) = value.try_extract_tensor::<T>()?;
+                    Ok(Tensor {
+                        name: name.to_string(),
+                        shape: shape.iter().map(|&d| d as usize).collect(),
+                        data: T::into_data(data.to_vec()),
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+fn build_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
+    // Level3 for both engines: tract relies on it for speed (its decluttering and fusing).
+    Ok(Session::builder(environment)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(threads)?
+        .commit_from_file(path)?)
+}
+
+fn tensor_spec(outlet: &Outlet) -> anyhow::Result<TensorSpec> {
+    let ValueType::Tensor { ty, shape, .. } = outlet.dtype() else {
+        bail!(
+            "is not a tensor ({}); only tensors are served",
+            outlet.dtype()
+        );
+    };
+    let datatype = datatype_of(*ty).with_context(|| {
+        format!("has element type {ty}, which edge-runtime does not serve (supported: BOOL, UINT8..64, INT8..64, FP32, FP64)")
+    })?;
+    Ok(TensorSpec {
+        name: outlet.name().to_string(),
+        datatype,
+        shape: shape.iter().map(|&d| if d < 0 { -1 } else { d }).collect(),
+    })
+}
+
+fn datatype_of(ty: TensorElementType) -> Option<DataType> {
+    Some(match ty {
+        TensorElementType::Bool => DataType::Bool,
+        TensorElementType::Uint8 => DataType::Uint8,
+        TensorElementType::Uint16 => DataType::Uint16,
+        TensorElementType::Uint32 => DataType::Uint32,
+        TensorElementType::Uint64 => DataType::Uint64,
+        TensorElementType::Int8 => DataType::Int8,
+        TensorElementType::Int16 => DataType::Int16,
+        TensorElementType::Int32 => DataType::Int32,
+        TensorElementType::Int64 => DataType::Int64,
+        TensorElementType::Float32 => DataType::Fp32,
+        TensorElementType::Float64 => DataType::Fp64,
+        _ => return None,
+    })
+}

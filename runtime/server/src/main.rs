@@ -1,0 +1,82 @@
+//! The device's inference server: `edge-runtime [--config PATH]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use tokio::signal::unix::{signal, SignalKind};
+
+const USAGE: &str = "usage: edge-runtime [--config PATH]";
+
+// One flag: a hand-rolled parser keeps clap out of the device binary.
+fn config_path() -> anyhow::Result<PathBuf> {
+    let mut path = PathBuf::from(edge_config::DEVICE_CONFIG_PATH);
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--config") => {
+                path = args.next().context("--config needs a PATH")?.into();
+            }
+            Some("-h" | "--help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => bail!("unexpected argument {arg:?}; {USAGE}"),
+        }
+    }
+    Ok(path)
+}
+
+async fn terminated() {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn run() -> anyhow::Result<()> {
+    let config = edge_runtime::config::load(&config_path()?)?;
+    let (_backend, state) = edge_runtime::load(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Blocking threads run the engine; more than max_concurrency would only queue.
+        .max_blocking_threads(config.max_concurrency)
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        // One line on stdout that tests and the console can wait for.
+        println!(
+            "edge-runtime listening on {address} (engine {}, models {names:?})",
+            state.engine
+        );
+        edge_runtime::serve(listener, state, terminated())
+            .await
+            .context("serving HTTP")
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-runtime: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

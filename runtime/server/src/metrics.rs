@@ -1,0 +1,134 @@
+//! Prometheus metrics for the inference path, served at `/metrics` in OpenMetrics text.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabel {
+    /// Empty for requests naming no configured model (keeps label values bounded).
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    model: String,
+    status: u16,
+}
+
+type Histograms = Family<ModelLabel, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<ModelLabel, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    inference: Histograms,
+    request: Histograms,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 us .. ~1.6 s, doubling: covers tiny models on x86 to big ones on a Pi.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("edge");
+        let requests = Family::<ModelLabel, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let inference: Histograms = Family::new_with_constructor(latency_histogram);
+        let request: Histograms = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "infer_requests",
+            "Inference requests received",
+            requests.clone(),
+        );
+        registry.register(
+            "infer_errors",
+            "Inference requests answered with an error, by HTTP status",
+            errors.clone(),
+        );
+        registry.register(
+            "inference_duration_seconds",
+            "Time spent in the engine per request",
+            inference.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response for inference requests",
+            request.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            errors,
+            inference,
+            request,
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one finished inference request.
+    pub fn request(&self, model: &str, status: u16, elapsed: Duration) {
+        let label = ModelLabel {
+            model: model.to_string(),
+        };
+        self.requests.get_or_create(&label).inc();
+        self.request
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+        if status >= 400 {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    model: label.model,
+                    status,
+                })
+                .inc();
+        }
+    }
+
+    pub fn inference(&self, model: &str, elapsed: Duration) {
+        self.inference
+            .get_or_create(&ModelLabel {
+                model: model.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_histograms() {
+        let m = Metrics::default();
+        m.request("cls", 200, Duration::from_millis(2));
+        m.request("", 404, Duration::from_micros(80));
+        m.inference("cls", Duration::from_millis(1));
+        let text = m.render();
+        assert!(
+            text.contains("edge_infer_requests_total{model=\"cls\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_infer_errors_total{model=\"\",status=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_inference_duration_seconds_count{model=\"cls\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Typed tensors as the server moves them between HTTP and the engine: an Open Inference
+//! Protocol datatype, a shape and a flat row-major buffer.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::element::Element;
+
+/// The Open Inference Protocol tensor datatypes this server accepts and returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "&'static str")]
+pub enum DataType {
+    Bool,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Fp32,
+    Fp64,
+}
+
+impl DataType {
+    pub const ALL: [DataType; 11] = [
+        DataType::Bool,
+        DataType::Uint8,
+        DataType::Uint16,
+        DataType::Uint32,
+        DataType::Uint64,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Fp32,
+        DataType::Fp64,
+    ];
+
+    /// The protocol's name for this type, e.g. `FP32`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Bool => "BOOL",
+            DataType::Uint8 => "UINT8",
+            DataType::Uint16 => "UINT16",
+            DataType::Uint32 => "UINT32",
+            DataType::Uint64 => "UINT64",
+            DataType::Int8 => "INT8",
+            DataType::Int16 => "INT16",
+            DataType::Int32 => "INT32",
+            DataType::Int64 => "INT64",
+            DataType::Fp32 => "FP32",
+            DataType::Fp64 => "FP64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Bytes per element in the binary tensor data extension (BOOL is one byte).
+    pub fn byte_size(self) -> usize {
+        match self {
+            DataType::Bool | DataType::Uint8 | DataType::Int8 => 1,
+            DataType::Uint16 | DataType::Int16 => 2,
+            DataType::Uint32 | DataType::Int32 | DataType::Fp32 => 4,
+            DataType::Uint64 | DataType::Int64 | DataType::Fp64 => 8,
+        }
+    }
+}
+
+impl From<DataType> for &'static str {
+    fn from(d: DataType) -> Self {
+        d.name()
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A flat row-major buffer of one element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    Bool(Vec<bool>),
+    Uint8(Vec<u8>),
+    Uint16(Vec<u16>),
+    Uint32(Vec<u32>),
+    Uint64(Vec<u64>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Fp32(Vec<f32>),
+    Fp64(Vec<f64>),
+}
+
+/// Runs `$body` with `$v` bound to the inner `Vec` of any [`TensorData`] variant.
+#[macro_export]
+macro_rules! with_tensor_data {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            $crate::tensor::TensorData::Bool($v) => $body,
+            $crate::tensor::TensorData::Uint8($v) => $body,
+            $crate::tensor::TensorData::Uint16($v) => $body,
+            $crate::tensor::TensorData::Uint32($v) => $body,
+            $crate::tensor::TensorData::Uint64($v) => $body,
+            $crate::tensor::TensorData::Int8($v) => $body,
+            $crate::tensor::TensorData::Int16($v) => $body,
+            $crate::tensor::TensorData::Int32($v) => $body,
+            $crate::tensor::TensorData::Int64($v) => $body,
+            $crate::tensor::TensorData::Fp32($v) => $body,
+            $crate::tensor::TensorData::Fp64($v) => $body,
+        }
+    };
+}
+
+impl TensorData {
+    pub fn datatype(&self) -> DataType {
+        match self {
+            TensorData::Bool(_) => DataType::Bool,
+            TensorData::Uint8(_) => DataType::Uint8,
+            TensorData::Uint16(_) => DataType::Uint16,
+            TensorData::Uint32(_) => DataType::Uint32,
+            TensorData::Uint64(_) => DataType::Uint64,
+            TensorData::Int8(_) => DataType::Int8,
+            TensorData::Int16(_) => DataType::Int16,
+            TensorData::Int32(_) => DataType::Int32,
+            TensorData::Int64(_) => DataType::Int64,
+            TensorData::Fp32(_) => DataType::Fp32,
+            TensorData::Fp64(_) => DataType::Fp64,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        with_tensor_data!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the elements little-endian, as the binary tensor data extension lays them out.
+    pub fn write_le(&self, out: &mut Vec<u8>) {
+        with_tensor_data!(self, v => v.iter().for_each(|x| x.write_le(out)))
+    }
+}
+
+impl Serialize for TensorData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        with_tensor_data!(self, v => v.serialize(s))
+    }
+}
+
+/// A named tensor: what a request carries in and a response carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+/// What a model declares for one input or output. `-1` marks a dimension of any size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: DataType,
+    pub shape: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// Why `shape` does not fit this spec, if it does not.
+    pub fn shape_mismatch(&self, shape: &[usize]) -> Option<String> {
+        let fits = shape.len() == self.shape.len()
+            && shape
+                .iter()
+                .zip(&self.shape)
+                .all(|(&got, &want)| want < 0 || got as i64 == want);
+        (!fits).then(|| {
+            format!(
+                "input '{}' has shape {:?}, the model expects {:?} (-1 = any size)",
+                self.name, shape, self.shape
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datatype_names_round_trip() {
+        for d in DataType::ALL {
+            assert_eq!(DataType::from_name(d.name()), Some(d));
+        }
+        assert_eq!(DataType::from_name("fp32"), None);
+        assert_eq!(DataType::from_name("BYTES"), None);
+    }
+
+    #[test]
+    fn shape_mismatch_honours_dynamic_dims() {
+        let spec = TensorSpec {
+            name: "x".into(),
+            datatype: DataType::Fp32,
+            shape: vec![-1, 3],
+        };
+        assert!(spec.shape_mismatch(&[7, 3]).is_none());
+        assert!(spec.shape_mismatch(&[7, 4]).unwrap().contains("[-1, 3]"));
+        assert!(spec.shape_mismatch(&[3]).is_some());
+    }
+}

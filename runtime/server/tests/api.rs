@@ -1,0 +1,448 @@
+//! The Open Inference Protocol API as a client uses it, including every kind of bad request.
+
+mod common;
+
+use common::*;
+use edge_config::Engine;
+use serde_json::{json, Value};
+
+fn small_server(adjust: impl FnOnce(&mut edge_config::RuntimeConfig)) -> Server {
+    let model = small_model();
+    let mut config = runtime_config(Engine::Tract, &[("small", &model)]);
+    adjust(&mut config);
+    Server::start(config)
+}
+
+fn good_request() -> Value {
+    json!({"id": "req-1", "inputs": [
+        {"name": "a", "shape": [2, 3], "datatype": "FP32", "data": [[1, -2, 3], [-4, 5, -6]]},
+        {"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [1, 1, 1, 1, 1, 1]},
+    ]})
+}
+
+fn assert_good_answer(response: &Value) {
+    assert_eq!(response["id"], "req-1");
+    assert_eq!(response["model_name"], "small");
+    let outputs = response["outputs"].as_array().expect("outputs");
+    let sum = outputs.iter().find(|o| o["name"] == "sum").expect("sum");
+    assert_eq!(sum["datatype"], "FP32");
+    assert_eq!(sum["shape"], json!([2, 3]));
+    assert_eq!(sum["data"], json!([1.0, 0.0, 8.0, 0.0, 6.0, 0.0]));
+    let positive = outputs
+        .iter()
+        .find(|o| o["name"] == "positive")
+        .expect("positive");
+    assert_eq!(positive["datatype"], "BOOL");
+    assert_eq!(
+        positive["data"],
+        json!([true, false, true, false, true, false])
+    );
+}
+
+#[test]
+fn health_and_metadata() {
+    let server = small_server(|_| {});
+    let agent = client();
+    assert_eq!(get(&agent, &server.url("/v2/health/live")).0, 200);
+    assert_eq!(get(&agent, &server.url("/v2/health/ready")).0, 200);
+    let (status, meta) = get(&agent, &server.url("/v2"));
+    assert_eq!(status, 200);
+    assert_eq!(meta["name"], "edge-runtime");
+    for path in ["/v2/models/small", "/v2/models/small/versions/1"] {
+        let (status, model) = get(&agent, &server.url(path));
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(model["versions"], json!(["1"]));
+        assert_eq!(
+            model["inputs"],
+            json!([{"name": "a", "datatype": "FP32", "shape": [2, 3]},
+                   {"name": "b", "datatype": "INT64", "shape": [2, 3]}])
+        );
+        assert_eq!(
+            model["outputs"][1],
+            json!({"name": "positive", "datatype": "BOOL", "shape": [2, 3]})
+        );
+    }
+    assert_eq!(
+        get(&agent, &server.url("/v2/models/small/ready")).1["ready"],
+        true
+    );
+    assert_eq!(
+        get(&agent, &server.url("/v2/models/small/versions/1/ready")).0,
+        200
+    );
+    assert_eq!(
+        get(&agent, &server.url("/v2/models/small/versions/2")).0,
+        404
+    );
+    assert_eq!(get(&agent, &server.url("/v2/models/nope/ready")).0, 404);
+}
+
+#[test]
+fn infers_with_json_and_versioned_paths() {
+    let server = small_server(|_| {});
+    let agent = client();
+    for path in [
+        "/v2/models/small/infer",
+        "/v2/models/small/versions/1/infer",
+    ] {
+        let (status, response) = post_json(&agent, &server.url(path), &good_request());
+        assert_eq!(status, 200, "{response}");
+        assert_good_answer(&response);
+    }
+    // Only the outputs asked for, in the order asked.
+    let mut request = good_request();
+    request["outputs"] = json!([{"name": "positive"}]);
+    let (_, response) = post_json(&agent, &server.url("/v2/models/small/infer"), &request);
+    assert_eq!(response["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(response["outputs"][0]["name"], "positive");
+}
+
+#[test]
+fn binary_tensor_data_extension() {
+    let server = small_server(|_| {});
+    let header = json!({"inputs": [
+        {"name": "a", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}},
+        {"name": "b", "shape": [2, 3], "datatype": "INT64", "parameters": {"binary_data_size": 48}},
+    ], "outputs": [{"name": "sum", "parameters": {"binary_data": true}}, {"name": "positive"}]});
+    let mut body = serde_json::to_vec(&header).unwrap();
+    let json_len = body.len();
+    for a in [1f32, -2.0, 3.0, -4.0, 5.0, -6.0] {
+        body.extend_from_slice(&a.to_le_bytes());
+    }
+    for _ in 0..6 {
+        body.extend_from_slice(&1i64.to_le_bytes());
+    }
+    let mut response = client()
+        .post(&server.url("/v2/models/small/infer"))
+        .header("Inference-Header-Content-Length", &json_len.to_string())
+        .header("Content-Type", "application/octet-stream")
+        .send(body)
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let header_len: usize = response.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = response.body_mut().read_to_vec().unwrap();
+    let json: Value = serde_json::from_slice(&bytes[..header_len]).unwrap();
+    assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], 24);
+    assert_eq!(
+        json["outputs"][1]["data"],
+        json!([true, false, true, false, true, false])
+    );
+    let sum: Vec<f32> = bytes[header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(sum, [1.0, 0.0, 8.0, 0.0, 6.0, 0.0]);
+}
+
+/// Replaces input `index` of the good request with `input`.
+fn with_input(index: usize, input: Value) -> Value {
+    let mut request = good_request();
+    request["inputs"][index] = input;
+    request
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let server = small_server(|c| c.max_body_bytes = 64 << 10);
+    let agent = client();
+    let infer = server.url("/v2/models/small/infer");
+    let cases: Vec<(&str, String, Value, u16, &str)> = vec![
+        (
+            "unknown model",
+            server.url("/v2/models/nope/infer"),
+            good_request(),
+            404,
+            "unknown model 'nope'",
+        ),
+        (
+            "wrong version",
+            server.url("/v2/models/small/versions/9/infer"),
+            good_request(),
+            404,
+            "version",
+        ),
+        (
+            "wrong input name",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "z", "shape": [2, 3], "datatype": "FP32", "data": [0, 0, 0, 0, 0, 0]}),
+            ),
+            400,
+            "unknown input 'z'",
+        ),
+        (
+            "wrong dtype",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "INT32", "data": [0, 0, 0, 0, 0, 0]}),
+            ),
+            400,
+            "model expects FP32",
+        ),
+        (
+            "unsupported dtype",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "BYTES", "data": ["x"]}),
+            ),
+            400,
+            "does not support",
+        ),
+        (
+            "wrong shape",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [3, 2], "datatype": "FP32", "data": [0, 0, 0, 0, 0, 0]}),
+            ),
+            400,
+            "the model expects [2, 3]",
+        ),
+        (
+            "wrong element count",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "FP32", "data": [0, 0, 0]}),
+            ),
+            400,
+            "needs 6",
+        ),
+        (
+            "value of the wrong type",
+            infer.clone(),
+            with_input(
+                1,
+                json!({"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [0, 0, 0.5, 0, 0, 0]}),
+            ),
+            400,
+            "not a INT64 value",
+        ),
+        (
+            "missing input",
+            infer.clone(),
+            json!({"inputs": [good_request()["inputs"][0]]}),
+            400,
+            "missing input",
+        ),
+        (
+            "unknown output",
+            infer.clone(),
+            {
+                let mut r = good_request();
+                r["outputs"] = json!([{"name": "nope"}]);
+                r
+            },
+            400,
+            "unknown output 'nope'",
+        ),
+        (
+            "not an inference request",
+            infer.clone(),
+            json!({"hello": 1}),
+            400,
+            "not a valid inference request",
+        ),
+        (
+            "body over max_body_bytes",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "FP32", "data": vec![0.25f32; 20_000]}),
+            ),
+            413,
+            "max_body_bytes",
+        ),
+    ];
+    for (what, url, body, status, message) in cases {
+        let (got, error) = post_json(&agent, &url, &body);
+        assert_eq!(got, status, "{what}: {error}");
+        let text = error["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no error field in {error}"));
+        assert!(text.contains(message), "{what}: {text:?} lacks {message:?}");
+        let (ok, response) = post_json(&agent, &infer, &good_request());
+        assert_eq!(ok, 200, "after {what}: {response}");
+        assert_good_answer(&response);
+    }
+    let text = client()
+        .post(&infer)
+        .send("{not json")
+        .expect("POST")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(text.contains("not a valid inference request"), "{text}");
+
+    let (_, metrics) = (
+        0,
+        client()
+            .get(&server.url("/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("edge_infer_errors_total{model=\"small\",status=\"400\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edge_infer_errors_total{model=\"\",status=\"404\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edge_infer_errors_total{model=\"small\",status=\"413\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edge_inference_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edge_request_duration_seconds_count{model=\"small\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bearer_token_guards_all_but_health() {
+    let server = small_server(|c| c.bearer_token = Some("s3cret".into()));
+    let agent = client();
+    assert_eq!(get(&agent, &server.url("/v2/health/live")).0, 200);
+    assert_eq!(get(&agent, &server.url("/v2/health/ready")).0, 200);
+    for path in ["/v2", "/v2/models/small", "/metrics"] {
+        let (status, error) = get(&agent, &server.url(path));
+        assert_eq!(status, 401, "{path}");
+        assert!(error["error"].as_str().unwrap().contains("bearer token"));
+    }
+    let infer = server.url("/v2/models/small/infer");
+    assert_eq!(post_json(&agent, &infer, &good_request()).0, 401);
+    let wrong = agent
+        .post(&infer)
+        .header("Authorization", "Bearer s3creT")
+        .send(serde_json::to_vec(&good_request()).unwrap())
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let (status, response) = json_of(
+        agent
+            .post(&infer)
+            .header("Authorization", "Bearer s3cret")
+            .send(serde_json::to_vec(&good_request()).unwrap())
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_good_answer(&response);
+}
+
+#[test]
+fn concurrent_clients_are_all_served() {
+    let server = small_server(|c| c.max_concurrency = 2);
+    let infer = server.url("/v2/models/small/infer");
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            scope.spawn(|| {
+                let agent = client();
+                for _ in 0..20 {
+                    let (status, response) = post_json(&agent, &infer, &good_request());
+                    assert_eq!(status, 200, "{response}");
+                    assert_good_answer(&response);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let server = small_server(|_| {});
+    assert_eq!(
+        post_json(
+            &client(),
+            &server.url("/v2/models/small/infer"),
+            &good_request()
+        )
+        .0,
+        200
+    );
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn bad_config_is_refused_with_the_field_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("device.toml");
+    let mut runtime = runtime_config(
+        Engine::Tract,
+        &[("m", std::path::Path::new("/nonexistent.onnx"))],
+    );
+    std::fs::write(&config, device_config(runtime.clone()).to_toml()).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("loading model 'm' from /nonexistent.onnx"),
+        "{stderr}"
+    );
+
+    runtime.listen = "nowhere".into();
+    std::fs::write(&config, device_config(runtime).to_toml()).unwrap();
+    let stderr = String::from_utf8_lossy(&run().stderr).into_owned();
+    assert!(stderr.contains("listen = \"nowhere\""), "{stderr}");
+}
+
+#[test]
+fn tritonclient_speaks_to_it() {
+    let server = small_server(|_| {});
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triton_client.py");
+    let address = server.base.trim_start_matches("http://");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(address)
+        .output()
+        .expect("running python3");
+    assert!(
+        output.status.success(),
+        "tritonclient checks failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn engine_failure_is_a_500_and_the_server_keeps_serving() {
+    let model = add_model();
+    let server = Server::start(runtime_config(Engine::Onnxruntime, &[("add", &model)]));
+    let agent = client();
+    let url = server.url("/v2/models/add/infer");
+    let (_, meta) = get(&agent, &server.url("/v2/models/add"));
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1]));
+    let request = |m: usize| {
+        json!({"inputs": [
+            {"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]},
+            {"name": "y", "shape": [m], "datatype": "FP32", "data": vec![10; m]},
+        ]})
+    };
+    let (status, error) = post_json(&agent, &url, &request(3));
+    assert_eq!(status, 500, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("running model 'add'"), "{error}");
+    let (status, response) = post_json(&agent, &url, &request(2));
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["outputs"][0]["data"], json!([11.0, 12.0]));
+}

@@ -1,0 +1,305 @@
+//! Shared by the integration tests and the bench: real fixtures (downloaded wheels, models frozen
+//! with the `onnx` package) and a running `edge-runtime` process with an HTTP client.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, RuntimeConfig};
+
+pub const ONNXRUNTIME: (&str, &str) = ("onnxruntime", "1.31.1");
+pub const RAPIDOCR: (&str, &str) = ("rapidocr_onnxruntime", "1.4.4");
+/// The PP-OCR cls model's input shape once frozen (tract needs concrete dims).
+pub const CLS_SHAPE: [usize; 4] = [1, 3, 48, 192];
+
+pub fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    PathBuf::from(home).join(".cache/edgeimg")
+}
+
+fn run(command: &mut Command) {
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    assert!(status.success(), "{command:?} failed: {status}");
+}
+
+/// A file name unique to this process and call (tests run in parallel threads), renamed into
+/// place once complete.
+fn temporary(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().expect("a file path").to_os_string();
+    name.push(format!(".tmp{}-{n}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// The path of the wheel `name==version` for this machine in ~/.cache/edgeimg/wheels,
+/// downloading it with pip when missing.
+pub fn wheel(name: &str, version: &str) -> PathBuf {
+    let dir = cache_dir().join("wheels");
+    let prefix = format!("{}-{version}-", name.replace('-', "_"));
+    let find = || {
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let file = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                file.starts_with(&prefix)
+                    && file.ends_with(".whl")
+                    && (file.contains("-any.") || file.contains(std::env::consts::ARCH))
+            })
+    };
+    if let Some(path) = find() {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).expect("creating the wheel cache");
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(&dir)
+        .arg(format!("{name}=={version}")));
+    find().unwrap_or_else(|| panic!("pip downloaded no {prefix}*.whl into {}", dir.display()))
+}
+
+/// `member` of the wheel, unzipped once into ~/.cache/edgeimg/extracted/NAME-VERSION/.
+pub fn extract(name: &str, version: &str, member: &str) -> PathBuf {
+    let dest = cache_dir()
+        .join("extracted")
+        .join(format!("{name}-{version}"))
+        .join(member);
+    if dest.exists() {
+        return dest;
+    }
+    let wheel = wheel(name, version);
+    let scratch = temporary(&dest);
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])",
+        ])
+        .arg(&wheel)
+        .arg(member)
+        .arg(&scratch));
+    std::fs::rename(scratch.join(member), &dest)
+        .or_else(|_| {
+            std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
+            std::fs::rename(scratch.join(member), &dest)
+        })
+        .expect("moving the extracted file into place");
+    let _ = std::fs::remove_dir_all(&scratch);
+    dest
+}
+
+/// The real ONNX Runtime shared library from the `onnxruntime` wheel.
+pub fn onnxruntime_library() -> PathBuf {
+    extract(
+        ONNXRUNTIME.0,
+        ONNXRUNTIME.1,
+        "onnxruntime/capi/libonnxruntime.so.1.31.1",
+    )
+}
+
+/// A model made by `tests/fixtures.py` (needs python3; the script installs `onnx` if missing).
+/// `args` builds the script's arguments around the output path.
+fn fixture_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> PathBuf {
+    let dest = cache_dir().join("models").join(file);
+    if dest.exists() {
+        return dest;
+    }
+    std::fs::create_dir_all(dest.parent().expect("has a parent"))
+        .expect("creating the model cache");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures.py");
+    let scratch = temporary(&dest);
+    run(Command::new("python3").arg(script).args(args(&scratch)));
+    std::fs::rename(&scratch, &dest).expect("moving the model into place");
+    dest
+}
+
+/// PP-OCR mobile v2.0 text-direction classifier from the rapidocr wheel, dims frozen to
+/// [`CLS_SHAPE`].
+pub fn cls_model() -> PathBuf {
+    let source = extract(
+        RAPIDOCR.0,
+        RAPIDOCR.1,
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    );
+    let shape = CLS_SHAPE.map(|d| d.to_string()).join(",");
+    fixture_model("ppocr_mobile_v2.0_cls_1x3x48x192.onnx", |dest| {
+        vec!["freeze".into(), source.into(), dest.into(), shape.into()]
+    })
+}
+
+/// A small two-input model: `sum = relu(a + float(b)) * [0.5, 1, 2]`, `positive = a > 0`,
+/// with a: FP32 [2,3], b: INT64 [2,3].
+pub fn small_model() -> PathBuf {
+    fixture_model("edge_small_v1.onnx", |dest| {
+        vec!["small".into(), dest.into()]
+    })
+}
+
+/// `z = x + y` with free dims (x: FP32 [n], y: FP32 [m]): the engine itself fails when n != m
+/// (and n, m != 1). Only the onnxruntime engine loads it (tract needs concrete dims).
+pub fn add_model() -> PathBuf {
+    fixture_model("edge_add_v1.onnx", |dest| vec!["add".into(), dest.into()])
+}
+
+/// Deterministic pseudo-random values in [-1, 1) (an LCG: tests need repeatable inputs, not quality).
+pub fn pseudo_random(count: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A device config around `runtime`, as the builder would write it.
+pub fn device_config(runtime: RuntimeConfig) -> DeviceConfig {
+    DeviceConfig {
+        hostname: "edge-test".into(),
+        init: InitConfig {
+            modules: vec![],
+            network: NetworkConfig::default(),
+            data: None,
+            server_uid: 1000,
+            server_gid: 1000,
+            server_path: "/usr/bin/edge-runtime".into(),
+            server_args: vec![],
+            debug_shell: false,
+        },
+        runtime,
+    }
+}
+
+/// A runtime config serving `models` (name, path) with `engine` on a free loopback port.
+pub fn runtime_config(engine: Engine, models: &[(&str, &Path)]) -> RuntimeConfig {
+    RuntimeConfig {
+        engine,
+        onnxruntime_library: (engine == Engine::Onnxruntime)
+            .then(|| onnxruntime_library().to_string_lossy().into_owned()),
+        listen: "127.0.0.1:0".into(),
+        threads: 1,
+        max_body_bytes: 1 << 20,
+        max_concurrency: 2,
+        bearer_token: None,
+        models: models
+            .iter()
+            .map(|(name, path)| ModelConfig {
+                name: name.to_string(),
+                path: path.to_string_lossy().into_owned(),
+                version: "1".into(),
+            })
+            .collect(),
+    }
+}
+
+/// A running `edge-runtime` process; killed on drop unless it already exited.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(runtime: RuntimeConfig) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("device.toml");
+        std::fs::write(&config, device_config(runtime).to_toml()).expect("writing device.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting edge-runtime");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("reading the server's first line");
+        let address = line
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_else(|| {
+                let status = child.wait();
+                panic!("edge-runtime did not start ({status:?}); its stdout said {line:?}")
+            })
+            .to_string();
+        Server {
+            child,
+            base: format!("http://{address}"),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        run(Command::new("kill").args(["-TERM", &pid]));
+        self.child.wait().expect("waiting for edge-runtime")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP client that returns 4xx/5xx responses instead of failing on them.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// (status, body as JSON) of a response.
+pub fn json_of(mut response: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("a text body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: body {text:?}"));
+    (status, json)
+}
+
+pub fn get(agent: &ureq::Agent, url: &str) -> (u16, serde_json::Value) {
+    json_of(agent.get(url).call().expect("GET"))
+}
+
+pub fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    json_of(
+        agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(body).expect("JSON"))
+            .expect("POST"),
+    )
+}

@@ -1,0 +1,123 @@
+"""Test fixtures for edge-runtime: freeze a real model's symbolic dims, and build a small model.
+
+Usage:
+  fixtures.py freeze SRC.onnx DST.onnx 1,3,48,192   # inputs get this shape, outputs' batch dim follows
+  fixtures.py small DST.onnx                        # two inputs (FP32, INT64), two outputs (FP32, BOOL)
+  fixtures.py add DST.onnx                          # z = x + y over free dims n and m (fails at run time if n != m)
+
+Outputs are written to a temporary name and renamed, so a cache never holds half a file.
+Needs the `onnx` package; installs it with pip when missing (the Rust tests call this script).
+"""
+
+import os
+import subprocess
+import sys
+
+
+def ensure_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "onnx"])
+
+
+def save(model, dst):
+    import onnx
+
+    onnx.checker.check_model(model)
+    tmp = dst + ".tmp"
+    onnx.save(model, tmp)
+    os.replace(tmp, dst)
+
+
+def is_concrete(dim):
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def freeze(src, dst, shape):
+    import onnx
+
+    model = onnx.load(src)
+    graph_inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(graph_inputs) != 1:
+        sys.exit(f"freeze expects a single-input model, {src} has {len(graph_inputs)}")
+    dims = graph_inputs[0].type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        sys.exit(f"input has rank {len(dims)}, shape {shape} has rank {len(shape)}")
+    for dim, value in zip(dims, shape):
+        dim.Clear()
+        dim.dim_value = value
+    # Classifier-style outputs: the only free dim is the batch (first) one, which follows the input's.
+    for output in model.graph.output:
+        for index, dim in enumerate(output.type.tensor_type.shape.dim):
+            if not is_concrete(dim):
+                if index != 0:
+                    sys.exit(f"output {output.name} has a free non-batch dim {index}; cannot freeze it")
+                dim.Clear()
+                dim.dim_value = shape[0]
+    save(model, dst)
+
+
+def small(dst):
+    from onnx import TensorProto, helper
+
+    # sum = relu(a + float(b)) * scale; positive = a > 0. Exercises FP32, INT64 and BOOL tensors.
+    nodes = [
+        helper.make_node("Cast", ["b"], ["b_float"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["a", "b_float"], ["added"]),
+        helper.make_node("Relu", ["added"], ["relu"]),
+        helper.make_node("Mul", ["relu", "scale"], ["sum"]),
+        helper.make_node("Greater", ["a", "zero"], ["positive"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "edge_small",
+        inputs=[
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, [2, 3]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("sum", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("positive", TensorProto.BOOL, [2, 3]),
+        ],
+        initializer=[
+            helper.make_tensor("scale", TensorProto.FLOAT, [3], [0.5, 1.0, 2.0]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, dst)
+
+
+def add(dst):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["z"])],
+        "edge_add",
+        inputs=[
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m"]),
+        ],
+        outputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, ["k"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, dst)
+
+
+def main(argv):
+    ensure_onnx()
+    if len(argv) == 5 and argv[1] == "freeze":
+        freeze(argv[2], argv[3], [int(d) for d in argv[4].split(",")])
+    elif len(argv) == 3 and argv[1] == "small":
+        small(argv[2])
+    elif len(argv) == 3 and argv[1] == "add":
+        add(argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

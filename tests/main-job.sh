@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: build the Raspberry Pi image and the QEMU images from their recipes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/setup.sh
+if [ -z "${EDGEIMG_ALPINE_MIRROR:-}" ] && ! curl -fsS -m 5 -o /dev/null https://dl-cdn.alpinelinux.org/alpine/v3.23/main/x86_64/APKINDEX.tar.gz 2>/dev/null; then
+  eval "$(tests/mirror.sh)"
+  echo "main-job: Alpine's mirror cannot be reached; using the offline mirror at $EDGEIMG_ALPINE_MIRROR (real Alpine 3.23 binaries, signed by its own key)"
+fi
+
+for recipe in recipes/pi.toml recipes/qemu-x86_64.toml recipes/qemu-aarch64.toml; do
+  cargo run -q --release -p edgeimg -- build "$recipe"
+done
