@@ -5,11 +5,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::manifest::{AlpineSource, Manifest, OutputRecord, PackageRecord, RootfsSummary};
+use std::io::Write;
+
+use crate::boot::{prepare_kernel, BootKernel};
+use crate::device;
+use crate::manifest::{
+    AlpineSource, BootRecord, Manifest, ModelRecord, OutputRecord, PackageRecord, RootfsSummary,
+};
+use crate::writers::atomic::AtomicFile;
+use crate::writers::compression::Compression;
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
-use crate::rootfs::{Meta, RootfsTree};
+use crate::rootfs::{Meta, RootPath, RootfsTree};
 use crate::writers;
 
 /// What a finished build produced.
@@ -40,23 +48,86 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
         &mut tree,
         &opts.progress,
     )?;
+    let kernel = prepare_kernel(plan, &mut tree)?;
+    let binaries = device::device_binaries(plan.arch)?;
+    let model = device::add_device_layer(plan, &mut tree, &kernel.modules, &binaries)?;
     add_recipe_files(plan, &mut tree)?;
 
     std::fs::create_dir_all(&plan.out_dir)
         .with_context(|| format!("cannot create output folder {}", plan.out_dir.display()))?;
     let mut outputs = Vec::new();
+    let mut boot = None;
     if plan.outputs.contains(&OutputKind::RootfsTar) {
         let path = plan.out_dir.join(format!("{}.rootfs.tar", plan.name));
         writers::tar::write_rootfs_tar(&tree, &path)?;
         outputs.push(OutputRecord::of_file("rootfs-tar", &path)?);
     }
+    if plan.outputs.contains(&OutputKind::Initramfs) {
+        let (record, files) = write_direct_boot(plan, &tree, &kernel)?;
+        outputs.extend(files);
+        boot = Some(record);
+    }
+    if let Some(m) = &model {
+        // The exact model the device serves, for host-side comparisons and inspection.
+        let path = plan.out_dir.join(format!("{}.model.onnx", m.name));
+        let mut out = AtomicFile::create(&path)?;
+        out.file().write_all(&m.bytes)?;
+        out.commit()?;
+        outputs.push(OutputRecord::of_file("model", &path)?);
+    }
 
-    let manifest = manifest(plan, &tree, &installed, outputs);
+    let mut manifest = manifest(plan, &tree, &installed, outputs);
+    manifest.boot = boot;
+    manifest.model = model.map(|m| ModelRecord {
+        name: m.name,
+        source: plan
+            .model
+            .as_ref()
+            .map(|p| p.path.display().to_string())
+            .unwrap_or_default(),
+        sha256: m.sha256,
+        source_sha256: m.source_sha256,
+        path_in_image: m.path_in_image.to_absolute(),
+    });
     manifest.write(&plan.out_dir)?;
     Ok(BuildReport {
         out_dir: plan.out_dir.clone(),
         manifest,
     })
+}
+
+/// Kernel + initramfs for QEMU's direct boot. The initramfs is the whole rootfs minus /boot
+/// (the kernel is handed to QEMU separately).
+fn write_direct_boot(
+    plan: &Plan,
+    tree: &RootfsTree,
+    kernel: &BootKernel,
+) -> Result<(BootRecord, Vec<OutputRecord>)> {
+    let kernel_file = format!("{}.kernel", plan.name);
+    let initrd_file = format!("{}.initramfs.cpio.gz", plan.name);
+    let kernel_path = plan.out_dir.join(&kernel_file);
+    let mut out = AtomicFile::create(&kernel_path)?;
+    out.file().write_all(&kernel.image)?;
+    out.commit()?;
+
+    let mut initramfs = tree.clone();
+    initramfs.remove(&RootPath::new("/boot")?);
+    let initrd_path = plan.out_dir.join(&initrd_file);
+    writers::cpio::write_cpio(&initramfs, &initrd_path, Compression::Gzip)?;
+    Ok((
+        BootRecord {
+            kernel: kernel_file,
+            initrd: Some(initrd_file),
+            dtb: None,
+            cmdline: plan.kernel.cmdline.clone(),
+            kernel_version: kernel.version.clone(),
+            modules: kernel.modules.names().map(|m| m.as_str().to_string()).collect(),
+        },
+        vec![
+            OutputRecord::of_file("kernel", &kernel_path)?,
+            OutputRecord::of_file("initramfs", &initrd_path)?,
+        ],
+    ))
 }
 
 fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {
@@ -133,6 +204,7 @@ fn manifest(
             file_bytes: tree.file_bytes(),
         },
         model: None,
+        boot: None,
         outputs,
         warnings: installed.warnings.clone(),
     }

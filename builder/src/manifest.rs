@@ -23,6 +23,9 @@ pub struct Manifest {
     pub rootfs: RootfsSummary,
     #[serde(default)]
     pub model: Option<ModelRecord>,
+    /// How to boot the image directly (kernel + initramfs), for `edgeimg run`/`test`.
+    #[serde(default)]
+    pub boot: Option<BootRecord>,
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -60,8 +63,23 @@ pub struct RootfsSummary {
 pub struct ModelRecord {
     pub name: String,
     pub source: String,
+    /// sha256 of the recipe's file.
+    pub source_sha256: String,
+    /// sha256 of the file in the image (dims frozen).
     pub sha256: String,
     pub path_in_image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BootRecord {
+    /// Files in the output folder.
+    pub kernel: String,
+    pub initrd: Option<String>,
+    pub dtb: Option<String>,
+    pub cmdline: String,
+    pub kernel_version: String,
+    /// Modules init loads, in order.
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

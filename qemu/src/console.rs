@@ -24,6 +24,8 @@ pub(crate) enum GuestFailure {
 #[derive(Debug, Default)]
 pub(crate) struct ConsoleState {
     lines: VecDeque<String>,
+    /// Lines seen since boot (the deque keeps only the last ones).
+    total: u64,
     partial: Vec<u8>,
     /// The first readiness line (or why it did not parse) and when it was seen.
     pub ready: Option<(Result<ReadyLine, String>, Instant)>,
@@ -67,6 +69,23 @@ impl ConsoleState {
             self.lines.pop_front();
         }
         self.lines.push_back(line);
+        self.total += 1;
+    }
+
+    /// Number of complete lines seen so far: a cursor for [`Self::find_since`].
+    pub fn cursor(&self) -> u64 {
+        self.total
+    }
+
+    /// The first kept line at or after `cursor` that contains `needle`.
+    pub fn find_since(&self, cursor: u64, needle: &str) -> Option<String> {
+        let first_kept = self.total - self.lines.len() as u64;
+        let skip = cursor.saturating_sub(first_kept) as usize;
+        self.lines
+            .iter()
+            .skip(skip)
+            .find(|line| line.contains(needle))
+            .cloned()
     }
 
     fn take_bytes(&mut self, bytes: &[u8]) {
@@ -175,6 +194,11 @@ mod tests {
         let (ready, _) = s.ready.clone().unwrap();
         assert_eq!(ready.unwrap().ms_since_boot, 7);
         assert!(s.poweroff_seen.is_some());
+        assert_eq!(
+            s.find_since(1, "POWER").as_deref(),
+            Some("EDGEIMG-POWEROFF")
+        );
+        assert_eq!(s.find_since(3, "POWER"), None);
         assert_eq!(
             s.tail(2),
             "EDGEIMG-READY model=m listen=0.0.0.0:8000 ms_since_boot=7\nEDGEIMG-POWEROFF"

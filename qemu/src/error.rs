@@ -53,6 +53,13 @@ pub enum Error {
         console_tail: String,
     },
 
+    #[error("no console line containing {needle:?} within {timeout:?}{}", tail_section(.console_tail))]
+    ConsoleTimeout {
+        needle: String,
+        timeout: Duration,
+        console_tail: String,
+    },
+
     #[error(
         "the guest did not power off within {timeout:?}; QEMU was killed{}",
         tail_section(.console_tail)

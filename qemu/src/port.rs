@@ -20,3 +20,14 @@ pub(crate) fn free_local_port() -> Result<u16> {
 pub(crate) fn is_port_conflict(qemu_stderr: &str) -> bool {
     qemu_stderr.to_ascii_lowercase().contains("host forwarding")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recognises_qemu_7_2s_forwarding_failure() {
+        let stderr = "qemu-system-x86_64: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:42403-:8000: \
+                      Could not set up host forwarding rule 'tcp:127.0.0.1:42403-:8000'";
+        assert!(super::is_port_conflict(stderr));
+        assert!(!super::is_port_conflict("could not load kernel"));
+    }
+}

@@ -1,219 +1,29 @@
-//! Starting QEMU and the handle to a running guest.
+//! The handle to a running guest: readiness, console, QMP control and shutdown.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::accel::{self, AccelChoice};
-use crate::args::{qemu_args, RunPaths};
-use crate::binary::find_qemu;
+use crate::accel::AccelChoice;
 use crate::board::MachineProfile;
 use crate::console::{Console, GuestFailure};
 use crate::error::{Error, Result, ERROR_TAIL_LINES};
-use crate::port::{free_local_port, is_port_conflict};
 use crate::qmp::Qmp;
 use crate::ready::Ready;
-use crate::spec::{BootSpec, ConsoleMode, SpawnOptions};
 
 /// How long QEMU gets to set the machine up and answer on QMP.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts at a forwarding port before giving up (each retry follows a lost race).
-const PORT_ATTEMPTS: usize = 5;
 /// How long the rest of a kernel panic report may take to print.
 const PANIC_REPORT_GRACE: Duration = Duration::from_secs(2);
 /// On boards whose power-off only halts: how long after `EDGEIMG-POWEROFF` the kernel gets
 /// to finish (it prints `reboot: ...`) before the harness ends QEMU.
 const HALT_GRACE: Duration = Duration::from_secs(3);
-/// QEMU's stderr kept for error messages.
-const STDERR_KEPT: usize = 16 * 1024;
-
-/// Starts guests.
-pub struct Qemu;
-
-impl Qemu {
-    /// Boot `spec` and return once QEMU has set the machine up (not when the guest is ready:
-    /// see [`RunningVm::wait_for_ready`]).
-    pub fn spawn(spec: &BootSpec, opts: &SpawnOptions) -> Result<RunningVm> {
-        let profile = spec.board.profile();
-        spec.validate(&profile)?;
-        let qemu = find_qemu(profile.arch())?;
-        let accel = match opts.accel {
-            Some(accel) => AccelChoice {
-                accel,
-                reason: "chosen by the caller".into(),
-            },
-            None => accel::choose(profile.arch(), &qemu)?,
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("edgeimg-qemu-")
-            .tempdir()
-            .map_err(|e| Error::io("creating a temporary directory for QEMU", e))?;
-        let uefi_vars = prepare_uefi_vars(spec, &profile, dir.path())?;
-        let mut dir = Some(dir);
-        for attempt in 1..=PORT_ATTEMPTS {
-            let run = RunPaths {
-                qmp_socket: dir
-                    .as_ref()
-                    .expect("kept until success")
-                    .path()
-                    .join("qmp.sock"),
-                uefi_vars: uefi_vars.clone(),
-                host_port: match spec.forward_port {
-                    Some(_) => Some(free_local_port()?),
-                    None => None,
-                },
-            };
-            let launch = Launch {
-                qemu: &qemu,
-                spec,
-                profile: &profile,
-                accel: &accel,
-                opts,
-                run,
-            };
-            match launch.start(&mut dir) {
-                Err(Error::QemuExited { stderr, .. })
-                    if is_port_conflict(&stderr) && attempt < PORT_ATTEMPTS =>
-                {
-                    tracing::debug!("forwarding port was taken, retrying: {stderr}");
-                }
-                other => return other,
-            }
-        }
-        unreachable!("the last attempt returns")
-    }
-}
-
-/// Copy the UEFI variable store template for a firmware boot.
-fn prepare_uefi_vars(
-    spec: &BootSpec,
-    profile: &MachineProfile,
-    dir: &Path,
-) -> Result<Option<PathBuf>> {
-    let Some(uefi) = profile.uefi.as_ref().filter(|_| spec.kernel.is_none()) else {
-        return Ok(None);
-    };
-    for file in [&uefi.code, &uefi.vars_template] {
-        if !file.is_file() {
-            return Err(Error::BadSpec(format!(
-                "UEFI firmware {} is missing; install it with `apt-get install -y {}`",
-                file.display(),
-                uefi.package
-            )));
-        }
-    }
-    let vars = dir.join("uefi-vars.fd");
-    std::fs::copy(&uefi.vars_template, &vars)
-        .map_err(|e| Error::io(format!("copying {}", uefi.vars_template.display()), e))?;
-    Ok(Some(vars))
-}
-
-/// One attempt at starting QEMU.
-struct Launch<'a> {
-    qemu: &'a Path,
-    spec: &'a BootSpec,
-    profile: &'a MachineProfile,
-    accel: &'a AccelChoice,
-    opts: &'a SpawnOptions,
-    run: RunPaths,
-}
-
-impl Launch<'_> {
-    /// Start QEMU; on success the VM takes ownership of the temporary directory.
-    fn start(self, dir: &mut Option<TempDir>) -> Result<RunningVm> {
-        let tmp = dir.as_ref().expect("present until a VM owns it").path();
-        let log_path = match &self.opts.console_log {
-            Some(path) => path.clone(),
-            None => tmp.join("console.log"),
-        };
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| Error::io(format!("creating console log {}", log_path.display()), e))?;
-        let _ = std::fs::remove_file(&self.run.qmp_socket);
-        let args = qemu_args(
-            self.spec,
-            self.profile,
-            self.accel.accel,
-            self.opts.console,
-            &self.run,
-        );
-        tracing::debug!("starting {} {}", self.qemu.display(), args.join(" "));
-        let interactive = self.opts.console == ConsoleMode::Interactive;
-        let started = Instant::now();
-        let mut child = Command::new(self.qemu)
-            .args(&args)
-            .stdin(if interactive {
-                Stdio::inherit()
-            } else {
-                Stdio::piped()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::io(format!("starting {}", self.qemu.display()), e))?;
-        let console = Arc::new(Console::default());
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let tee = self.opts.console != ConsoleMode::Headless;
-        let reader = console.spawn_reader(stdout, log, tee);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_reader = spawn_stderr_reader(
-            child.stderr.take().expect("stderr is piped"),
-            Arc::clone(&stderr),
-            interactive,
-        );
-        let mut vm = RunningVm {
-            stdin: child.stdin.take(),
-            child,
-            console,
-            reader: Some(reader),
-            stderr_reader: Some(stderr_reader),
-            stderr,
-            qmp: None,
-            profile: self.profile.clone(),
-            accel: self.accel.clone(),
-            api_addr: self
-                .run
-                .host_port
-                .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-            log_path,
-            started,
-            ready: None,
-            dir: None,
-        };
-        vm.connect_qmp(&self.run.qmp_socket)?;
-        vm.dir = dir.take();
-        Ok(vm)
-    }
-}
-
-fn spawn_stderr_reader(
-    mut source: impl Read + Send + 'static,
-    kept: Arc<Mutex<String>>,
-    tee: bool,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = source.read(&mut buf) {
-            if tee {
-                let _ = std::io::stderr().write_all(&buf[..n]);
-            }
-            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if kept.len() > STDERR_KEPT {
-                let cut = kept.len() - STDERR_KEPT;
-                let cut = (cut..kept.len())
-                    .find(|&i| kept.is_char_boundary(i))
-                    .unwrap_or(kept.len());
-                kept.drain(..cut);
-            }
-        }
-    })
-}
 
 /// How to ask the guest to power off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,21 +42,21 @@ pub enum ShutdownRequest {
 /// A guest that QEMU is running. Dropping it kills QEMU.
 #[derive(Debug)]
 pub struct RunningVm {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    console: Arc<Console>,
-    reader: Option<JoinHandle<()>>,
-    stderr_reader: Option<JoinHandle<()>>,
-    stderr: Arc<Mutex<String>>,
-    qmp: Option<Qmp>,
-    profile: MachineProfile,
-    accel: AccelChoice,
-    api_addr: Option<SocketAddr>,
-    log_path: PathBuf,
-    started: Instant,
-    ready: Option<Ready>,
+    pub(crate) child: Child,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) console: Arc<Console>,
+    pub(crate) reader: Option<JoinHandle<()>>,
+    pub(crate) stderr_reader: Option<JoinHandle<()>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
+    pub(crate) qmp: Option<Qmp>,
+    pub(crate) profile: MachineProfile,
+    pub(crate) accel: AccelChoice,
+    pub(crate) api_addr: Option<SocketAddr>,
+    pub(crate) log_path: PathBuf,
+    pub(crate) started: Instant,
+    pub(crate) ready: Option<Ready>,
     /// Holds the QMP socket, UEFI vars and default console log; removed on drop.
-    dir: Option<TempDir>,
+    pub(crate) dir: Option<TempDir>,
 }
 
 impl RunningVm {
@@ -291,6 +101,39 @@ impl RunningVm {
                 return Err(Error::ReadyTimeout {
                     timeout,
                     log: self.log_path.clone(),
+                    console_tail: state.tail(ERROR_TAIL_LINES),
+                });
+            }
+            state = console.wait(state, (deadline - now).min(Duration::from_millis(250)));
+        }
+    }
+
+    /// Wait for a console line containing `needle`, printed from now on (or, with
+    /// `from_boot`, at any time since boot while the line is still among the kept ones).
+    /// Fails when QEMU exits or after `timeout`.
+    pub fn wait_for_line(
+        &mut self,
+        needle: &str,
+        from_boot: bool,
+        timeout: Duration,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let console = Arc::clone(&self.console);
+        let mut state = console.lock();
+        let cursor = if from_boot { 0 } else { state.cursor() };
+        loop {
+            if let Some(line) = state.find_since(cursor, needle) {
+                return Ok(line);
+            }
+            if state.closed {
+                drop(state);
+                return Err(self.exited_error());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::ConsoleTimeout {
+                    needle: needle.to_string(),
+                    timeout,
                     console_tail: state.tail(ERROR_TAIL_LINES),
                 });
             }
@@ -448,7 +291,7 @@ impl RunningVm {
     }
 
     /// Connect to QMP; QEMU answering means the machine (and any port forward) is set up.
-    fn connect_qmp(&mut self, socket: &Path) -> Result<()> {
+    pub(crate) fn connect_qmp(&mut self, socket: &Path) -> Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if self.has_exited()? {

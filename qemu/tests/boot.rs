@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{alpine_kernel_and_initrd, board, fixture_initramfs, SERVING_INIT};
-use edgeimg_qemu::{Arch, BootSpec, Error, Qemu, RunningVm, ShutdownRequest, SpawnOptions};
+use edgeimg_qemu::{Arch, BootSpec, Disk, Error, Qemu, RunningVm, ShutdownRequest, SpawnOptions};
 
 /// Generous for TCG on a loaded 2-core machine; a healthy boot takes a few seconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -138,12 +138,13 @@ fn qemu_exiting_early_is_reported_with_its_message() {
     // Not a kernel: QEMU refuses to load it and exits.
     let bogus = dir.path().join("not-a-kernel");
     std::fs::write(&bogus, b"definitely not a kernel").unwrap();
-    let spec = BootSpec::kernel(common::board(Arch::Aarch64), &bogus);
+    let spec = BootSpec::kernel(common::board(Arch::X86_64), &bogus);
     let err = match Qemu::spawn(&spec, &SpawnOptions::default()) {
         Ok(mut vm) => vm.wait_for_ready(READY_TIMEOUT).unwrap_err(),
         Err(e) => e,
     };
     assert!(matches!(err, Error::QemuExited { .. }), "{err}");
+    assert!(err.to_string().contains("QEMU said"), "{err}");
 }
 
 #[test]
@@ -153,4 +154,31 @@ fn dropping_the_vm_kills_qemu() {
     drop(vm);
     let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
     assert!(!alive, "QEMU {pid} outlived its handle");
+}
+
+/// A disk without a kernel boots through UEFI: the firmware runs from read-only code with a
+/// writable copy of its variables, finds nothing bootable on the empty disk and says so.
+fn uefi_firmware_runs_for_a_disk_boot(arch: Arch) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("empty.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let spec = BootSpec::disk(board(arch), Disk::new(&disk).snapshot());
+    let mut vm = Qemu::spawn(&spec, &SpawnOptions::default()).unwrap();
+    let line = vm
+        .wait_for_line("BdsDxe", true, Duration::from_secs(120))
+        .unwrap();
+    assert!(line.contains("UEFI Misc Device"), "{line}");
+}
+
+#[test]
+fn x86_64_uefi_firmware_runs_for_a_disk_boot() {
+    uefi_firmware_runs_for_a_disk_boot(Arch::X86_64);
+}
+
+#[test]
+fn aarch64_uefi_firmware_runs_for_a_disk_boot() {
+    uefi_firmware_runs_for_a_disk_boot(Arch::Aarch64);
 }

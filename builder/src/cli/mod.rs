@@ -3,6 +3,8 @@
 mod build;
 mod inspect;
 mod new;
+mod run;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +29,9 @@ enum Command {
     /// Build the images a recipe describes (into images/<name>/ unless --out).
     Build(build::BuildArgs),
     /// Build if stale, then boot the image in QEMU with its console on this terminal.
-    Run(LaterArgs),
+    Run(run::RunArgs),
     /// Build if stale, boot headless in QEMU, run the recipe's [[test]] checks.
-    Test(LaterArgs),
+    Test(test::TestArgs),
     /// Write an image to an SD card or disk, guarded, sparse (bmap) and verified.
     Flash(LaterArgs),
     /// Show what an image contains: packages, files, model, outputs and sizes.
@@ -72,8 +74,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(args) => build::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::New(args) => new::run(args),
-        Command::Run(_) => not_built_yet("run"),
-        Command::Test(_) => not_built_yet("test"),
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => test::run(args),
         Command::Flash(_) => not_built_yet("flash"),
     }
 }

@@ -37,6 +37,9 @@ fn hint(close: &[String]) -> String {
     }
 }
 
+/// Which lines of a `modules.*` file stay.
+type LineFilter<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+
 /// One module to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
@@ -150,7 +153,7 @@ impl ModuleSet {
             })?;
             new_files.insert(decompressed_name(src), (plain, node.meta.clone()));
         }
-        let filtered: [(&str, Box<dyn Fn(&str) -> bool>); 7] = [
+        let filtered: [(&str, LineFilter); 7] = [
             (
                 "modules.dep",
                 Box::new(|l| path_kept(l.split(':').next(), &kept_paths)),

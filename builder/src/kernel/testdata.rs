@@ -24,7 +24,11 @@ pub fn alpine_kernel_dir(arch: &str) -> PathBuf {
         .prefix(&format!(".alpine-3.23-{arch}.tmp-"))
         .tempdir_in(&cache)
         .unwrap();
-    let img_arch = if arch == "aarch64" { "arm64" } else { arch };
+    let img_arch = match arch {
+        "aarch64" => "arm64",
+        "x86_64" => "amd64",
+        other => other,
+    };
     let script = format!(
         "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1])\n\
          for n in ('kernel','qcow2'):\n\

@@ -15,7 +15,6 @@ use super::signature::Keyring;
 /// A verified package, ready to unpack.
 #[derive(Debug)]
 pub struct FetchedApk {
-    pub cache_path: PathBuf,
     /// SHA-256 of the whole .apk file, for the manifest.
     pub sha256: String,
     pub apk: ApkFile,
@@ -51,7 +50,7 @@ pub fn fetch(
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let what = format!("package {name} (cached file {})", path.display());
         return match apk::open_verified(&bytes, entry, keyring, &what) {
-            Ok(apk) => Ok(done(path, &bytes, apk)),
+            Ok(apk) => Ok(done(&bytes, apk)),
             Err(e) => {
                 let removed = std::fs::remove_file(&path);
                 let fate = match removed {
@@ -77,12 +76,11 @@ pub fn fetch(
     let what = format!("package {name} ({source})");
     let apk = apk::open_verified(&bytes, entry, keyring, &what)?;
     repository::store(&path, &bytes)?;
-    Ok(done(path, &bytes, apk))
+    Ok(done(&bytes, apk))
 }
 
-fn done(cache_path: PathBuf, bytes: &[u8], apk: ApkFile) -> FetchedApk {
+fn done(bytes: &[u8], apk: ApkFile) -> FetchedApk {
     FetchedApk {
-        cache_path,
         sha256: hex::encode(Sha256::digest(bytes)),
         apk,
     }

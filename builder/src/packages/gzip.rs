@@ -14,7 +14,7 @@ pub struct GzMember {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("gzip stream {index} (at byte {offset}) is corrupt: {source}")]
+#[error("gzip stream {index} (at byte {offset}) is corrupt")]
 pub struct GzError {
     pub index: usize,
     pub offset: usize,

@@ -184,6 +184,7 @@ pub fn install(
             ));
         }
     }
+    last_owner_wins(&mut files);
     let busybox_links = busybox::create_applet_links(tree)?;
 
     let db_packages: Vec<db::DbPackage> = order
@@ -237,4 +238,18 @@ pub fn install(
         warnings,
         busybox_links,
     })
+}
+
+/// When a later package overwrote a file of an earlier one, only the later one owns it in the
+/// db (as apk records it), so removing either package later does the right thing.
+fn last_owner_wins(files: &mut [Vec<unpack::InstalledEntry>]) {
+    let mut owner = std::collections::HashMap::new();
+    for (pkg, list) in files.iter().enumerate() {
+        for f in list.iter().filter(|f| !f.is_dir) {
+            owner.insert(f.path.clone(), pkg);
+        }
+    }
+    for (pkg, list) in files.iter_mut().enumerate() {
+        list.retain(|f| f.is_dir || owner.get(&f.path) == Some(&pkg));
+    }
 }

@@ -28,6 +28,13 @@ pub enum Requirer {
     InstallIf(String),
 }
 
+impl Requirer {
+    /// Is this requirement the package `name_version`'s own?
+    fn is(&self, name_version: &str) -> bool {
+        matches!(self, Requirer::Package(p) | Requirer::InstallIf(p) if p == name_version)
+    }
+}
+
 impl fmt::Display for Requirer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -46,14 +53,14 @@ pub enum ResolveError {
         "requirement {dep} (required by {by}) cannot be met: available versions: {available}{note}"
     )]
     Unsatisfiable {
-        dep: Dependency,
+        dep: String,
         by: Requirer,
         available: String,
         note: String,
     },
     #[error("{pkg} conflicts with {dep} (required by {by}, which forbids it); remove one of them from the recipe")]
     Conflict {
-        dep: Dependency,
+        dep: String,
         by: Requirer,
         pkg: String,
     },
@@ -132,9 +139,9 @@ impl<'a> Resolver<'a> {
 
     /// Would installing `pkg` break a `!conflict` already recorded (other than its own)?
     fn forbidden(&self, pkg: usize) -> bool {
-        let own = Requirer::Package(self.entry(pkg).name_version());
+        let own = self.entry(pkg).name_version();
         self.conflicts.iter().any(|(dep, by)| {
-            *by != own
+            !by.is(&own)
                 && self
                     .providers
                     .get(dep.name.as_str())
@@ -235,16 +242,38 @@ impl<'a> Resolver<'a> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let note = if taken.is_empty() {
+        let mut notes = Vec::new();
+        if !taken.is_empty() {
+            notes.push(format!(
+                "{} already chosen for another requirement",
+                taken.join(", ")
+            ));
+        }
+        for p in all.iter().filter(|p| self.matches(dep, p)) {
+            let e = self.entry(p.pkg);
+            let own = e.name_version();
+            for (c, c_by) in &self.conflicts {
+                let hits = self
+                    .providers
+                    .get(c.name.as_str())
+                    .is_some_and(|ps| ps.iter().any(|q| q.pkg == p.pkg && self.matches(c, q)));
+                if hits && !c_by.is(&own) {
+                    notes.push(format!(
+                        "{} is ruled out by {c} (required by {c_by})",
+                        e.name_version()
+                    ));
+                }
+            }
+        }
+        notes.sort();
+        notes.dedup();
+        let note = if notes.is_empty() {
             String::new()
         } else {
-            format!(
-                " ({} already chosen for another requirement)",
-                taken.join(", ")
-            )
+            format!(" ({})", notes.join("; "))
         };
         ResolveError::Unsatisfiable {
-            dep: dep.clone(),
+            dep: dep.to_string(),
             by: by.clone(),
             available: available.join(", "),
             note,
@@ -309,9 +338,9 @@ impl<'a> Resolver<'a> {
             };
             if let Some(p) = self.chosen_provider(&positive) {
                 let offender = self.entry(p).name_version();
-                if by != Requirer::Package(offender.clone()) {
+                if !by.is(&offender) {
                     return Err(ResolveError::Conflict {
-                        dep,
+                        dep: dep.to_string(),
                         by,
                         pkg: offender,
                     });
@@ -328,7 +357,14 @@ impl<'a> Resolver<'a> {
         let mut needs: BTreeMap<usize, BTreeSet<usize>> =
             chosen.iter().map(|&i| (i, BTreeSet::new())).collect();
         for &i in &chosen {
-            for d in self.entry(i).depends.iter().filter(|d| !d.conflict) {
+            // install_if conditions order like dependencies: the companion comes after them.
+            let e = self.entry(i);
+            for d in e
+                .depends
+                .iter()
+                .chain(&e.install_if)
+                .filter(|d| !d.conflict)
+            {
                 if let Some(p) = self.chosen_provider(d).filter(|&p| p != i) {
                     needs.entry(i).or_default().insert(p);
                 }
@@ -358,5 +394,104 @@ impl<'a> Resolver<'a> {
             out.push(next);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::index::ApkIndex;
+
+    /// Package relations shaped like Alpine 3.23's (busybox, busybox-binsh, musl, openrc).
+    const INDEX: &str = "P:musl\nV:1.2.5-r23\nA:x86_64\np:so:libc.musl-x86_64.so.1=1\n
+P:busybox\nV:1.37.0-r30\nA:x86_64\nD:so:libc.musl-x86_64.so.1\np:cmd:busybox=1.37.0-r30\n
+P:busybox\nV:1.36.1-r5\nA:x86_64\nD:so:libc.musl-x86_64.so.1\n
+P:busybox-binsh\nV:1.37.0-r30\nA:x86_64\nk:100\nD:busybox=1.37.0-r30\np:/bin/sh cmd:sh=1.37.0-r30\n
+P:dash-binsh\nV:0.5.12-r3\nA:x86_64\nk:60\np:/bin/sh cmd:sh=0.5.12-r3\n
+P:alpine-baselayout\nV:3.7.2-r0\nA:x86_64\nD:alpine-baselayout-data=3.7.2-r0 /bin/sh\n
+P:alpine-baselayout-data\nV:3.7.2-r0\nA:x86_64\n
+P:openrc\nV:0.62-r0\nA:x86_64\nD:so:libc.musl-x86_64.so.1\n
+P:busybox-openrc\nV:1.37.0-r30\nA:x86_64\ni:openrc busybox=1.37.0-r30\n
+P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
+
+    fn run(world: &[&str]) -> Result<Vec<String>, ResolveError> {
+        let idx = ApkIndex::parse(INDEX).unwrap();
+        let cands: Vec<Candidate> = idx
+            .entries
+            .iter()
+            .map(|entry| Candidate { repo: 0, entry })
+            .collect();
+        let world: Vec<Dependency> = world
+            .iter()
+            .map(|w| Dependency::parse(w).unwrap())
+            .collect();
+        let order = resolve(&cands, &world)?;
+        Ok(order
+            .iter()
+            .map(|&i| cands[i].entry.name_version())
+            .collect())
+    }
+
+    #[test]
+    fn closure_in_dependency_order_with_best_providers() {
+        let got = run(&["alpine-baselayout"]).unwrap();
+        assert_eq!(
+            got,
+            [
+                "alpine-baselayout-data-3.7.2-r0",
+                "musl-1.2.5-r23",
+                "busybox-1.37.0-r30",
+                "busybox-binsh-1.37.0-r30", // provider priority 100 beats dash's 60
+                "alpine-baselayout-3.7.2-r0",
+            ]
+        );
+    }
+
+    #[test]
+    fn version_constraints_pick_matching_versions() {
+        let got = run(&["busybox<1.37"]).unwrap();
+        assert_eq!(got, ["musl-1.2.5-r23", "busybox-1.36.1-r5"]);
+        let got = run(&["cmd:sh"]).unwrap();
+        assert!(
+            got.contains(&"busybox-binsh-1.37.0-r30".to_string()),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn install_if_pulls_in_companions() {
+        let got = run(&["busybox", "openrc"]).unwrap();
+        assert_eq!(got.last().unwrap(), "busybox-openrc-1.37.0-r30", "{got:?}");
+        assert!(!run(&["busybox"])
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("openrc")));
+    }
+
+    #[test]
+    fn failures_name_the_requirement_and_the_choices() {
+        let err = run(&["nosuchpkg"]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"nosuchpkg\"") && err.contains("the recipe's package list"),
+            "{err}"
+        );
+        let err = run(&["busybox>=2"]).unwrap_err().to_string();
+        assert!(err.contains("busybox>=2"), "{err}");
+        assert!(
+            err.contains("busybox 1.36.1-r5, busybox 1.37.0-r30"),
+            "{err}"
+        );
+        let err = run(&["busybox", "evil"]).unwrap_err().to_string();
+        assert!(
+            err.contains("evil-1-r0") && err.contains("busybox"),
+            "{err}"
+        );
+        let err = run(&["busybox", "!musl"]).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "musl-1.2.5-r23 is ruled out by !musl (required by the recipe's package list)"
+            ),
+            "{err}"
+        );
     }
 }

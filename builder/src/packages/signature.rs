@@ -49,7 +49,7 @@ pub enum SignatureError {
     Unsigned { what: String },
     #[error("{what} is signed with key {key:?}, which is not trusted; {TRUST_HINT}", key = keys.join("\", \""))]
     UnknownKey { what: String, keys: Vec<String> },
-    #[error("{what}: BAD SIGNATURE by key {key:?}: the file was changed after signing or is corrupt (delete it from the cache and fetch again; if it persists, the mirror is serving tampered data)")]
+    #[error("{what}: BAD SIGNATURE by key {key:?}: the file was changed after it was signed (damaged in transit, or tampered with); fetch it again, and if it persists do not trust this mirror")]
     Bad { what: String, key: String },
     #[error("cannot read trusted key {path}: {message}")]
     KeyFile { path: PathBuf, message: String },

@@ -85,7 +85,8 @@ impl Board {
                 kernel_package: "linux-virt",
                 firmware_packages: &[],
                 console: "console=ttyS0",
-                modules: &["virtio_net", "virtio_blk"],
+                // button + evdev: QEMU's power button (ACPI) reaches init as KEY_POWER.
+                modules: &["virtio_net", "virtio_blk", "button", "evdev"],
                 disk_boot: false,
             },
             Board::QemuAarch64 => BoardProfile {
@@ -93,7 +94,9 @@ impl Board {
                 kernel_package: "linux-virt",
                 firmware_packages: &[],
                 console: "console=ttyAMA0",
-                modules: &["virtio_net", "virtio_blk"],
+                // QEMU's power button: gpio-pl061 for the device-tree GPIO key init watches
+                // (linux-virt has no gpio_keys), button + evdev when booted through UEFI/ACPI.
+                modules: &["virtio_net", "virtio_blk", "gpio-pl061", "button", "evdev"],
                 disk_boot: false,
             },
         }

@@ -48,7 +48,7 @@ const MKE2FS_CONF: &str = "[defaults]
 ";
 
 pub fn write_ext4(opts: &Ext4Options, out: &Path) -> Result<Ext4Info> {
-    if opts.size_bytes % 4096 != 0 || opts.size_bytes < 2 << 20 {
+    if !opts.size_bytes.is_multiple_of(4096) || opts.size_bytes < 2 << 20 {
         bail!(
             "ext4 size {} bytes is not a multiple of 4096 of at least 2 MiB; give the data partition a size like \"64M\"",
             opts.size_bytes

@@ -27,7 +27,7 @@ pub struct FatOptions {
 /// dropped; hardlinks become copies) into a new FAT image. Every entry carries the tree's
 /// default time (the build time): fatfs stamps entries only from its time provider.
 pub fn write_fat(tree: &RootfsTree, opts: &FatOptions, out: &Path) -> Result<()> {
-    if opts.size_bytes % 512 != 0 || opts.size_bytes < 64 << 10 {
+    if !opts.size_bytes.is_multiple_of(512) || opts.size_bytes < 64 << 10 {
         bail!(
             "FAT size {} bytes must be a multiple of 512 and at least 64 KiB",
             opts.size_bytes
@@ -47,14 +47,17 @@ pub fn write_fat(tree: &RootfsTree, opts: &FatOptions, out: &Path) -> Result<()>
     fatfs::format_volume(&mut *file.file(), format)
         .with_context(|| format!("cannot format {} as FAT", out.display()))?;
     file.file().seek(SeekFrom::Start(0))?;
+    let free_clusters;
     {
         let options = FsOptions::new()
             .update_accessed_date(false)
             .time_provider(fixed_time(tree.default_mtime()));
         let fs = FileSystem::new(&mut *file.file(), options)?;
         fill(&fs, tree).with_context(|| format!("cannot fill {}", out.display()))?;
+        free_clusters = fs.stats()?.free_clusters();
         fs.unmount()?;
     }
+    super::fat_fixups::fix_dot_entries(file.file(), free_clusters)?;
     file.commit()
 }
 

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod ext4;
 pub mod extents;
 pub mod fat;
+mod fat_fixups;
 pub mod ids;
 pub mod qcow2;
 pub mod squashfs;

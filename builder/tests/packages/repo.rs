@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use flate2::{write::GzEncoder, Compression};
-use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -21,11 +21,28 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
+    /// A key by that name, generated on first use and kept under the cache dir (RSA key
+    /// generation takes tens of seconds in a debug build).
     pub fn generate(name: &str) -> SigningKey {
-        let dir = std::env::temp_dir().join(format!("edgeimg-test-keys-{}", std::process::id()));
+        let dir = edgeimg::packages::default_cache_dir()
+            .unwrap()
+            .join("test-keys");
         std::fs::create_dir_all(&dir).unwrap();
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-        let pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let private_path = dir.join(format!("{name}.private.pem"));
+        let key = match std::fs::read_to_string(&private_path) {
+            Ok(pem) => RsaPrivateKey::from_pkcs8_pem(&pem).unwrap(),
+            Err(_) => {
+                let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+                let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+                std::fs::write(&tmp, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+                std::fs::rename(&tmp, &private_path).unwrap();
+                key
+            }
+        };
+        let pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
         let pub_path = dir.join(name);
         std::fs::write(&pub_path, pem).unwrap();
         SigningKey {
@@ -70,7 +87,16 @@ impl TarBuilder {
 
     /// Append one entry; `name` and `link` go into the header verbatim (no sanitising).
     #[allow(clippy::too_many_arguments)]
-    pub fn raw(&mut self, kind: tar::EntryType, name: &str, link: &str, mode: u32, uid: u64, data: &[u8], pax: &[(&str, &[u8])]) {
+    pub fn raw(
+        &mut self,
+        kind: tar::EntryType,
+        name: &str,
+        link: &str,
+        mode: u32,
+        uid: u64,
+        data: &[u8],
+        pax: &[(&str, &[u8])],
+    ) {
         if !pax.is_empty() {
             let mut records = Vec::new();
             for (k, v) in pax {
@@ -83,12 +109,23 @@ impl TarBuilder {
                 records.extend_from_slice(v);
                 records.push(b'\n');
             }
-            self.raw(tar::EntryType::XHeader, "PaxHeader", "", 0o644, 0, &records, &[]);
+            self.raw(
+                tar::EntryType::XHeader,
+                "PaxHeader",
+                "",
+                0o644,
+                0,
+                &records,
+                &[],
+            );
         }
         let mut h = tar::Header::new_ustar();
         {
             let old = h.as_old_mut();
-            assert!(name.len() <= 100 && link.len() <= 100, "test names fit the ustar fields");
+            assert!(
+                name.len() <= 100 && link.len() <= 100,
+                "test names fit the ustar fields"
+            );
             old.name[..name.len()].copy_from_slice(name.as_bytes());
             old.linkname[..link.len()].copy_from_slice(link.as_bytes());
         }
@@ -110,12 +147,28 @@ impl TarBuilder {
     }
 
     pub fn dir(&mut self, name: &str, mode: u32) {
-        self.raw(tar::EntryType::Directory, &format!("{name}/"), "", mode, 0, &[], &[]);
+        self.raw(
+            tar::EntryType::Directory,
+            &format!("{name}/"),
+            "",
+            mode,
+            0,
+            &[],
+            &[],
+        );
     }
 
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
         let sha = hex::encode(Sha1::digest(data));
-        self.raw(tar::EntryType::Regular, name, "", mode, 0, data, &[("APK-TOOLS.checksum.SHA1", sha.as_bytes())]);
+        self.raw(
+            tar::EntryType::Regular,
+            name,
+            "",
+            mode,
+            0,
+            data,
+            &[("APK-TOOLS.checksum.SHA1", sha.as_bytes())],
+        );
     }
 
     pub fn symlink(&mut self, name: &str, target: &str) {
@@ -146,7 +199,11 @@ pub struct TestPackage {
 
 impl TestPackage {
     pub fn field(&self, k: char) -> &str {
-        self.fields.iter().find(|(f, _)| *f == k).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     pub fn new(name: &str, version: &str, deps: &str, data: Vec<u8>) -> Self {
@@ -235,7 +292,11 @@ pub fn write_repo(root: &Path, packages: &[TestPackage], key: &SigningKey) -> Pa
     let mut index = String::new();
     for p in packages {
         let (apk, entry) = p.build(key);
-        std::fs::write(dir.join(format!("{}-{}.apk", p.field('P'), p.field('V'))), apk).unwrap();
+        std::fs::write(
+            dir.join(format!("{}-{}.apk", p.field('P'), p.field('V'))),
+            apk,
+        )
+        .unwrap();
         index.push_str(&entry);
         index.push('\n');
     }
@@ -274,7 +335,10 @@ pub fn real_package(root: &Path, name: &str) -> TestPackage {
                 tar.symlink(&path, target.to_str().unwrap());
             } else {
                 let mut data = Vec::new();
-                std::fs::File::open(&full).unwrap().read_to_end(&mut data).unwrap();
+                std::fs::File::open(&full)
+                    .unwrap()
+                    .read_to_end(&mut data)
+                    .unwrap();
                 tar.file(&path, mode, &data);
             }
         }
@@ -303,7 +367,11 @@ pub fn real_package(root: &Path, name: &str) -> TestPackage {
     }
     flush(&mut tar, &mut pending);
     let version = fields.iter().find(|(k, _)| *k == 'V').unwrap().1.clone();
-    let checksum = block.lines().find_map(|l| l.strip_prefix("C:")).unwrap().to_string();
+    let checksum = block
+        .lines()
+        .find_map(|l| l.strip_prefix("C:"))
+        .unwrap()
+        .to_string();
     TestPackage {
         fields,
         data: tar.finish(),

@@ -129,8 +129,11 @@ const PICKS: &[Pick] = &[
     },
 ];
 
-fn alpine_initramfs_files(arch: Arch) -> Vec<(String, Vec<u8>)> {
-    static CACHE: OnceLock<Mutex<Vec<(Arch, Vec<(String, Vec<u8>)>)>>> = OnceLock::new();
+/// (path inside the initramfs, contents)
+type Files = Vec<(String, Vec<u8>)>;
+
+fn alpine_initramfs_files(arch: Arch) -> Files {
+    static CACHE: OnceLock<Mutex<Vec<(Arch, Files)>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, files)) = cache.iter().find(|(a, _)| *a == arch) {

@@ -42,7 +42,7 @@ pub struct InitConfig {
     pub debug_shell: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Run DHCP on the first Ethernet interface (or `interface`).
@@ -50,6 +50,16 @@ pub struct NetworkConfig {
     pub dhcp: bool,
     #[serde(default)]
     pub interface: Option<String>,
+}
+
+// Written out: a derived Default would ignore the serde default and turn DHCP off.
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            dhcp: true,
+            interface: None,
+        }
+    }
 }
 
 fn yes() -> bool {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use nix::sys::reboot::set_cad_enabled;
 
+use crate::power_button::PowerButton;
 use crate::runloop::{self, Settings};
 use crate::signals::Signals;
 use crate::supervisor::ServerSpec;
@@ -12,7 +13,7 @@ use crate::{cmdline, config, console, data, modules, mounts, net, readiness, shu
 
 pub fn boot() -> ! {
     // First, so a power-off signal that arrives during boot waits in the queue.
-    let signals = match Signals::install() {
+    let mut signals = match Signals::install() {
         Ok(signals) => signals,
         Err(errno) => {
             console::error("signals", format!("cannot set up signal handling: {errno}"));
@@ -48,13 +49,24 @@ pub fn boot() -> ! {
     if let Err(errno) = nix::unistd::sethostname(&config.hostname) {
         console::error("hostname", format!("{:?}: {errno}", config.hostname));
     }
-    modules::load_all(&config.init.modules);
+    let loaded = modules::load_all(&config.init.modules);
+    step(&format!(
+        "{loaded}/{} modules loaded",
+        config.init.modules.len()
+    ));
+    // After the modules: the button and input drivers may be among them.
+    match PowerButton::watch() {
+        Ok(button) => signals.watch_power_button(button),
+        Err(errno) => console::error("power-button", format!("cannot watch: {errno}")),
+    }
     net::bring_up_loopback();
     net::configure(&config.init.network, &config.hostname);
+    step("network configured");
     let data_mount =
         config.init.data.as_ref().and_then(|data| {
             data::mount_data(data, (config.init.server_uid, config.init.server_gid))
         });
+    step("starting the server");
 
     // config::load checked the address already.
     let listen = config::listen_address(&config.runtime.listen)
@@ -69,4 +81,9 @@ pub fn boot() -> ! {
         data_mount,
     };
     runloop::run(settings, signals)
+}
+
+/// A human-readable progress line with the time, to see where boot time goes.
+fn step(what: &str) {
+    console::info(format!("{what} at {} ms", readiness::ms_since_boot()));
 }

@@ -17,11 +17,18 @@
 //! - `EDGEIMG-POWEROFF reason=<signal or flag> ms_since_boot=<n>` right before power-off.
 //! - `EDGEIMG-ERROR <what> <why>` for every failure; init never exits.
 //!
+//! Readers should look for `EDGEIMG-` anywhere in a line: a kernel message or the debug
+//! shell's prompt can share the console line.
+//!
 //! # Powering off
 //! SIGTERM, SIGPWR, SIGINT (ctrl-alt-del: `RB_DISABLE_CAD` is set, so QEMU's
 //! `sendkey ctrl-alt-delete` arrives as SIGINT), and SIGUSR1/SIGUSR2 (busybox `halt`/`poweroff`)
 //! stop all processes (SIGTERM, 5 s grace, SIGKILL), sync, unmount the data partition and
-//! `reboot(RB_POWER_OFF)`.
+//! `reboot(RB_POWER_OFF)`. So does the power button (QEMU `system_powerdown`), with
+//! `reason=power-button`: init watches every `/dev/input/event*` device that reports
+//! KEY_POWER (the ACPI `button` driver; needs the `button` and `evdev` modules) and, on arm64
+//! without firmware, the device tree's `gpio-keys` power line through `/dev/gpiochipN`
+//! (needs `gpio-pl061`; Alpine's `linux-virt` has no `gpio_keys` driver).
 //!
 //! # Steering from outside (kernel command line)
 //! - `edgeimg.selftest=kill-server`: SIGKILL the server once after the first READY, to prove
@@ -36,9 +43,12 @@ pub mod cmdline;
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod gpio_key;
+pub mod input_event;
 pub mod modules;
 pub mod mounts;
 pub mod net;
+pub mod power_button;
 pub mod readiness;
 pub mod runloop;
 pub mod shutdown;

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use crate::backoff::Backoff;
 use crate::cmdline::Flags;
-use crate::signals::{Signals, POWER_OFF};
+use crate::signals::Signals;
 use crate::supervisor::{self, ServerSpec};
 use crate::{console, readiness, shutdown};
 
@@ -79,7 +79,7 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
                     console::line(&format!("EDGEIMG-SELFTEST kill-server pid={pid}"));
                     let _ = kill(*pid, Signal::SIGKILL);
                 } else if settings.flags.poweroff_after_ready {
-                    shutdown::power_off("poweroff_after_ready", settings.data_mount.as_deref());
+                    power_off("poweroff_after_ready", &settings, shell);
                 }
             }
         }
@@ -93,10 +93,8 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
             Some(due) => timeout.min(due.saturating_duration_since(Instant::now())),
             None => timeout,
         };
-        for signal in signals.wait(timeout) {
-            if POWER_OFF.contains(&signal) {
-                shutdown::power_off(signal.as_str(), settings.data_mount.as_deref());
-            }
+        if let Some(reason) = signals.wait(timeout) {
+            power_off(reason, &settings, shell);
         }
 
         while let Some((pid, status)) = reap_one() {
@@ -127,6 +125,16 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
             }
         }
     }
+}
+
+/// Ends the debug shell at once (an interactive shell ignores SIGTERM and holds no state),
+/// then stops everything else gracefully.
+fn power_off(reason: &str, settings: &Settings, shell: Option<Pid>) -> ! {
+    if let Some(shell) = shell {
+        // The shell leads its own session: its process group holds its jobs too.
+        let _ = kill(Pid::from_raw(-shell.as_raw()), Signal::SIGKILL);
+    }
+    shutdown::power_off(reason, settings.data_mount.as_deref())
 }
 
 fn start_server(

@@ -18,11 +18,18 @@ const GRACE: Duration = Duration::from_secs(5);
 pub fn power_off(reason: &str, data_mount: Option<&std::path::Path>) -> ! {
     console::info(format!("stopping all processes ({reason})"));
     // pid -1: every process but PID 1 itself.
+    let started = Instant::now();
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-    if !reap_until_none_left(GRACE) {
+    let graceful = reap_until_none_left(GRACE);
+    if !graceful {
         let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
         reap_until_none_left(Duration::from_secs(2));
     }
+    console::info(format!(
+        "processes stopped in {} ms{}",
+        started.elapsed().as_millis(),
+        if graceful { "" } else { " (SIGKILL needed)" }
+    ));
     nix::unistd::sync();
     if let Some(mountpoint) = data_mount {
         if let Err(errno) = nix::mount::umount(mountpoint) {

@@ -42,8 +42,6 @@ pub fn spawn_server(spec: &ServerSpec) -> std::io::Result<Pid> {
     unsafe {
         command.pre_exec(move || drop_privileges(uid, gid));
     }
-    // std resets the signal mask and dispositions in the child, so init's blocked signals
-    // do not leak into the server.
     let child = command.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
 }
@@ -56,8 +54,24 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// Unblocks every signal: the mask survives exec, and init blocks the ones it reads from its
+/// signalfd (std does not reset it), which would make the server deaf to SIGTERM.
+fn unblock_all_signals() -> std::io::Result<()> {
+    // SAFETY: an empty sigset_t filled by sigemptyset; both calls are async-signal-safe.
+    unsafe {
+        let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        check(libc::sigemptyset(empty.as_mut_ptr()))?;
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            std::ptr::null_mut(),
+        ))
+    }
+}
+
 /// Runs in the forked child: only async-signal-safe calls.
 fn drop_privileges(uid: u32, gid: u32) -> std::io::Result<()> {
+    unblock_all_signals()?;
     // SAFETY: plain system calls with valid arguments.
     unsafe {
         check(libc::setsid())?;
@@ -77,24 +91,57 @@ fn drop_privileges(uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A root shell on the console, for debugging images that ask for one.
+/// The terminal behind /dev/console: the last name in `/sys/class/tty/console/active`
+/// (`tty0 ttyS0` -> `ttyS0`), which is the one /dev/console writes to.
+pub fn console_tty(active: &str) -> Option<&str> {
+    active.split_whitespace().last()
+}
+
+/// A root shell on the console, for debugging images that ask for one. Like busybox's
+/// `cttyhack`, it gets the real terminal (e.g. /dev/ttyS0) as its controlling terminal, so
+/// job control and ctrl-c work.
 pub fn spawn_debug_shell() -> std::io::Result<Pid> {
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    let tty_path = match console_tty(&active) {
+        Some(name) => format!("/dev/{name}"),
+        None => "/dev/console".to_string(),
+    };
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&tty_path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{tty_path}: {e}")))?;
     let mut command = Command::new("/bin/sh");
     command
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", "/")
         .env("TERM", "linux")
-        .current_dir("/");
-    // SAFETY: setsid and ioctl are async-signal-safe.
+        .current_dir("/")
+        .stdin(tty.try_clone()?)
+        .stdout(tty.try_clone()?)
+        .stderr(tty);
+    // SAFETY: sigprocmask, setsid and ioctl are async-signal-safe.
     unsafe {
         command.pre_exec(|| {
+            unblock_all_signals()?;
             check(libc::setsid())?;
-            // Make the console our controlling terminal so ctrl-c reaches the shell's jobs.
-            libc::ioctl(0, libc::TIOCSCTTY as _, 1);
+            check(libc::ioctl(0, libc::TIOCSCTTY as _, 1))?;
             Ok(())
         });
     }
     let child = command.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_tty_is_the_last_active_console() {
+        assert_eq!(console_tty("tty0 ttyS0\n"), Some("ttyS0"));
+        assert_eq!(console_tty("ttyAMA0\n"), Some("ttyAMA0"));
+        assert_eq!(console_tty(""), None);
+    }
 }

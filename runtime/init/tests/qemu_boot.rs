@@ -12,13 +12,12 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use edge_config::{
     DataPartition, DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, RuntimeConfig,
 };
-use support::alpine::{AlpineKernel, KERNEL_VERSION};
+use support::alpine::{AlpineKernel, Arch, KERNEL_VERSION};
 use support::initramfs::Initramfs;
 use support::qemu::{BootSpec, Vm};
 
@@ -34,32 +33,14 @@ busybox mkdir -p /tmp/www/v2/health
   echo "args=$*"
   busybox id
   echo "hostname=$(busybox hostname)"
-  busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status
+  busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|SigBlk|SigIgn)' /proc/self/status
   busybox grep ' /data ' /proc/mounts
   busybox touch /data/written-by-server && echo data-writable
 } > /tmp/www/v2/health/ready 2>&1
 exec busybox httpd -f -p 8000 -h /tmp/www
 "#;
 
-fn build_edge_init() -> PathBuf {
-    // A target dir of its own: the outer `cargo test` may hold the lock on the usual one.
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge-init-musl");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args(["build", "--profile", "device", "-p", "edge-init"])
-        .args(["--target", "x86_64-unknown-linux-musl"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("running cargo");
-    assert!(
-        status.success(),
-        "building edge-init for x86_64-unknown-linux-musl failed"
-    );
-    target_dir.join("x86_64-unknown-linux-musl/device/edge-init")
-}
-
-fn device_config(modules: Vec<String>) -> DeviceConfig {
+fn device_config(modules: Vec<String>, with_data: bool) -> DeviceConfig {
     DeviceConfig {
         hostname: "edge-init-test".to_string(),
         init: InitConfig {
@@ -68,7 +49,7 @@ fn device_config(modules: Vec<String>) -> DeviceConfig {
                 dhcp: true,
                 interface: None,
             },
-            data: Some(DataPartition {
+            data: with_data.then(|| DataPartition {
                 label: Some("edge-data".to_string()),
                 partuuid: Some(format!("{DISK_SIGNATURE:08x}-01")),
                 fstype: "ext4".to_string(),
@@ -97,7 +78,7 @@ fn device_config(modules: Vec<String>) -> DeviceConfig {
     }
 }
 
-fn initramfs(init: &Path, alpine: &AlpineKernel) -> Vec<u8> {
+fn initramfs(init: &Path, alpine: &AlpineKernel, with_data: bool) -> Vec<u8> {
     let wanted = [
         "kernel/drivers/net/virtio_net.ko.gz",
         "kernel/drivers/block/virtio_blk.ko.gz",
@@ -141,9 +122,20 @@ fn initramfs(init: &Path, alpine: &AlpineKernel) -> Vec<u8> {
     image.file(
         edge_config::DEVICE_CONFIG_PATH,
         0o644,
-        device_config(modules).to_toml().into_bytes(),
+        device_config(modules, with_data).to_toml().into_bytes(),
     );
     image.into_bytes()
+}
+
+/// A work dir, the Alpine kernel and an initramfs with edge-init as /init.
+fn prepare(name: &str, with_data: bool) -> (PathBuf, AlpineKernel, PathBuf) {
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&work).unwrap();
+    let alpine = AlpineKernel::x86_64();
+    let init = support::build::edge_init(Arch::X86_64);
+    let initrd = work.join("initramfs.cpio");
+    std::fs::write(&initrd, initramfs(&init, &alpine, with_data)).unwrap();
+    (work, alpine, initrd)
 }
 
 fn free_port() -> u16 {
@@ -172,18 +164,14 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         eprintln!("qemu-system-x86_64 not installed: skipping the edge-init boot test");
         return;
     }
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge-init-boot");
-    std::fs::create_dir_all(&work).unwrap();
-    let alpine = AlpineKernel::x86_64();
-    let init = build_edge_init();
-    let initrd = work.join("initramfs.cpio");
-    std::fs::write(&initrd, initramfs(&init, &alpine)).unwrap();
+    let (work, alpine, initrd) = prepare("edge-init-boot", true);
     let disk = work.join("data.img");
     support::disk::mbr_ext4_disk(&disk, 16, "edge-data", DISK_SIGNATURE);
 
     let port = free_port();
     let monitor = work.join("monitor.sock");
     let mut vm = Vm::boot(&BootSpec {
+        arch: Arch::X86_64,
         kernel: &alpine.kernel,
         initrd: &initrd,
         append: "console=ttyS0 panic=-1 edgeimg.selftest=kill-server",
@@ -192,7 +180,8 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         guest_port: 8000,
         monitor: &monitor,
     });
-    let boot = Duration::from_secs(60);
+    // Generous: TCG on a busy 2-core machine; a healthy boot takes ~10 s.
+    let boot = Duration::from_secs(90);
     let net = vm.expect_line("EDGEIMG-NET", boot);
     assert_eq!(
         net,
@@ -229,6 +218,8 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         "CapBnd:\t0000000000000000",
         "CapAmb:\t0000000000000000",
         "NoNewPrivs:\t1",
+        // init's blocked signals must not leak into the server (it would ignore SIGTERM).
+        "SigBlk:\t0000000000000000",
         "/dev/vda1 /data ext4 rw,nosuid,nodev,noatime",
         "data-writable",
     ];
@@ -253,16 +244,60 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         vm.wait_exit(Duration::from_secs(30)),
         "QEMU did not exit cleanly"
     );
-    if let Some(error) = vm
-        .log
-        .iter()
-        .find(|l| l.starts_with("EDGEIMG-ERROR"))
-        .cloned()
-    {
+    if let Some(error) = vm.log.iter().find(|l| l.contains("EDGEIMG-ERROR")).cloned() {
         vm.fail(&format!("init reported an error: {error}"));
     }
-    for line in vm.log.iter().filter(|l| l.starts_with("EDGEIMG-")) {
+    for line in vm
+        .log
+        .iter()
+        .filter(|l| l.contains("EDGEIMG-") || l.starts_with("edge-init:"))
+    {
         eprintln!("console: {line}");
     }
     eprintln!("server report:\n{report}");
+}
+
+#[test]
+fn debug_shell_runs_as_root_and_busybox_poweroff_powers_off() {
+    if !support::qemu::qemu_x86_64_available() {
+        eprintln!("qemu-system-x86_64 not installed: skipping the edge-init debug-shell test");
+        return;
+    }
+    let (work, alpine, initrd) = prepare("edge-init-shell", false);
+    let monitor = work.join("monitor.sock");
+    let mut vm = Vm::boot(&BootSpec {
+        arch: Arch::X86_64,
+        kernel: &alpine.kernel,
+        initrd: &initrd,
+        append: "console=ttyS0 panic=-1 edgeimg.debug_shell=1",
+        disk: None,
+        host_port: free_port(),
+        guest_port: 8000,
+        monitor: &monitor,
+    });
+    vm.expect_line("EDGEIMG-READY model=standin", Duration::from_secs(90));
+    // Arithmetic in the command, so the echo of what was typed cannot match.
+    vm.type_on_console("echo shell-uid-$((40+2))-$(busybox id -u)\n");
+    vm.expect_line("shell-uid-42-0", Duration::from_secs(20));
+    if let Some(warning) = vm
+        .log
+        .iter()
+        .find(|l| l.contains("job control turned off"))
+        .cloned()
+    {
+        vm.fail(&format!(
+            "the debug shell has no controlling terminal: {warning}"
+        ));
+    }
+    // busybox `poweroff` asks PID 1 with SIGUSR2.
+    vm.type_on_console("busybox poweroff\n");
+    let off = vm.expect_line("EDGEIMG-POWEROFF", Duration::from_secs(30));
+    assert!(off.starts_with("EDGEIMG-POWEROFF reason=SIGUSR2"), "{off}");
+    assert!(
+        vm.wait_exit(Duration::from_secs(30)),
+        "QEMU did not exit cleanly"
+    );
+    if let Some(error) = vm.log.iter().find(|l| l.contains("EDGEIMG-ERROR")).cloned() {
+        vm.fail(&format!("init reported an error: {error}"));
+    }
 }

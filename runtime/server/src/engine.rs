@@ -161,6 +161,7 @@ impl Model {
 
 fn build_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
     // Level3 for both engines: tract relies on it for speed (its decluttering and fusing).
+    // ort-tract accepts and ignores the thread count: tract runs a model on the calling thread.
     Ok(Session::builder(environment)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?

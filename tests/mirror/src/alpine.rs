@@ -4,6 +4,7 @@
 
 use crate::installed_db::{self, DbEntryKind, InstalledPackage};
 use crate::package::{Entry, EntryKind, PackageContent};
+use crate::restore::{apk_checksum, restore_file, restore_symlink};
 use crate::rootfs::AlpineRoot;
 use crate::scripts;
 use anyhow::{Context, Result};
@@ -14,17 +15,21 @@ use std::path::PathBuf;
 pub struct RootPackages {
     pub packages: Vec<PackageContent>,
     pub missing_files: Vec<String>,
+    /// Files the image changed and whose packaged content was recovered (checksum-verified).
+    pub restored_files: Vec<String>,
 }
 
 pub fn packages_from_root(root: &AlpineRoot) -> Result<RootPackages> {
     let db_path = root.installed_db();
-    let text = fs::read_to_string(&db_path).with_context(|| format!("reading {}", db_path.display()))?;
-    let installed = installed_db::parse(&text).with_context(|| format!("parsing {}", db_path.display()))?;
+    let text =
+        fs::read_to_string(&db_path).with_context(|| format!("reading {}", db_path.display()))?;
+    let installed =
+        installed_db::parse(&text).with_context(|| format!("parsing {}", db_path.display()))?;
     let db_dir = root.dir.join("lib/apk/db");
     let mut scripts = scripts::read_scripts(&db_dir)?;
     let triggers = scripts::read_triggers(&db_dir)?;
 
-    let mut missing_files = Vec::new();
+    let mut report = Report::default();
     let mut packages = Vec::new();
     for pkg in installed {
         let key = format!("{}-{}", pkg.meta.name, pkg.meta.version);
@@ -34,22 +39,46 @@ pub fn packages_from_root(root: &AlpineRoot) -> Result<RootPackages> {
             meta: pkg.meta.clone(),
         };
         content.meta.triggers = triggers.get(&pkg.identity).cloned().unwrap_or_default();
-        content.entries = entries_of(root, &pkg, &mut missing_files)?;
+        content.entries = entries_of(root, &pkg, &mut report)?;
         packages.push(content);
     }
-    Ok(RootPackages { packages, missing_files })
+    Ok(RootPackages {
+        packages,
+        missing_files: report.missing,
+        restored_files: report.restored,
+    })
 }
 
-fn entries_of(root: &AlpineRoot, pkg: &InstalledPackage, missing: &mut Vec<String>) -> Result<Vec<Entry>> {
+#[derive(Default)]
+struct Report {
+    missing: Vec<String>,
+    restored: Vec<String>,
+}
+
+fn entries_of(
+    root: &AlpineRoot,
+    pkg: &InstalledPackage,
+    report: &mut Report,
+) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for db_entry in &pkg.entries {
         let acl = db_entry.acl;
         let (kind, expected_checksum) = match &db_entry.kind {
             DbEntryKind::Dir => (EntryKind::Dir, None),
             DbEntryKind::File { checksum } => match file_kind(root, &db_entry.path)? {
-                Some(kind) => (kind, checksum.clone()),
+                Some(kind) => {
+                    let kind = match checksum {
+                        Some(expected) => {
+                            restored(root, &db_entry.path, kind, expected, &pkg.meta.name, report)?
+                        }
+                        None => kind,
+                    };
+                    (kind, checksum.clone())
+                }
                 None => {
-                    missing.push(format!("{}: /{}", pkg.meta.name, db_entry.path));
+                    report
+                        .missing
+                        .push(format!("{}: /{}", pkg.meta.name, db_entry.path));
                     continue;
                 }
             },
@@ -78,11 +107,56 @@ fn file_kind(root: &AlpineRoot, path: &str) -> Result<Option<EntryKind>> {
         Err(_) => return Ok(None),
     };
     if meta.file_type().is_symlink() {
-        let target = fs::read_link(&host).with_context(|| format!("reading link {}", host.display()))?;
-        return Ok(Some(EntryKind::Symlink(target.to_string_lossy().into_owned())));
+        let target =
+            fs::read_link(&host).with_context(|| format!("reading link {}", host.display()))?;
+        return Ok(Some(EntryKind::Symlink(
+            target.to_string_lossy().into_owned(),
+        )));
     }
     if meta.is_file() {
         return Ok(Some(EntryKind::File(host)));
     }
     Ok(None)
+}
+
+/// The packaged version of a file the image changed, when it can be recovered exactly.
+fn restored(
+    root: &AlpineRoot,
+    path: &str,
+    kind: EntryKind,
+    expected: &str,
+    package: &str,
+    report: &mut Report,
+) -> Result<EntryKind> {
+    let recovered = match &kind {
+        EntryKind::Symlink(target) if apk_checksum(target.as_bytes()) != expected => {
+            restore_symlink(path, target, expected).map(EntryKind::Symlink)
+        }
+        EntryKind::File(source) => {
+            let current =
+                fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+            if apk_checksum(&current) == expected {
+                None
+            } else if let Some(original) = restore_file(&current, expected) {
+                let dest = root.dir.with_file_name("restored").join(path);
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                fs::write(&dest, original)
+                    .with_context(|| format!("writing {}", dest.display()))?;
+                Some(EntryKind::File(dest))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    match recovered {
+        Some(original) => {
+            report.restored.push(format!("{package}: /{path}"));
+            Ok(original)
+        }
+        None => Ok(kind),
+    }
 }

@@ -29,13 +29,17 @@ pub struct WrittenApk {
 
 impl WrittenApk {
     pub fn identity(&self) -> String {
-        format!("Q1{}", base64::engine::general_purpose::STANDARD.encode(self.control_sha1))
+        format!(
+            "Q1{}",
+            base64::engine::general_purpose::STANDARD.encode(self.control_sha1)
+        )
     }
 }
 
 pub fn write_apk(pkg: &PackageContent, signer: &Signer, out_dir: &Path) -> Result<WrittenApk> {
     let what = format!("{}-{}", pkg.meta.name, pkg.meta.version);
-    let (data, changed_files) = data_stream(pkg).with_context(|| format!("writing the data of {what}"))?;
+    let (data, changed_files) =
+        data_stream(pkg).with_context(|| format!("writing the data of {what}"))?;
     let datahash = hex::encode(Sha256::digest(&data));
 
     let mut control = TarWriter::new(Vec::new(), pkg.meta.build_time);
@@ -43,13 +47,27 @@ pub fn write_apk(pkg: &PackageContent, signer: &Signer, out_dir: &Path) -> Resul
     control.file(".PKGINFO", 0o644, 0, 0, info.len() as u64, info.as_bytes())?;
     for script in &pkg.scripts {
         let name = format!(".{}", script.action);
-        control.file(&name, 0o755, 0, 0, script.body.len() as u64, script.body.as_slice())?;
+        control.file(
+            &name,
+            0o755,
+            0,
+            0,
+            script.body.len() as u64,
+            script.body.as_slice(),
+        )?;
     }
     let control = gzip(&control.finish_cut()?)?;
 
     let signature = signer.sign(&control)?;
     let mut sig = TarWriter::new(Vec::new(), pkg.meta.build_time);
-    sig.file(&signer.signature_member(), 0o644, 0, 0, signature.len() as u64, signature.as_slice())?;
+    sig.file(
+        &signer.signature_member(),
+        0o644,
+        0,
+        0,
+        signature.len() as u64,
+        signature.as_slice(),
+    )?;
     let sig = gzip(&sig.finish_cut()?)?;
 
     let file_name = pkg.meta.file_name();
@@ -69,15 +87,29 @@ fn data_stream(pkg: &PackageContent) -> Result<(Vec<u8>, Vec<String>)> {
     let mut tar = TarWriter::new(gzip_writer(), pkg.meta.build_time);
     let mut changed = Vec::new();
     for entry in &pkg.entries {
-        let Entry { path, mode, uid, gid, .. } = entry;
+        let Entry {
+            path,
+            mode,
+            uid,
+            gid,
+            ..
+        } = entry;
         match &entry.kind {
             EntryKind::Dir => tar.dir(path, *mode, *uid, *gid)?,
             EntryKind::File(source) => {
-                let content = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+                let content =
+                    fs::read(source).with_context(|| format!("reading {}", source.display()))?;
                 let sha1: [u8; 20] = Sha1::digest(&content).into();
                 note_change(entry, &sha1, &mut changed);
                 tar.pax(&[("APK-TOOLS.checksum.SHA1", hex::encode(sha1).as_bytes())])?;
-                tar.file(path, *mode, *uid, *gid, content.len() as u64, content.as_slice())?;
+                tar.file(
+                    path,
+                    *mode,
+                    *uid,
+                    *gid,
+                    content.len() as u64,
+                    content.as_slice(),
+                )?;
             }
             EntryKind::Symlink(target) => {
                 let sha1: [u8; 20] = Sha1::digest(target.as_bytes()).into();
@@ -92,7 +124,10 @@ fn data_stream(pkg: &PackageContent) -> Result<(Vec<u8>, Vec<String>)> {
 
 fn note_change(entry: &Entry, sha1: &[u8; 20], changed: &mut Vec<String>) {
     if let Some(expected) = &entry.expected_checksum {
-        let actual = format!("Q1{}", base64::engine::general_purpose::STANDARD.encode(sha1));
+        let actual = format!(
+            "Q1{}",
+            base64::engine::general_purpose::STANDARD.encode(sha1)
+        );
         if *expected != actual {
             changed.push(entry.path.clone());
         }

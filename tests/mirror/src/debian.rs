@@ -34,16 +34,33 @@ pub fn ensure_debs(cache: &Path) -> Result<DebianDebs> {
     }
     fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
     let apt = Apt::new(&cache.join("debian").join("apt"))?;
-    apt.run("apt-get", &["update", "-q"], None)
-        .context("updating the private apt lists (needs Debian's mirror and debian-archive-keyring)")?;
+    apt.run("apt-get", &["update", "-q"], None).context(
+        "updating the private apt lists (needs Debian's mirror and debian-archive-keyring)",
+    )?;
     let kernel = apt.kernel_package()?;
-    apt.run("apt-get", &["download", "-q", FIRMWARE_PACKAGE, &format!("{kernel}:arm64")], Some(&debs))
-        .context("downloading the Raspberry Pi kernel and firmware from Debian")?;
-    find_debs(&debs)?.with_context(|| format!("apt-get download left no usable .deb files in {}", debs.display()))
+    apt.run(
+        "apt-get",
+        &[
+            "download",
+            "-q",
+            FIRMWARE_PACKAGE,
+            &format!("{kernel}:arm64"),
+        ],
+        Some(&debs),
+    )
+    .context("downloading the Raspberry Pi kernel and firmware from Debian")?;
+    find_debs(&debs)?.with_context(|| {
+        format!(
+            "apt-get download left no usable .deb files in {}",
+            debs.display()
+        )
+    })
 }
 
 fn find_debs(dir: &Path) -> Result<Option<DebianDebs>> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(None) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(None);
+    };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".deb"))
@@ -52,12 +69,17 @@ fn find_debs(dir: &Path) -> Result<Option<DebianDebs>> {
     let is_kernel = |n: &&String| {
         n.strip_prefix("linux-image-")
             .and_then(|rest| rest.split('_').next())
-            .is_some_and(|pkg| pkg.ends_with("-arm64") && pkg.starts_with(|c: char| c.is_ascii_digit()))
+            .is_some_and(|pkg| {
+                pkg.ends_with("-arm64") && pkg.starts_with(|c: char| c.is_ascii_digit())
+            })
     };
-    let kernel = names.iter().filter(is_kernel).next_back();
-    let firmware = names.iter().filter(|n| n.starts_with("raspi-firmware_")).next_back();
+    let kernel = names.iter().rfind(is_kernel);
+    let firmware = names.iter().rfind(|n| n.starts_with("raspi-firmware_"));
     Ok(match (kernel, firmware) {
-        (Some(k), Some(f)) => Some(DebianDebs { kernel: dir.join(k), firmware: dir.join(f) }),
+        (Some(k), Some(f)) => Some(DebianDebs {
+            kernel: dir.join(k),
+            firmware: dir.join(f),
+        }),
         _ => None,
     })
 }
@@ -70,7 +92,8 @@ struct Apt {
 impl Apt {
     fn new(dir: &Path) -> Result<Apt> {
         for sub in ["lists/partial", "cache/archives/partial", "etc"] {
-            fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.display()))?;
+            fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         let sources = dir.join("etc/sources.list");
         fs::write(&sources, SOURCES)?;
@@ -85,7 +108,12 @@ impl Apt {
             "Debug::NoLocking=1".into(),
             "APT::Sandbox::User=root".into(),
         ];
-        Ok(Apt { options: options.iter().flat_map(|o| ["-o".to_owned(), o.clone()]).collect() })
+        Ok(Apt {
+            options: options
+                .iter()
+                .flat_map(|o| ["-o".to_owned(), o.clone()])
+                .collect(),
+        })
     }
 
     fn run(&self, program: &str, args: &[&str], cwd: Option<&Path>) -> Result<String> {
@@ -94,22 +122,38 @@ impl Apt {
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
-        let output = cmd.output().with_context(|| format!("cannot run {program}: this needs a Debian host"))?;
+        let output = cmd
+            .output()
+            .with_context(|| format!("cannot run {program}: this needs a Debian host"))?;
         if !output.status.success() {
-            bail!("{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "{program} {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// The concrete kernel package the `linux-image-arm64` meta package points to now.
     fn kernel_package(&self) -> Result<String> {
-        let info = self.run("apt-cache", &["show", "--no-all-versions", KERNEL_META_PACKAGE], None)?;
+        let info = self.run(
+            "apt-cache",
+            &["show", "--no-all-versions", KERNEL_META_PACKAGE],
+            None,
+        )?;
         info.lines()
             .find_map(|l| l.strip_prefix("Depends:"))
-            .and_then(|deps| deps.split(',').map(|d| d.trim()).find(|d| d.starts_with("linux-image-")))
+            .and_then(|deps| {
+                deps.split(',')
+                    .map(|d| d.trim())
+                    .find(|d| d.starts_with("linux-image-"))
+            })
             .and_then(|dep| dep.split_whitespace().next())
             .map(str::to_owned)
-            .with_context(|| format!("cannot find the kernel package {KERNEL_META_PACKAGE} depends on"))
+            .with_context(|| {
+                format!("cannot find the kernel package {KERNEL_META_PACKAGE} depends on")
+            })
     }
 }
 
@@ -117,8 +161,13 @@ impl Apt {
 /// the epoch and anything after the numeric part (`+ds`, `~rc1`) are dropped.
 pub fn alpine_version(debian: &str) -> String {
     let without_epoch = debian.split_once(':').map_or(debian, |(_, v)| v);
-    let (upstream, revision) = without_epoch.rsplit_once('-').unwrap_or((without_epoch, "0"));
-    let numeric: String = upstream.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let (upstream, revision) = without_epoch
+        .rsplit_once('-')
+        .unwrap_or((without_epoch, "0"));
+    let numeric: String = upstream
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let numeric = numeric.trim_matches('.');
     let numeric = if numeric.is_empty() { "0" } else { numeric };
     let rel: String = revision.chars().take_while(char::is_ascii_digit).collect();
@@ -139,7 +188,11 @@ fn deb_info(deb: &Path) -> Result<DebInfo> {
         .output()
         .context("cannot run dpkg-deb: this needs a Debian host")?;
     if !output.status.success() {
-        bail!("{} is not a valid .deb ({}); delete it to re-download", deb.display(), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{} is not a valid .deb ({}); delete it to re-download",
+            deb.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let field = |name: &str| {
@@ -148,15 +201,27 @@ fn deb_info(deb: &Path) -> Result<DebInfo> {
             .map(|v| v.trim().to_owned())
             .with_context(|| format!("{} has no {name} field", deb.display()))
     };
-    Ok(DebInfo { package: field("Package")?, version: field("Version")?, maintainer: field("Maintainer")? })
+    Ok(DebInfo {
+        package: field("Package")?,
+        version: field("Version")?,
+        maintainer: field("Maintainer")?,
+    })
 }
 
 fn extract_deb(deb: &Path, dest: &Path) -> Result<()> {
     remove_dir_if_present(dest)?;
     fs::create_dir_all(dest)?;
-    let status = Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest).status().context("cannot run dpkg-deb")?;
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb)
+        .arg(dest)
+        .status()
+        .context("cannot run dpkg-deb")?;
     if !status.success() {
-        bail!("dpkg-deb -x {} failed ({status}); delete the file to re-download", deb.display());
+        bail!(
+            "dpkg-deb -x {} failed ({status}); delete the file to re-download",
+            deb.display()
+        );
     }
     Ok(())
 }
@@ -169,7 +234,10 @@ struct EntryList {
 
 impl EntryList {
     fn new() -> Self {
-        EntryList { entries: Vec::new(), installed_size: 0 }
+        EntryList {
+            entries: Vec::new(),
+            installed_size: 0,
+        }
     }
 
     fn dirs(&mut self, path: &str) {
@@ -186,11 +254,20 @@ impl EntryList {
     }
 
     fn push(&mut self, path: &str, kind: EntryKind, mode: u32) {
-        self.entries.push(Entry { path: path.to_owned(), kind, mode, uid: 0, gid: 0, expected_checksum: None });
+        self.entries.push(Entry {
+            path: path.to_owned(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            expected_checksum: None,
+        });
     }
 
     fn file(&mut self, path: &str, source: &Path, mode: u32) -> Result<()> {
-        let size = fs::metadata(source).with_context(|| format!("reading {}", source.display()))?.len();
+        let size = fs::metadata(source)
+            .with_context(|| format!("reading {}", source.display()))?
+            .len();
         self.installed_size += size;
         self.push(path, EntryKind::File(source.to_owned()), mode);
         Ok(())
@@ -199,9 +276,16 @@ impl EntryList {
     /// Adds the tree at `source` under `dest`, sorted, with Debian's modes normalised.
     fn tree(&mut self, dest: &str, source: &Path) -> Result<()> {
         self.dirs(dest);
-        for item in walkdir::WalkDir::new(source).min_depth(1).sort_by_file_name() {
+        for item in walkdir::WalkDir::new(source)
+            .min_depth(1)
+            .sort_by_file_name()
+        {
             let item = item.with_context(|| format!("walking {}", source.display()))?;
-            let rel = item.path().strip_prefix(source)?.to_string_lossy().into_owned();
+            let rel = item
+                .path()
+                .strip_prefix(source)?
+                .to_string_lossy()
+                .into_owned();
             let path = format!("{dest}/{rel}");
             let kind = item.file_type();
             if kind.is_dir() {
@@ -229,7 +313,10 @@ pub fn linux_rpi(deb: &Path, work: &Path, depmod_host: &AlpineRoot) -> Result<Pa
         .with_context(|| format!("{} is not a linux-image package", info.package))?
         .to_owned();
     let boot = tree.join("boot");
-    let image = unpacked_image(&boot.join(format!("vmlinuz-{release}")), &work.join("vmlinuz-rpi"))?;
+    let image = unpacked_image(
+        &boot.join(format!("vmlinuz-{release}")),
+        &work.join("vmlinuz-rpi"),
+    )?;
     let modules = tree.join("lib/modules").join(&release);
     run_depmod(depmod_host, &tree, &release)?;
     let release_file = work.join("kernel.release");
@@ -245,7 +332,10 @@ pub fn linux_rpi(deb: &Path, work: &Path, depmod_host: &AlpineRoot) -> Result<Pa
     }
     let dtbs = tree.join(format!("usr/lib/linux-image-{release}/broadcom"));
     if !dtbs.is_dir() {
-        bail!("{} has no Raspberry Pi device trees (usr/lib/linux-image-{release}/broadcom)", deb.display());
+        bail!(
+            "{} has no Raspberry Pi device trees (usr/lib/linux-image-{release}/broadcom)",
+            deb.display()
+        );
     }
     list.tree("boot/dtbs-rpi/broadcom", &dtbs)?;
     list.tree(&format!("lib/modules/{release}"), &modules)?;
@@ -269,7 +359,11 @@ pub fn linux_rpi(deb: &Path, work: &Path, depmod_host: &AlpineRoot) -> Result<Pa
         installed_size: list.installed_size,
         ..Default::default()
     };
-    Ok(PackageContent { meta, scripts: Vec::new(), entries: list.entries })
+    Ok(PackageContent {
+        meta,
+        scripts: Vec::new(),
+        entries: list.entries,
+    })
 }
 
 /// `raspberrypi-bootloader`: the GPU firmware the Pi boots from, under `/boot/`.
@@ -285,7 +379,10 @@ pub fn raspberrypi_bootloader(deb: &Path, work: &Path) -> Result<PackageContent>
         .collect();
     names.sort();
     if !names.iter().any(|n| n == "start4.elf") || !names.iter().any(|n| n == "bootcode.bin") {
-        bail!("{} lacks bootcode.bin/start4.elf; is it Debian's raspi-firmware?", deb.display());
+        bail!(
+            "{} lacks bootcode.bin/start4.elf; is it Debian's raspi-firmware?",
+            deb.display()
+        );
     }
     let mut list = EntryList::new();
     list.dirs("boot");
@@ -308,7 +405,11 @@ pub fn raspberrypi_bootloader(deb: &Path, work: &Path) -> Result<PackageContent>
         installed_size: list.installed_size,
         ..Default::default()
     };
-    Ok(PackageContent { meta, scripts: Vec::new(), entries: list.entries })
+    Ok(PackageContent {
+        meta,
+        scripts: Vec::new(),
+        entries: list.entries,
+    })
 }
 
 /// Debian may ship the arm64 `Image` gzipped; the Pi firmware and QEMU need it raw.
@@ -337,7 +438,11 @@ fn run_depmod(host_root: &AlpineRoot, base: &Path, release: &str) -> Result<()> 
     let root = &host_root.dir;
     let output = Command::new(root.join(host_root.arch.musl_loader()))
         .arg("--library-path")
-        .arg(format!("{}:{}", root.join("lib").display(), root.join("usr/lib").display()))
+        .arg(format!(
+            "{}:{}",
+            root.join("lib").display(),
+            root.join("usr/lib").display()
+        ))
         .arg(root.join("sbin/depmod"))
         .arg("-b")
         .arg(base)
@@ -345,17 +450,29 @@ fn run_depmod(host_root: &AlpineRoot, base: &Path, release: &str) -> Result<()> 
         .output()
         .context("running Alpine's depmod through its musl loader")?;
     if !output.status.success() {
-        bail!("depmod for {release} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "depmod for {release} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    if !base.join("lib/modules").join(release).join("modules.dep").is_file() {
+    if !base
+        .join("lib/modules")
+        .join(release)
+        .join("modules.dep")
+        .is_file()
+    {
         bail!("depmod for {release} wrote no modules.dep");
     }
     Ok(())
 }
 
 fn mtime(path: &Path) -> Result<u64> {
-    let modified = fs::metadata(path).and_then(|m| m.modified()).with_context(|| format!("reading {}", path.display()))?;
-    Ok(modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    let modified = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()))
 }
 
 #[cfg(test)]

@@ -49,17 +49,47 @@ pub fn render(packages: &[WrittenApk]) -> String {
     out
 }
 
-pub fn write_index(dir: &Path, description: &str, packages: &[WrittenApk], signer: &Signer) -> Result<()> {
-    let mtime = packages.iter().map(|p| p.meta.build_time).max().unwrap_or(0);
+pub fn write_index(
+    dir: &Path,
+    description: &str,
+    packages: &[WrittenApk],
+    signer: &Signer,
+) -> Result<()> {
+    let mtime = packages
+        .iter()
+        .map(|p| p.meta.build_time)
+        .max()
+        .unwrap_or(0);
     let index = render(packages);
     let mut tar = TarWriter::new(Vec::new(), mtime);
-    tar.file("DESCRIPTION", 0o644, 0, 0, description.len() as u64, description.as_bytes())?;
-    tar.file("APKINDEX", 0o644, 0, 0, index.len() as u64, index.as_bytes())?;
+    tar.file(
+        "DESCRIPTION",
+        0o644,
+        0,
+        0,
+        description.len() as u64,
+        description.as_bytes(),
+    )?;
+    tar.file(
+        "APKINDEX",
+        0o644,
+        0,
+        0,
+        index.len() as u64,
+        index.as_bytes(),
+    )?;
     let body = gzip(&tar.finish()?)?;
 
     let signature = signer.sign(&body)?;
     let mut sig = TarWriter::new(Vec::new(), mtime);
-    sig.file(&signer.signature_member(), 0o644, 0, 0, signature.len() as u64, signature.as_slice())?;
+    sig.file(
+        &signer.signature_member(),
+        0o644,
+        0,
+        0,
+        signature.len() as u64,
+        signature.as_slice(),
+    )?;
     let sig = gzip(&sig.finish_cut()?)?;
 
     let path = dir.join("APKINDEX.tar.gz");

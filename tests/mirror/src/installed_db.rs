@@ -14,8 +14,16 @@ pub struct Acl {
 }
 
 /// apk-tools omits the acl line when it equals these defaults.
-pub const DEFAULT_DIR_ACL: Acl = Acl { uid: 0, gid: 0, mode: 0o755 };
-pub const DEFAULT_FILE_ACL: Acl = Acl { uid: 0, gid: 0, mode: 0o644 };
+pub const DEFAULT_DIR_ACL: Acl = Acl {
+    uid: 0,
+    gid: 0,
+    mode: 0o755,
+};
+pub const DEFAULT_FILE_ACL: Acl = Acl {
+    uid: 0,
+    gid: 0,
+    mode: 0o644,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbEntryKind {
@@ -59,7 +67,8 @@ pub fn parse(text: &str) -> Result<Vec<InstalledPackage>> {
             identity: String::new(),
             entries: Vec::new(),
         });
-        apply_field(pkg, &mut dir, key, value).with_context(|| format!("installed db line {lineno}"))?;
+        apply_field(pkg, &mut dir, key, value)
+            .with_context(|| format!("installed db line {lineno}"))?;
     }
     if let Some(pkg) = current.take() {
         packages.push(finish(pkg, text.lines().count())?);
@@ -105,7 +114,11 @@ fn apply_field(pkg: &mut InstalledPackage, dir: &mut String, key: &str, value: &
             });
         }
         "R" => {
-            let path = if dir.is_empty() { value.to_owned() } else { format!("{dir}/{value}") };
+            let path = if dir.is_empty() {
+                value.to_owned()
+            } else {
+                format!("{dir}/{value}")
+            };
             pkg.entries.push(DbEntry {
                 path,
                 kind: DbEntryKind::File { checksum: None },
@@ -115,7 +128,10 @@ fn apply_field(pkg: &mut InstalledPackage, dir: &mut String, key: &str, value: &
         "M" => set_acl(pkg, value, true)?,
         "a" => set_acl(pkg, value, false)?,
         "Z" => match pkg.entries.last_mut() {
-            Some(DbEntry { kind: DbEntryKind::File { checksum }, .. }) => *checksum = Some(value.to_owned()),
+            Some(DbEntry {
+                kind: DbEntryKind::File { checksum },
+                ..
+            }) => *checksum = Some(value.to_owned()),
             _ => bail!("Z: line without a preceding R: file line"),
         },
         // S (Alpine's .apk size) is recomputed; other fields (f, g, s, x, ...) are not
@@ -129,7 +145,10 @@ fn set_acl(pkg: &mut InstalledPackage, value: &str, for_dir: bool) -> Result<()>
     let acl = parse_acl(value)?;
     match pkg.entries.last_mut() {
         Some(entry) if matches!(entry.kind, DbEntryKind::Dir) == for_dir => entry.acl = acl,
-        _ => bail!("acl line {value:?} does not follow a {} line", if for_dir { "F:" } else { "R:" }),
+        _ => bail!(
+            "acl line {value:?} does not follow a {} line",
+            if for_dir { "F:" } else { "R:" }
+        ),
     }
     Ok(())
 }
@@ -143,19 +162,24 @@ fn parse_acl(value: &str) -> Result<Acl> {
     Ok(Acl {
         uid: number(uid)?,
         gid: number(gid)?,
-        mode: u32::from_str_radix(mode, 8).with_context(|| format!("acl mode {mode:?} is not octal"))?,
+        mode: u32::from_str_radix(mode, 8)
+            .with_context(|| format!("acl mode {mode:?} is not octal"))?,
     })
 }
 
 fn number<T: std::str::FromStr>(value: &str) -> Result<T> {
-    value.parse().ok().with_context(|| format!("{value:?} is not a number"))
+    value
+        .parse()
+        .ok()
+        .with_context(|| format!("{value:?} is not a number"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "C:Q1abc=\nP:busybox\nV:1.37.0-r30\nA:x86_64\nI:813480\nT:Tiny\nt:1765894768\n\
+    const SAMPLE: &str =
+        "C:Q1abc=\nP:busybox\nV:1.37.0-r30\nA:x86_64\nI:813480\nT:Tiny\nt:1765894768\n\
 D:so:libc.musl-x86_64.so.1 foo\np:cmd:busybox=1.37.0-r30\nF:bin\nR:busybox\na:0:0:755\nZ:Q1zz=\n\
 F:tmp\nM:0:0:1777\nR:x\n\nC:Q1def=\nP:musl\nV:1.2.5-r0\n";
 
@@ -169,7 +193,12 @@ F:tmp\nM:0:0:1777\nR:x\n\nC:Q1def=\nP:musl\nV:1.2.5-r0\n";
         assert_eq!(bb.meta.installed_size, 813480);
         assert_eq!(bb.entries[1].path, "bin/busybox");
         assert_eq!(bb.entries[1].acl.mode, 0o755);
-        assert_eq!(bb.entries[1].kind, DbEntryKind::File { checksum: Some("Q1zz=".into()) });
+        assert_eq!(
+            bb.entries[1].kind,
+            DbEntryKind::File {
+                checksum: Some("Q1zz=".into())
+            }
+        );
         assert_eq!(bb.entries[2].acl.mode, 0o1777);
         assert_eq!(bb.entries[3].acl, DEFAULT_FILE_ACL);
         assert_eq!(pkgs[1].meta.name, "musl");

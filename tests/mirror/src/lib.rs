@@ -16,6 +16,7 @@ pub mod installed_db;
 pub mod mirror;
 pub mod package;
 pub mod pkginfo;
+pub mod restore;
 pub mod rootfs;
 pub mod scripts;
 pub mod signing;

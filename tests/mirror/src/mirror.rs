@@ -39,6 +39,8 @@ pub struct MirrorReport {
     pub packages: BTreeMap<Arch, usize>,
     /// Files listed in an installed database but absent from its root (skipped).
     pub missing_files: Vec<String>,
+    /// Files the image changed whose packaged content was recovered (checksum-verified).
+    pub restored_files: Vec<String>,
     /// Files whose content differs from the checksum Alpine recorded (kept as found).
     pub changed_files: Vec<String>,
 }
@@ -54,8 +56,14 @@ pub fn repository_root(out: &Path) -> PathBuf {
 }
 
 pub fn build_mirror(opts: &MirrorOptions) -> Result<MirrorReport> {
+    let _lock = lock_cache(&opts.cache)?;
     let out = &opts.out;
-    fs::create_dir_all(out).with_context(|| format!("creating the mirror directory {}", out.display()))?;
+    fs::create_dir_all(out).with_context(|| {
+        format!(
+            "creating the mirror directory {} (--out must name a directory)",
+            out.display()
+        )
+    })?;
     let mut wheels = BTreeMap::new();
     for arch in Arch::ALL {
         wheels.insert(arch, ensure_wheel(&opts.cache, arch)?);
@@ -78,6 +86,7 @@ pub fn build_mirror(opts: &MirrorOptions) -> Result<MirrorReport> {
                 public_key: signer.public_key_path.clone(),
                 packages,
                 missing_files: Vec::new(),
+                restored_files: Vec::new(),
                 changed_files: Vec::new(),
             });
         }
@@ -97,6 +106,7 @@ pub fn build_mirror(opts: &MirrorOptions) -> Result<MirrorReport> {
         public_key: signer.public_key_path.clone(),
         packages: BTreeMap::new(),
         missing_files: Vec::new(),
+        restored_files: Vec::new(),
         changed_files: Vec::new(),
     };
     let work = opts.cache.join("mirror-work").join("debian");
@@ -104,29 +114,63 @@ pub fn build_mirror(opts: &MirrorOptions) -> Result<MirrorReport> {
     for (arch, root) in &roots {
         let from_root = packages_from_root(root)?;
         let mut packages = from_root.packages;
-        report.missing_files.extend(from_root.missing_files.iter().map(|m| format!("{arch} {m}")));
+        report.missing_files.extend(
+            from_root
+                .missing_files
+                .iter()
+                .map(|m| format!("{arch} {m}")),
+        );
+        report.restored_files.extend(
+            from_root
+                .restored_files
+                .iter()
+                .map(|m| format!("{arch} {m}")),
+        );
         if *arch == Arch::Aarch64 {
             packages.push(debian::linux_rpi(&debs.kernel, &work, host)?);
             packages.push(debian::raspberrypi_bootloader(&debs.firmware, &work)?);
         }
         let written = write_repository(out, *arch, &packages, &signer)?;
         for apk in &written {
-            report.changed_files.extend(apk.changed_files.iter().map(|f| format!("{arch} {}: /{f}", apk.meta.name)));
+            report.changed_files.extend(
+                apk.changed_files
+                    .iter()
+                    .map(|f| format!("{arch} {}: /{f}", apk.meta.name)),
+            );
         }
         report.packages.insert(*arch, written.len());
     }
+    // The unpacked Debian trees (~400 MB) are only inputs to this build.
+    remove_dir_if_present(&work)?;
     fingerprint.write(&stamp)?;
     Ok(report)
 }
 
+/// Builds sharing a cache (tests running in parallel, other crates' tests) take turns, since
+/// they extract into the same work directories.
+fn lock_cache(cache: &Path) -> Result<fs::File> {
+    fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let path = cache.join("mirror-work.lock");
+    let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
 /// Writes all packages and the index to a temporary directory, then swaps it into place.
-fn write_repository(out: &Path, arch: Arch, packages: &[PackageContent], signer: &Signer) -> Result<Vec<WrittenApk>> {
+fn write_repository(
+    out: &Path,
+    arch: Arch,
+    packages: &[PackageContent],
+    signer: &Signer,
+) -> Result<Vec<WrittenApk>> {
     let dir = repository_dir(out, arch);
     let tmp = dir.with_extension("tmp");
     remove_dir_if_present(&tmp)?;
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let written = write_packages(packages, signer, &tmp, arch)?;
-    let description = format!("v{ALPINE_RELEASE} edgeimg-mirror (Alpine {ALPINE_RELEASE} packages, re-signed)");
+    let description =
+        format!("v{ALPINE_RELEASE} edgeimg-mirror (Alpine {ALPINE_RELEASE} packages, re-signed)");
     write_index(&tmp, &description, &written, signer)?;
     remove_dir_if_present(&dir)?;
     fs::rename(&tmp, &dir).with_context(|| format!("moving {} into place", dir.display()))?;
@@ -134,11 +178,18 @@ fn write_repository(out: &Path, arch: Arch, packages: &[PackageContent], signer:
 }
 
 /// Packages are independent, so they are written by one worker per core.
-fn write_packages(packages: &[PackageContent], signer: &Signer, dir: &Path, arch: Arch) -> Result<Vec<WrittenApk>> {
+fn write_packages(
+    packages: &[PackageContent],
+    signer: &Signer,
+    dir: &Path,
+    arch: Arch,
+) -> Result<Vec<WrittenApk>> {
     let progress = progress_bar(packages.len() as u64, arch);
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(packages.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(packages.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -148,7 +199,10 @@ fn write_packages(packages: &[PackageContent], signer: &Signer, dir: &Path, arch
                 let result = write_apk(pkg, signer, dir);
                 progress.inc(1);
                 let failed = result.is_err();
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, result));
                 if failed {
                     next.store(packages.len(), Ordering::Relaxed);
                 }
@@ -172,7 +226,9 @@ fn progress_bar(len: u64, arch: Arch) -> ProgressBar {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(&format!("{arch:>8} [{{bar:30}}] {{pos}}/{{len}} {{msg}}")) {
+    if let Ok(style) =
+        ProgressStyle::with_template(&format!("{arch:>8} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"))
+    {
         bar.set_style(style);
     }
     bar
@@ -199,6 +255,7 @@ fn count_packages(out: &Path) -> Option<BTreeMap<Arch, usize>> {
 /// The host-architecture root, for tests that run Alpine's own tools (apk) on this machine.
 pub fn host_root(cache: &Path) -> Result<AlpineRoot> {
     let arch = Arch::host().context("Alpine's tools only run on x86_64 or aarch64 hosts")?;
+    let _lock = lock_cache(cache)?;
     let wheel = ensure_wheel(cache, arch)?;
     ensure_root(cache, arch, &wheel)
 }

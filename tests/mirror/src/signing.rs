@@ -29,9 +29,13 @@ impl Signer {
         let private_dir = mirror.join("private");
         let key = match find_private_key(&private_dir)? {
             Some(path) => {
-                let pem = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let pem = fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 RsaPrivateKey::from_pkcs1_pem(&pem).with_context(|| {
-                    format!("{} is not a PKCS#1 PEM RSA key; delete it to generate a new one", path.display())
+                    format!(
+                        "{} is not a PKCS#1 PEM RSA key; delete it to generate a new one",
+                        path.display()
+                    )
                 })?
             }
             None => generate(&private_dir)?,
@@ -44,13 +48,20 @@ impl Signer {
             write_private(&key, &private_key_path)?;
         }
         let keys_dir = mirror.join("keys");
-        fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+        fs::create_dir_all(&keys_dir)
+            .with_context(|| format!("creating {}", keys_dir.display()))?;
         let public_key_path = keys_dir.join(&key_name);
         let pem = key.to_public_key().to_public_key_pem(LineEnding::LF)?;
         if fs::read_to_string(&public_key_path).ok().as_deref() != Some(pem.as_str()) {
-            fs::write(&public_key_path, pem).with_context(|| format!("writing {}", public_key_path.display()))?;
+            fs::write(&public_key_path, pem)
+                .with_context(|| format!("writing {}", public_key_path.display()))?;
         }
-        Ok(Signer { key, key_name, public_key_path, private_key_path })
+        Ok(Signer {
+            key,
+            key_name,
+            public_key_path,
+            private_key_path,
+        })
     }
 
     /// The tar member name of a signature over some stream, `.SIGN.RSA256.<key_name>`.
@@ -68,7 +79,9 @@ impl Signer {
 }
 
 fn find_private_key(dir: &Path) -> Result<Option<PathBuf>> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(None) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(None);
+    };
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -80,12 +93,16 @@ fn find_private_key(dir: &Path) -> Result<Option<PathBuf>> {
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => bail!("{} holds several mirror keys ({found:?}); keep one", dir.display()),
+        _ => bail!(
+            "{} holds several mirror keys ({found:?}); keep one",
+            dir.display()
+        ),
     }
 }
 
 fn generate(private_dir: &Path) -> Result<RsaPrivateKey> {
-    fs::create_dir_all(private_dir).with_context(|| format!("creating {}", private_dir.display()))?;
+    fs::create_dir_all(private_dir)
+        .with_context(|| format!("creating {}", private_dir.display()))?;
     RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS).context("generating the mirror's RSA key")
 }
 

@@ -1,4 +1,4 @@
-//! Tar and gzip helpers shaped like abuild's output: GNU-style headers, root-owned entries,
+//! Tar and gzip helpers shaped like abuild's output: ustar headers, root-owned entries,
 //! fixed mtimes, and "cut" tars (no end-of-archive blocks) for streams that apk-tools reads
 //! as one tar spanning several gzip members.
 
@@ -14,11 +14,32 @@ pub struct TarWriter<W: Write> {
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W, mtime: u64) -> Self {
-        TarWriter { builder: tar::Builder::new(out), mtime }
+        TarWriter {
+            builder: tar::Builder::new(out),
+            mtime,
+        }
     }
 
-    fn header(&self, kind: tar::EntryType, mode: u32, uid: u32, gid: u32, size: u64) -> tar::Header {
-        let mut header = tar::Header::new_gnu();
+    /// Paths that do not fit ustar's name + prefix fields would need a GNU long-name entry.
+    fn check_path(path: &str) -> Result<()> {
+        if tar::Header::new_ustar().set_path(path).is_err() {
+            bail!("{path}: path too long for a ustar header (255 bytes, split at a '/')");
+        }
+        Ok(())
+    }
+
+    fn header(
+        &self,
+        kind: tar::EntryType,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        size: u64,
+    ) -> tar::Header {
+        // ustar: paths over 100 bytes go to the prefix field, which apk-tools reads; the GNU
+        // long-name entries the tar crate would emit otherwise separate a file from its PAX
+        // checksum record.
+        let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);
         header.set_mode(mode);
         header.set_uid(uid.into());
@@ -51,23 +72,43 @@ impl<W: Write> TarWriter<W> {
             data.push(b'\n');
         }
         let mut header = self.header(tar::EntryType::XHeader, 0o644, 0, 0, data.len() as u64);
-        self.builder.append_data(&mut header, "PaxHeader", data.as_slice())?;
+        self.builder
+            .append_data(&mut header, "PaxHeader", data.as_slice())?;
         Ok(())
     }
 
-    pub fn file(&mut self, path: &str, mode: u32, uid: u32, gid: u32, size: u64, data: impl Read) -> Result<()> {
+    pub fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        size: u64,
+        data: impl Read,
+    ) -> Result<()> {
+        Self::check_path(path)?;
         let mut header = self.header(tar::EntryType::Regular, mode, uid, gid, size);
         self.builder.append_data(&mut header, path, data)?;
         Ok(())
     }
 
     pub fn dir(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<()> {
+        Self::check_path(path)?;
         let mut header = self.header(tar::EntryType::Directory, mode, uid, gid, 0);
-        self.builder.append_data(&mut header, format!("{path}/"), std::io::empty())?;
+        self.builder
+            .append_data(&mut header, format!("{path}/"), std::io::empty())?;
         Ok(())
     }
 
-    pub fn symlink(&mut self, path: &str, target: &str, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    pub fn symlink(
+        &mut self,
+        path: &str,
+        target: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        Self::check_path(path)?;
         let mut header = self.header(tar::EntryType::Symlink, mode, uid, gid, 0);
         self.builder.append_link(&mut header, path, target)?;
         Ok(())

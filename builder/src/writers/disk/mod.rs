@@ -118,6 +118,12 @@ pub fn plan_layout(spec: &DiskSpec) -> Result<DiskLayout> {
     let mut partitions = Vec::new();
     for (i, part) in spec.partitions.iter().enumerate() {
         let number = i as u32 + 1;
+        if spec.table == PartitionTable::Gpt && part.name.encode_utf16().count() > 36 {
+            bail!(
+                "GPT partition name {:?} is longer than 36 characters; shorten it",
+                part.name
+            );
+        }
         let image_len = std::fs::metadata(&part.image)
             .with_context(|| format!("cannot read partition image {}", part.image.display()))?
             .len();

@@ -63,7 +63,7 @@ pub fn sample_tree() -> RootfsTree {
         Node {
             kind: NodeKind::BlockDevice {
                 major: 254,
-                minor: 300,
+                minor: 3,
             },
             meta: Meta::root(0o660, T),
         },

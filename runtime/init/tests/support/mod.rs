@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod alpine;
+pub mod alpine_root;
+pub mod build;
 pub mod disk;
 pub mod initramfs;
 pub mod qemu;

@@ -3,12 +3,18 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use super::alpine::Arch;
+
 pub fn qemu_x86_64_available() -> bool {
-    Command::new("qemu-system-x86_64")
+    qemu_available(Arch::X86_64)
+}
+
+pub fn qemu_available(arch: Arch) -> bool {
+    Command::new(binary(arch))
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -16,8 +22,14 @@ pub fn qemu_x86_64_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+fn binary(arch: Arch) -> String {
+    format!("qemu-system-{}", arch.name())
+}
+
 pub struct Vm {
     child: Child,
+    /// The serial console's input.
+    console_in: ChildStdin,
     lines: Receiver<String>,
     /// Every console line so far, for failure messages.
     pub log: Vec<String>,
@@ -25,6 +37,7 @@ pub struct Vm {
 }
 
 pub struct BootSpec<'a> {
+    pub arch: Arch,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub append: &'a str,
@@ -37,9 +50,14 @@ pub struct BootSpec<'a> {
 impl Vm {
     pub fn boot(spec: &BootSpec) -> Vm {
         let _ = std::fs::remove_file(spec.monitor);
-        let mut command = Command::new("qemu-system-x86_64");
+        let mut command = Command::new(binary(spec.arch));
+        match spec.arch {
+            Arch::X86_64 => command.args(["-M", "q35"]),
+            // cortex-a57: `max` emulates pointer authentication, which is slow under TCG.
+            Arch::Aarch64 => command.args(["-M", "virt", "-cpu", "cortex-a57"]),
+        };
         command
-            .args(["-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1"])
+            .args(["-accel", "tcg", "-m", "256", "-smp", "1"])
             .args(["-nographic", "-no-reboot"])
             .arg("-kernel")
             .arg(spec.kernel)
@@ -63,12 +81,13 @@ impl Vm {
                 .arg(format!("file={},format=raw,if=virtio", disk.display()));
         }
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("starting qemu-system-x86_64");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary(spec.arch)));
         let stdout = child.stdout.take().unwrap();
+        let console_in = child.stdin.take().unwrap();
         let (send, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -80,13 +99,14 @@ impl Vm {
         });
         Vm {
             child,
+            console_in,
             lines,
             log: Vec::new(),
             monitor: spec.monitor.to_path_buf(),
         }
     }
 
-    /// Waits for a console line starting with `prefix`; panics with the console log on timeout.
+    /// Waits for a console line containing `prefix` and returns it from there; panics with the console log on timeout.
     pub fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -94,8 +114,9 @@ impl Vm {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.log.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
+                    // A shell prompt or a kernel message may share the line: match anywhere.
+                    if let Some(at) = line.find(prefix) {
+                        return line[at..].to_string();
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -106,6 +127,12 @@ impl Vm {
                 }
             }
         }
+    }
+
+    /// Types `text` on the serial console.
+    pub fn type_on_console(&mut self, text: &str) {
+        self.console_in.write_all(text.as_bytes()).unwrap();
+        self.console_in.flush().unwrap();
     }
 
     /// Sends one human monitor command (e.g. `sendkey ctrl-alt-delete`).

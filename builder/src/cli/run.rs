@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use edgeimg_qemu::{ConsoleMode, Qemu, SpawnOptions};
+
+use edgeimg::build::{build, BuildOptions};
+use edgeimg::vm::boot_spec;
+
+use super::build::plan_for;
+use super::BuildFlags;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recipe, e.g. recipes/qemu-aarch64.toml.
+    recipe: PathBuf,
+    #[command(flatten)]
+    flags: BuildFlags,
+    /// Extra kernel command-line words (e.g. edgeimg.debug_shell=1).
+    #[arg(long, default_value = "")]
+    append: String,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let plan = plan_for(&args.recipe, &args.flags)?;
+    let built = build(&plan, &BuildOptions::from_env()?)?;
+    let spec = boot_spec(plan.board, &plan.out_dir, &built.manifest, &args.append)?;
+    let mut vm = Qemu::spawn(
+        &spec,
+        &SpawnOptions {
+            console: ConsoleMode::Interactive,
+            console_log: Some(plan.out_dir.join("console.log")),
+            ..Default::default()
+        },
+    )?;
+    if let Some(addr) = vm.api_addr() {
+        eprintln!("edgeimg: API of {} forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)", plan.name);
+    }
+    let _ = vm.wait_for_ready(Duration::from_secs(600));
+    let status = vm.wait()?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

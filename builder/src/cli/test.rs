@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use edgeimg::build::{build, BuildOptions};
+use edgeimg::imagetest::{test_image, write_junit, TestOptions};
+
+use super::build::plan_for;
+use super::BuildFlags;
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The recipe, e.g. recipes/qemu-aarch64.toml.
+    recipe: PathBuf,
+    #[command(flatten)]
+    flags: BuildFlags,
+    /// Seconds to wait for the device's ready line.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// Also write the results as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+pub fn run(args: TestArgs) -> Result<ExitCode> {
+    let plan = plan_for(&args.recipe, &args.flags)?;
+    let opts = BuildOptions::from_env()?;
+    let built = build(&plan, &opts)?;
+    let report = test_image(
+        &plan,
+        &built.manifest,
+        &TestOptions {
+            ready_timeout: Duration::from_secs(args.timeout),
+            cache_dir: opts.cache_dir.clone(),
+        },
+    )?;
+    println!(
+        "{}: ready in {:.2}s (guest: {} ms since kernel start, {})",
+        plan.name,
+        report.host_boot_to_ready.as_secs_f64(),
+        report.guest_ms_since_boot,
+        report.accel
+    );
+    for case in &report.cases {
+        println!("  {} {}: {}", if case.passed { "ok  " } else { "FAIL" }, case.name, case.detail);
+    }
+    if let Some(took) = report.poweroff {
+        println!("  powered off in {:.2}s", took.as_secs_f64());
+    }
+    if let Some(path) = &args.junit {
+        write_junit(&report, &plan.name, path)?;
+    }
+    let passed = report.cases.iter().filter(|c| c.passed).count();
+    let failed = report.cases.len() - passed;
+    if report.passed() {
+        println!("{}: {passed} passed, 0 failed", plan.name);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if let Some(failure) = &report.failure {
+            eprintln!("{failure}");
+        }
+        eprintln!("{}: {passed} passed, {failed} failed (console log: {})", plan.name, report.console_log.display());
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,92 @@
+//! The device layer of the image: what turns an Alpine rootfs into an edgeimg appliance.
+//! Our static binaries, the prepared model, the unprivileged server account, the kernel
+//! modules to load and the device configuration that `edge-init` and `edge-runtime` read.
+
+mod binaries;
+mod model;
+mod users;
+
+pub use binaries::{device_binaries, target_dir, workspace_root, DeviceBinaries, PREBUILT_ENV};
+pub use model::{add_model, PreparedModel};
+
+use anyhow::{Context, Result};
+use edge_config::{DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH};
+
+use crate::kernel::ModuleSet;
+use crate::plan::Plan;
+use crate::rootfs::{Meta, RootPath, RootfsTree};
+
+pub const INIT_PATH: &str = "/sbin/edge-init";
+pub const RUNTIME_PATH: &str = "/usr/bin/edge-runtime";
+
+/// Add binaries, model, account and config to `tree`. `modules` are loaded by init in order.
+pub fn add_device_layer(
+    plan: &Plan,
+    tree: &mut RootfsTree,
+    modules: &ModuleSet,
+    binaries: &DeviceBinaries,
+) -> Result<Option<PreparedModel>> {
+    let t = plan.source_date_epoch;
+    for (src, dest) in [(&binaries.init, INIT_PATH), (&binaries.runtime, RUNTIME_PATH)] {
+        let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+        tree.add_file(path(dest), data, Meta::root(0o755, t))?;
+    }
+    // The kernel runs /init from an initramfs; disk boots name init= on the command line.
+    tree.add_symlink(path("/init"), INIT_PATH, Meta::root(0o777, t))?;
+
+    let account = users::add_server_account(tree, t)?;
+    let model = match &plan.model {
+        Some(m) => Some(add_model(m, tree, t)?),
+        None => None,
+    };
+    let config = device_config(plan, modules, &account, model.as_ref());
+    tree.add_file(
+        path(DEVICE_CONFIG_PATH),
+        config.to_toml().into_bytes(),
+        Meta::root(0o644, t),
+    )?;
+    Ok(model)
+}
+
+fn device_config(
+    plan: &Plan,
+    modules: &ModuleSet,
+    account: &users::Account,
+    model: Option<&PreparedModel>,
+) -> DeviceConfig {
+    let r = &plan.runtime;
+    DeviceConfig {
+        hostname: plan.hostname.clone(),
+        init: InitConfig {
+            modules: modules.modules.iter().map(|m| m.path.to_absolute()).collect(),
+            network: plan.network.clone(),
+            data: None,
+            server_uid: account.uid,
+            server_gid: account.gid,
+            server_path: RUNTIME_PATH.to_string(),
+            server_args: Vec::new(),
+            debug_shell: r.debug_shell,
+        },
+        runtime: RuntimeConfig {
+            engine: r.engine,
+            onnxruntime_library: None,
+            listen: r.listen.clone(),
+            threads: r.threads,
+            max_body_bytes: r.max_body_bytes.map(|b| b as usize).unwrap_or(64 << 20),
+            max_concurrency: r.max_concurrency.unwrap_or(4),
+            bearer_token: r.bearer_token.clone(),
+            models: model
+                .map(|m| ModelConfig {
+                    name: m.name.clone(),
+                    path: m.path_in_image.to_absolute(),
+                    version: "1".into(),
+                })
+                .into_iter()
+                .collect(),
+        },
+    }
+}
+
+fn path(p: &str) -> RootPath {
+    RootPath::new(p).expect("constant paths are valid")
+}

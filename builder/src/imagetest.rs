@@ -1,0 +1,168 @@
+//! `edgeimg test`: boot a built image headless, wait for ready, run the recipe's checks over
+//! the forwarded API, power off. Every failure carries the console's tail.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use edgeimg_qemu::{Qemu, RunningVm, SpawnOptions};
+
+use crate::checks::{run_case, CheckOutcome, InferClient};
+use crate::manifest::Manifest;
+use crate::plan::Plan;
+use crate::reference::start_reference;
+use crate::vm::boot_spec;
+
+pub struct TestOptions {
+    pub ready_timeout: Duration,
+    pub cache_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct TestReport {
+    pub host_boot_to_ready: Duration,
+    pub guest_ms_since_boot: u64,
+    pub accel: String,
+    pub cases: Vec<CheckOutcome>,
+    pub poweroff: Option<Duration>,
+    /// Set when something failed outside the cases (boot, restart, power-off).
+    pub failure: Option<String>,
+    pub console_log: PathBuf,
+}
+
+impl TestReport {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none() && self.cases.iter().all(|c| c.passed)
+    }
+}
+
+const TAIL_LINES: usize = 40;
+const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
+
+pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<TestReport> {
+    let kill = plan.tests.iter().any(|t| t.kill_server);
+    let spec = boot_spec(plan.board, &plan.out_dir, manifest, if kill { KILL_FLAG } else { "" })?;
+    let console_log = plan.out_dir.join("console.log");
+    let mut vm = Qemu::spawn(
+        &spec,
+        &SpawnOptions {
+            console_log: Some(console_log.clone()),
+            ..Default::default()
+        },
+    )?;
+    let ready = vm.wait_for_ready(opts.ready_timeout)?;
+    let mut report = TestReport {
+        host_boot_to_ready: ready.host_boot_to_ready,
+        guest_ms_since_boot: ready.line.ms_since_boot,
+        accel: format!("{:?}", ready.accel),
+        cases: Vec::new(),
+        poweroff: None,
+        failure: None,
+        console_log: console_log.clone(),
+    };
+    let addr = vm.api_addr().context("the API port was not forwarded")?;
+    let device = InferClient::new(format!("http://{addr}"), plan.runtime.bearer_token.clone());
+
+    if kill {
+        if let Err(e) = wait_for_restart(&vm, &device, &console_log) {
+            report.failure = Some(format!("{e:#}\n--- console tail ---\n{}", vm.console_tail(TAIL_LINES)));
+        }
+    }
+    if report.failure.is_none() {
+        report.cases = run_cases(plan, manifest, &device, &opts.cache_dir);
+    }
+    match vm.powerdown(Duration::from_secs(30)) {
+        Ok(took) => report.poweroff = Some(took),
+        Err(e) => {
+            report.failure.get_or_insert(format!("clean power-off failed: {e}"));
+        }
+    }
+    if !report.passed() && report.failure.is_none() {
+        report.failure = Some(format!("--- console tail ---\n{}", tail(&console_log)));
+    }
+    Ok(report)
+}
+
+fn run_cases(plan: &Plan, manifest: &Manifest, device: &InferClient, cache_dir: &Path) -> Vec<CheckOutcome> {
+    let Some(model) = &manifest.model else {
+        return Vec::new();
+    };
+    let needs_reference = plan.tests.iter().any(|t| t.compare_onnxruntime);
+    let frozen = plan.out_dir.join(format!("{}.model.onnx", model.name));
+    let reference = if needs_reference {
+        match start_reference(cache_dir, &model.name, &frozen) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return plan
+                    .tests
+                    .iter()
+                    .map(|t| CheckOutcome {
+                        name: t.name.clone(),
+                        passed: false,
+                        detail: format!("cannot start the host ONNX Runtime reference: {e:#}"),
+                    })
+                    .collect()
+            }
+        }
+    } else {
+        None
+    };
+    plan.tests
+        .iter()
+        .map(|case| run_case(device, reference.as_ref().map(|r| &r.client), &model.name, case))
+        .collect()
+}
+
+/// After init's self-test kill: the restart line on the console, then the API answering again.
+fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(log).unwrap_or_default().contains("EDGEIMG-RESTARTED") {
+        if Instant::now() > deadline {
+            bail!("init did not restart the server within 60 s of killing it");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while !device.ready() {
+        if Instant::now() > deadline {
+            bail!("the API did not answer again within 60 s of the server's restart (pid {})", vm.pid());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+/// JUnit XML for CI systems.
+pub fn write_junit(report: &TestReport, image: &str, path: &Path) -> Result<()> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new(format!("edgeimg test {image}"));
+    let mut boot = TestCase::new("boot to ready", TestCaseStatus::success());
+    boot.set_time(report.host_boot_to_ready);
+    suite.add_test_case(boot);
+    for case in &report.cases {
+        let status = if case.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(case.detail.clone());
+            s
+        };
+        let mut tc = TestCase::new(case.name.clone(), status);
+        tc.set_system_out(case.detail.clone());
+        suite.add_test_case(tc);
+    }
+    if let Some(failure) = &report.failure {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(failure.clone());
+        suite.add_test_case(TestCase::new("image", s));
+    }
+    let mut junit = Report::new("edgeimg");
+    junit.add_test_suite(suite);
+    std::fs::write(path, junit.to_string()?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

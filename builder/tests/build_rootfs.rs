@@ -1,0 +1,238 @@
+//! `edgeimg build` end to end against the offline mirror: the rootfs a user gets, and the
+//! clear failures a user gets from bad recipes, bad mirrors and damaged caches.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr};
+
+/// Entries of a tar archive: path -> (uid, gid, type byte).
+fn tar_entries(path: &Path) -> BTreeMap<String, (u64, u64, u8)> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let name = e.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+            (name, (h.uid().unwrap(), h.gid().unwrap(), h.entry_type().as_byte()))
+        })
+        .collect()
+}
+
+fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let result = build_with_mirror(
+        &project_root().join("recipes").join(recipe),
+        out.path(),
+        &shared_cache(),
+        &mirror().dir,
+    );
+    assert!(result.status.success(), "build {recipe} failed:\n{}", stderr(&result));
+    let name = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".rootfs.tar"))
+        .expect("a rootfs tar");
+    let tar_path = out.path().join(&name);
+    let entries = tar_entries(&tar_path);
+    for wanted in ["bin/busybox", "bin/sh", loader, "lib/apk/db/installed", "etc/apk/world"] {
+        assert!(entries.contains_key(wanted), "{recipe}: {wanted} missing from {name}");
+    }
+    assert!(
+        entries.keys().any(|p| p.starts_with("boot/vmlinuz")),
+        "{recipe}: no kernel in /boot"
+    );
+    assert!(
+        entries.keys().any(|p| p.starts_with("lib/modules/") && p.contains(kernel_flavor) && p.contains(".ko")),
+        "{recipe}: no {kernel_flavor} kernel modules"
+    );
+    // Built by whoever ran the test, yet everything belongs to root, as `tar tvf` shows.
+    let listing = Command::new("tar").arg("tvf").arg(&tar_path).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let not_root: Vec<&str> = listing.lines().filter(|l| !l.contains(" root/root ")).collect();
+    assert!(not_root.is_empty(), "{recipe}: entries not owned by root:\n{}", not_root.join("\n"));
+
+    let installed = String::from_utf8(
+        tar::Archive::new(std::fs::File::open(&tar_path).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().ends_with("lib/apk/db/installed"))
+            .map(|mut e| {
+                let mut s = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut s).unwrap();
+                s
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    for pkg in ["busybox", "musl"] {
+        assert!(installed.contains(&format!("\nP:{pkg}\n")) || installed.starts_with(&format!("P:{pkg}\n")), "{pkg} not in the apk db");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let packages = manifest["packages"].as_array().unwrap();
+    assert!(packages.iter().any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
+}
+
+#[test]
+fn pi_rootfs_has_alpine_userland_kernel_and_db() {
+    build_recipe("pi.toml", "", "lib/ld-musl-aarch64.so.1");
+}
+
+#[test]
+fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
+    build_recipe("qemu-x86_64.toml", "virt", "lib/ld-musl-x86_64.so.1");
+}
+
+#[test]
+fn qemu_aarch64_rootfs_has_alpine_userland_kernel_and_db() {
+    build_recipe("qemu-aarch64.toml", "virt", "lib/ld-musl-aarch64.so.1");
+}
+
+/// A recipe in a temp folder that points at the project's model, with `extra` appended to
+/// its [alpine] section.
+fn recipe_with(dir: &Path, alpine_extra: &str) -> std::path::PathBuf {
+    let model = project_root().join("tests/models/tiny-mlp.onnx");
+    let text = format!(
+        "[image]\nname = \"t\"\nboard = \"qemu-x86_64\"\n[alpine]\n{alpine_extra}\n[model]\npath = {:?}\ninputs = {{ x = [1, 16] }}\n",
+        model.display().to_string()
+    );
+    let path = dir.join("t.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn assert_fails_with(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, got success; stderr:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "error should mention {n:?}:\n{err}");
+    }
+}
+
+#[test]
+fn package_not_in_the_index_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe_with(dir.path(), "packages = [\"no-such-package\"]");
+    let out = build_with_mirror(&recipe, &dir.path().join("out"), &shared_cache(), &mirror().dir);
+    assert_fails_with(&out, &["no-such-package"]);
+}
+
+#[test]
+fn unsatisfiable_version_constraint_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe_with(dir.path(), "packages = [\"busybox>=99\"]");
+    let out = build_with_mirror(&recipe, &dir.path().join("out"), &shared_cache(), &mirror().dir);
+    assert_fails_with(&out, &["busybox", ">=99"]);
+}
+
+#[test]
+fn mirror_key_that_is_not_trusted_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe_with(dir.path(), "");
+    let out = edgeimg(
+        &[
+            "build",
+            recipe.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+            "--mirror",
+            mirror().dir.to_str().unwrap(),
+        ],
+        &[("EDGEIMG_CACHE", &dir.path().join("cache"))],
+    );
+    let key_name = mirror().key.file_name().unwrap().to_string_lossy().into_owned();
+    assert_fails_with(&out, &[&key_name]);
+    assert!(!dir.path().join("out/manifest.json").exists());
+}
+
+/// Copy the x86_64 main repository of the mirror so a test can damage it.
+fn copy_of_mirror(dest: &Path) -> std::path::PathBuf {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&mirror().dir)
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dest.to_path_buf()
+}
+
+fn flip_byte(path: &Path, offset_from_end: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() - offset_from_end;
+    bytes[i] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn tampered_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror_copy = copy_of_mirror(&dir.path().join("mirror"));
+    flip_byte(&mirror_copy.join("v3.23/main/x86_64/APKINDEX.tar.gz"), 100);
+    let recipe = recipe_with(dir.path(), "");
+    let out = build_with_mirror(&recipe, &dir.path().join("out"), &dir.path().join("cache"), &mirror_copy);
+    assert_fails_with(&out, &["APKINDEX"]);
+}
+
+#[test]
+fn corrupt_cached_package_is_refused_and_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let recipe = recipe_with(dir.path(), "");
+    let out = build_with_mirror(&recipe, &dir.path().join("out"), &cache, &mirror().dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let apks: Vec<_> = walk(&cache).into_iter().filter(|p| p.extension().is_some_and(|e| e == "apk")).collect();
+    assert!(!apks.is_empty(), "no .apk in the cache");
+    // The busybox package is in every image; damage its data, past the control stream.
+    let victim = apks
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    flip_byte(&victim, 5000);
+    let out = build_with_mirror(&recipe, &dir.path().join("out2"), &cache, &mirror().dir);
+    assert_fails_with(&out, &[]);
+    let err = stderr(&out);
+    assert!(err.contains(&victim.file_name().unwrap().to_string_lossy().to_string()) || err.contains("apk"), "{err}");
+    assert!(!victim.exists(), "the corrupt package is still in the cache");
+    assert!(!dir.path().join("out2/manifest.json").exists());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn recipe_with_unknown_key_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[image]\nname = \"x\"\nboard = \"rpi4\"\n\n[runtime]\nengin = \"tract\"\n").unwrap();
+    let out = edgeimg(&["build", path.to_str().unwrap()], &[]);
+    assert_fails_with(&out, &["bad.toml:6:1", "runtime.engin", "unknown key", "engine"]);
+}
+
+#[test]
+fn recipe_with_bad_board_lists_the_boards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[image]\nname = \"x\"\nboard = \"rpi5\"\n").unwrap();
+    let out = edgeimg(&["build", path.to_str().unwrap()], &[]);
+    assert_fails_with(&out, &["bad.toml:3:9", "image.board", "rpi5", "rpi4", "qemu-aarch64"]);
+}

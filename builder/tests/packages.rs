@@ -1,0 +1,495 @@
+//! The packages stage against signed repositories built from real Alpine 3.23 files: a good
+//! install, and every way a repository, a cache or a package can be wrong.
+
+#[path = "packages/alpine_root.rs"]
+mod alpine_root;
+#[path = "packages/http.rs"]
+mod http;
+#[path = "packages/repo.rs"]
+mod repo;
+
+use std::path::{Path, PathBuf};
+
+use edgeimg::packages::{self, PackageRequest, Progress, RepoSpec};
+use edgeimg::rootfs::{NodeKind, RootPath, RootfsTree};
+use repo::{repo_key, SigningKey, TarBuilder, TestPackage};
+
+const BASE: &[&str] = &[
+    "musl",
+    "busybox",
+    "busybox-binsh",
+    "alpine-baselayout",
+    "alpine-baselayout-data",
+];
+
+fn real_packages() -> Vec<TestPackage> {
+    let root = alpine_root::alpine_root("x86_64");
+    BASE.iter().map(|n| repo::real_package(&root, n)).collect()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    mirror: PathBuf,
+    cache: PathBuf,
+    extra_keys: Vec<PathBuf>,
+}
+
+impl Fixture {
+    fn new(packages: &[TestPackage], key: &SigningKey) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror");
+        repo::write_repo(&mirror, packages, key);
+        Fixture {
+            mirror,
+            cache: dir.path().join("cache"),
+            extra_keys: vec![repo_key().pub_path.clone()],
+            _dir: dir,
+        }
+    }
+
+    fn repo_dir(&self) -> PathBuf {
+        self.mirror.join("v3.23/main/x86_64")
+    }
+
+    fn request(&self, world: &[&str]) -> PackageRequest {
+        PackageRequest {
+            arch: "x86_64".into(),
+            repositories: vec![RepoSpec {
+                base: self.mirror.display().to_string(),
+                branch: "v3.23".into(),
+                name: "main".into(),
+            }],
+            extra_keys: self.extra_keys.clone(),
+            world: world.iter().map(|s| s.to_string()).collect(),
+            cache_dir: self.cache.clone(),
+        }
+    }
+
+    fn install(&self, world: &[&str]) -> anyhow::Result<(RootfsTree, packages::InstalledSet)> {
+        let mut tree = RootfsTree::new(1_700_000_000);
+        let set = packages::install(&self.request(world), &mut tree, &Progress::hidden())?;
+        Ok((tree, set))
+    }
+
+    fn install_err(&self, world: &[&str]) -> String {
+        let err = format!("{:#}", self.install(world).expect_err("install must fail"));
+        eprintln!("{world:?}: {err}");
+        err
+    }
+}
+
+fn p(s: &str) -> RootPath {
+    RootPath::new(s).unwrap()
+}
+
+fn text(tree: &RootfsTree, path: &str) -> String {
+    String::from_utf8(
+        tree.file_data(&p(path))
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn installs_real_busybox_musl_and_baselayout() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let (tree, set) = fx
+        .install(&["busybox", "musl", "alpine-baselayout"])
+        .unwrap();
+
+    let names: Vec<&str> = set.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "alpine-baselayout-data",
+            "musl",
+            "busybox",
+            "busybox-binsh",
+            "alpine-baselayout"
+        ],
+        "dependencies first"
+    );
+    let bb = set.packages.iter().find(|p| p.name == "busybox").unwrap();
+    assert_eq!(
+        (bb.version.as_str(), bb.license.as_str()),
+        ("1.37.0-r30", "GPL-2.0-only")
+    );
+    assert_eq!(bb.apk_sha256.len(), 64);
+
+    // Real binaries, root-owned, with their modes.
+    let busybox = tree.get(&p("bin/busybox")).unwrap();
+    assert!(matches!(&busybox.kind, NodeKind::File(d) if d.starts_with(b"\x7fELF")));
+    assert_eq!(
+        (busybox.meta.uid, busybox.meta.gid, busybox.meta.mode),
+        (0, 0, 0o755)
+    );
+    assert_eq!(tree.get(&p("root")).unwrap().meta.mode, 0o700);
+    assert_eq!(tree.get(&p("tmp")).unwrap().meta.mode, 0o1777);
+    assert_eq!(
+        tree.get(&p("lib/libc.musl-x86_64.so.1")).unwrap().kind,
+        NodeKind::Symlink("ld-musl-x86_64.so.1".into())
+    );
+    assert!(
+        tree.iter().all(|(_, n)| n.meta.uid == 0 && n.meta.gid == 0),
+        "all root-owned"
+    );
+
+    // Busybox applets, as its post-install would have linked them.
+    assert!(set.busybox_links > 300, "{} links", set.busybox_links);
+    for applet in ["bin/ls", "usr/bin/[", "sbin/ifconfig", "usr/bin/wget"] {
+        assert_eq!(
+            tree.get(&p(applet)).unwrap().kind,
+            NodeKind::Symlink("/bin/busybox".into()),
+            "{applet}"
+        );
+    }
+
+    // apk's database: the busybox entry matches the real Alpine one, file for file.
+    let installed = text(&tree, "lib/apk/db/installed");
+    let real_db = String::from_utf8(alpine_root::read(
+        &alpine_root::alpine_root("x86_64"),
+        "lib/apk/db/installed",
+    ))
+    .unwrap();
+    let block = |db: &str| -> Vec<String> {
+        let b = db
+            .split("\n\n")
+            .find(|b| b.lines().any(|l| l == "P:busybox"))
+            .unwrap()
+            .to_string();
+        b.lines()
+            .filter(|l| !l.starts_with("C:") && !l.starts_with("S:"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(block(&installed), block(&real_db));
+    assert_eq!(
+        text(&tree, "etc/apk/world"),
+        "alpine-baselayout\nbusybox\nmusl\n"
+    );
+    assert_eq!(text(&tree, "etc/apk/arch"), "x86_64\n");
+    assert_eq!(
+        text(&tree, "etc/apk/repositories"),
+        format!("{}/v3.23/main\n", fx.mirror.display())
+    );
+    assert!(tree.contains(&p(&format!("etc/apk/keys/{}", repo_key().name))));
+    assert!(tree.contains(&p("lib/apk/db/lock")));
+    assert!(text(&tree, "lib/apk/db/triggers").contains(" /bin /usr/bin /sbin /usr/sbin"));
+    assert!(tree.contains(&p("lib/apk/db/scripts.tar.gz")));
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.starts_with("alpine-baselayout-3.7.2-r0: post-install script not run")),
+        "{:?}",
+        set.warnings
+    );
+
+    // A second build (packages now from the cache) gives the same tree, byte for byte.
+    assert_eq!(
+        std::fs::read_dir(fx.cache.join("apk")).unwrap().count(),
+        BASE.len()
+    );
+    let (again, _) = fx
+        .install(&["busybox", "musl", "alpine-baselayout"])
+        .unwrap();
+    assert!(tree.iter().eq(again.iter()), "rebuild differs");
+}
+
+/// Where the second gzip member (the signed content) of an index starts.
+fn second_gzip_member(bytes: &[u8]) -> usize {
+    let mut rest = bytes;
+    let mut decoder = flate2::bufread::GzDecoder::new(&mut rest);
+    std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+    drop(decoder);
+    bytes.len() - rest.len()
+}
+
+#[test]
+fn tampered_index_is_refused_naming_it() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let index = fx.repo_dir().join("APKINDEX.tar.gz");
+    let good = std::fs::read(&index).unwrap();
+
+    // One byte of compressed data: the stream no longer decodes.
+    let mut bytes = good.clone();
+    let n = bytes.len();
+    bytes[n - 200] ^= 0x01;
+    std::fs::write(&index, &bytes).unwrap();
+    let err = fx.install_err(&["busybox"]);
+    assert!(
+        err.contains(&index.display().to_string()) && err.contains("corrupt"),
+        "{err}"
+    );
+
+    // One byte of the gzip header's timestamp: decodes fine, only the signature catches it.
+    let mut bytes = good;
+    let content_start = second_gzip_member(&bytes);
+    bytes[content_start + 4] ^= 0x01;
+    std::fs::write(&index, &bytes).unwrap();
+    let err = fx.install_err(&["busybox"]);
+    assert!(err.contains(&index.display().to_string()), "{err}");
+    assert!(
+        err.contains(&format!("BAD SIGNATURE by key \"{}\"", repo_key().name)),
+        "{err}"
+    );
+}
+
+#[test]
+fn index_signed_by_an_unknown_key_is_refused_naming_the_key() {
+    let stranger = SigningKey::generate("stranger@example.org-deadbeef.rsa.pub");
+    let fx = Fixture::new(&real_packages(), &stranger);
+    let err = fx.install_err(&["busybox"]);
+    assert!(
+        err.contains("stranger@example.org-deadbeef.rsa.pub"),
+        "{err}"
+    );
+    assert!(
+        err.contains("alpine.keys = [\"path/to/key.rsa.pub\"]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_package_and_impossible_version_are_named() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let err = fx.install_err(&["busybox", "nosuchpkg"]);
+    assert!(err.contains("\"nosuchpkg\""), "{err}");
+    let err = fx.install_err(&["busybox>=9"]);
+    assert!(
+        err.contains("busybox>=9") && err.contains("available versions: busybox 1.37.0-r30"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_cached_package_is_named_removed_and_refetched() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    fx.install(&["busybox"]).unwrap();
+    let apk_dir = fx.cache.join("apk");
+    let busybox_apk = largest_file(&apk_dir);
+    let mut bytes = std::fs::read(&busybox_apk).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&busybox_apk, bytes).unwrap();
+
+    let err = fx.install_err(&["busybox"]);
+    assert!(err.contains("busybox-1.37.0-r30"), "{err}");
+    assert!(err.contains(&busybox_apk.display().to_string()), "{err}");
+    assert!(err.contains("run again to fetch it afresh"), "{err}");
+    assert!(!busybox_apk.exists(), "the bad file must leave the cache");
+    fx.install(&["busybox"]).unwrap();
+    assert!(busybox_apk.exists());
+}
+
+fn largest_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
+/// A package "evil" whose data tar is `build`'s, alone in a repository; returns the error.
+fn install_evil(build: impl FnOnce(&mut TarBuilder)) -> String {
+    let mut tar = TarBuilder::new();
+    tar.dir("etc", 0o755);
+    tar.file("etc/ok", 0o644, b"fine");
+    build(&mut tar);
+    let evil = TestPackage::new("evil", "1.0-r0", "", tar.finish());
+    let fx = Fixture::new(&[evil], repo_key());
+    fx.install_err(&["evil"])
+}
+
+#[test]
+fn malicious_packages_are_refused_with_the_entry_named() {
+    use tar::EntryType::*;
+    type Case = (&'static str, Box<dyn FnOnce(&mut TarBuilder)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "dotdot",
+            Box::new(|t| t.file("etc/../../x", 0o644, b"x")),
+            "etc/../../x",
+        ),
+        (
+            "absolute",
+            Box::new(|t| t.file("/etc/shadow", 0o644, b"x")),
+            "/etc/shadow",
+        ),
+        (
+            "through symlink",
+            Box::new(|t| {
+                t.symlink("escape", "/");
+                t.file("escape/etc/passwd", 0o644, b"x");
+            }),
+            "escape/etc/passwd",
+        ),
+        (
+            "hardlink out",
+            Box::new(|t| t.raw(Link, "etc/link", "../../etc/shadow", 0o644, 0, &[], &[])),
+            "etc/link",
+        ),
+        (
+            "hardlink missing",
+            Box::new(|t| t.raw(Link, "etc/link", "etc/nothing", 0o644, 0, &[], &[])),
+            "etc/link",
+        ),
+        (
+            "device",
+            Box::new(|t| t.raw(Block, "dev/sda", "", 0o600, 0, &[], &[])),
+            "dev/sda",
+        ),
+    ];
+    for (case, build, entry) in cases {
+        let err = install_evil(build);
+        assert!(err.contains("package evil-1.0-r0"), "{case}: {err}");
+        assert!(err.contains(&format!("{entry:?}")), "{case}: {err}");
+    }
+}
+
+#[test]
+fn tampered_package_in_the_repository_never_reaches_the_cache() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let apk = fx.repo_dir().join("busybox-1.37.0-r30.apk");
+    let mut bytes = std::fs::read(&apk).unwrap();
+    // The data stream's gzip timestamp: still valid gzip, but no longer what datahash covers.
+    let control_start = second_gzip_member(&bytes);
+    let data_start = control_start + second_gzip_member(&bytes[control_start..]);
+    bytes[data_start + 4] ^= 0x01;
+    std::fs::write(&apk, &bytes).unwrap();
+    let err = fx.install_err(&["busybox"]);
+    assert!(
+        err.contains("package busybox-1.37.0-r30") && err.contains("data checksum mismatch"),
+        "{err}"
+    );
+    let cached = std::fs::read_dir(fx.cache.join("apk"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        cached, 1,
+        "only musl (fetched before busybox) may be cached"
+    );
+}
+
+#[test]
+fn remote_repository_is_cached_for_offline_rebuilds() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let server = http::serve(fx.mirror.clone());
+    let mut request = fx.request(&["busybox"]);
+    request.repositories[0].base = server.url.clone();
+    let install = |request: &PackageRequest| {
+        let mut tree = RootfsTree::new(0);
+        let set = packages::install(request, &mut tree, &Progress::hidden()).unwrap();
+        (tree, set)
+    };
+    let (tree, online) = install(&request);
+    assert!(
+        online.warnings.iter().all(|w| !w.contains("cached index")),
+        "{:?}",
+        online.warnings
+    );
+    assert_eq!(
+        text(&tree, "etc/apk/repositories"),
+        format!("{}/v3.23/main\n", server.url)
+    );
+
+    drop(server); // the mirror goes away: indexes and packages now come from the cache
+    let (again, offline) = install(&request);
+    assert!(
+        offline
+            .warnings
+            .iter()
+            .any(|w| w.contains("using the cached index")),
+        "{:?}",
+        offline.warnings
+    );
+    assert_eq!(online.packages, offline.packages);
+    assert!(tree.iter().eq(again.iter()));
+
+    request.world.push("musl-dev".into());
+    let mut tree = RootfsTree::new(0);
+    let err = format!(
+        "{:#}",
+        packages::install(&request, &mut tree, &Progress::hidden()).unwrap_err()
+    );
+    assert!(err.contains("\"musl-dev\""), "{err}");
+}
+
+/// The project's offline mirror (real Alpine 3.23 packages, re-signed): from
+/// `EDGEIMG_ALPINE_MIRROR`/`EDGEIMG_ALPINE_KEYS` if set, else built by `tests/mirror.sh`.
+fn offline_mirror() -> (PathBuf, PathBuf) {
+    if let (Ok(dir), Ok(keys)) = (
+        std::env::var("EDGEIMG_ALPINE_MIRROR"),
+        std::env::var("EDGEIMG_ALPINE_KEYS"),
+    ) {
+        return (dir.into(), keys.split(':').next().unwrap().into());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/mirror.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .expect("run tests/mirror.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let var = |name: &str| -> PathBuf {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+            .unwrap();
+        line.trim_end_matches('\'').into()
+    };
+    (var("EDGEIMG_ALPINE_MIRROR"), var("EDGEIMG_ALPINE_KEYS"))
+}
+
+#[test]
+fn installs_from_the_offline_mirror_for_both_arches() {
+    let (mirror, key) = offline_mirror();
+    let cache = tempfile::tempdir().unwrap();
+    for arch in ["x86_64", "aarch64"] {
+        let request = PackageRequest {
+            arch: arch.into(),
+            repositories: vec![RepoSpec {
+                base: mirror.display().to_string(),
+                branch: "v3.23".into(),
+                name: "main".into(),
+            }],
+            extra_keys: vec![key.clone()],
+            world: vec![
+                "alpine-baselayout".into(),
+                "busybox".into(),
+                "apk-tools".into(),
+            ],
+            cache_dir: cache.path().to_path_buf(),
+        };
+        let mut tree = RootfsTree::new(0);
+        let set = packages::install(&request, &mut tree, &Progress::hidden()).unwrap();
+        let names: Vec<&str> = set.packages.iter().map(|p| p.name.as_str()).collect();
+        for want in [
+            "musl",
+            "busybox",
+            "busybox-binsh",
+            "apk-tools",
+            "libcrypto3",
+            "ca-certificates-bundle",
+        ] {
+            assert!(
+                names.contains(&want),
+                "{arch}: {want} missing from {names:?}"
+            );
+        }
+        assert!(set
+            .packages
+            .iter()
+            .all(|p| p.arch == arch || p.arch == "noarch"));
+        assert!(set.busybox_links > 300, "{arch}");
+        let musl = format!("lib/ld-musl-{arch}.so.1");
+        assert!(
+            matches!(tree.get(&p(&musl)).unwrap().kind, NodeKind::File(_)),
+            "{arch}"
+        );
+        assert!(text(&tree, "lib/apk/db/installed").contains("P:apk-tools\n"));
+    }
+}
