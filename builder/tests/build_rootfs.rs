@@ -24,7 +24,8 @@ fn tar_entries(path: &Path) -> BTreeMap<String, (u64, u64, u8)> {
         .collect()
 }
 
-fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) {
+/// Build a project recipe into a fresh folder, check its rootfs tar, and hand the folder back.
+fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let result = build_with_mirror(
         &project_root().join("recipes").join(recipe),
@@ -79,6 +80,7 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) {
         serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
     let packages = manifest["packages"].as_array().unwrap();
     assert!(packages.iter().any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
+    out
 }
 
 #[test]
@@ -88,7 +90,28 @@ fn pi_rootfs_has_alpine_userland_kernel_and_db() {
 
 #[test]
 fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
-    build_recipe("qemu-x86_64.toml", "virt", "lib/ld-musl-x86_64.so.1");
+    let tar = build_recipe("qemu-x86_64.toml", "virt", "lib/ld-musl-x86_64.so.1");
+    // Alpine's own apk, run from the real Alpine root through its musl loader, reads the
+    // database we wrote and lists what we installed.
+    let image = tempfile::tempdir().unwrap();
+    let status = Command::new("tar").arg("xf").arg(tar.path().join("edge-x86.rootfs.tar")).arg("-C").arg(image.path()).status().unwrap();
+    assert!(status.success());
+    let cache = edgeimg_mirror::cache::cache_root().unwrap();
+    let host = edgeimg_mirror::mirror::host_root(&cache).unwrap();
+    let out = Command::new(host.dir.join(host.arch.musl_loader()))
+        .arg("--library-path")
+        .arg(format!("{}:{}", host.dir.join("lib").display(), host.dir.join("usr/lib").display()))
+        .arg(host.dir.join("sbin/apk"))
+        .arg("--root")
+        .arg(image.path())
+        .args(["--no-network", "--no-cache", "info", "-v"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "apk info failed: {}", stderr(&out));
+    for pkg in ["busybox-1.", "musl-1.", "linux-virt-6.18"] {
+        assert!(listed.lines().any(|l| l.starts_with(pkg)), "apk does not list {pkg}:\n{listed}");
+    }
 }
 
 #[test]

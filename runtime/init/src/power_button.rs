@@ -63,22 +63,31 @@ fn scan(notify: Arc<File>) {
     let mut gpio_keys = gpio_key::system_power_keys();
     let mut found = 0usize;
     while Instant::now() < deadline {
+        // One line per pass, printed once every key of the pass is watched: a press after
+        // it is never lost.
+        let mut watched = Vec::new();
         for path in event_devices() {
-            if seen_inputs.insert(path.clone()) {
-                found += watch_input(&path, &notify) as usize;
+            if seen_inputs.insert(path.clone()) && watch_input(&path, &notify) {
+                watched.push(path.display().to_string());
             }
         }
         gpio_keys.retain(|key| match gpio_key::chip_for(&key.controller) {
             Some(chip) => {
-                found += watch_gpio(&chip, key, &notify) as usize;
+                if watch_gpio(&chip, key, &notify) {
+                    watched.push(format!("{} line {}", chip.display(), key.line));
+                }
                 false
             }
             None => true,
         });
+        if !watched.is_empty() {
+            found += watched.len();
+            console::info(format!("power button: {}", watched.join(", ")));
+        }
         std::thread::sleep(SCAN_EVERY);
     }
     if found == 0 {
-        console::info("no power button found (is the evdev/button or gpio module loaded?)");
+        console::info("no power button found (are the evdev/button or gpio modules loaded?)");
     }
     for key in gpio_keys {
         console::error(
@@ -113,7 +122,6 @@ fn watch_input(path: &Path, notify: &Arc<File>) -> bool {
     if !input_event::has_power_key(&device).unwrap_or(false) {
         return false;
     }
-    console::info(format!("power button: {}", path.display()));
     let notify = Arc::clone(notify);
     spawn_reader(move || {
         let mut event = [0u8; input_event::EVENT_SIZE];
@@ -137,11 +145,6 @@ fn watch_gpio(chip: &Path, key: &GpioKey, notify: &Arc<File>) -> bool {
             return false;
         }
     };
-    console::info(format!(
-        "power button: {} line {}",
-        chip.display(),
-        key.line
-    ));
     let notify = Arc::clone(notify);
     spawn_reader(move || {
         let mut event = [0u8; gpio_key::LINE_EVENT_SIZE];

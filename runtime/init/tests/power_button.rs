@@ -138,6 +138,11 @@ fn power_button_powers_off(arch: Arch) {
     // Generous: TCG on a busy 2-core machine.
     let boot = Duration::from_secs(120);
     let button = vm.expect_line("edge-init: power button:", boot);
+    let expected = match arch {
+        Arch::X86_64 => "/dev/input/event",
+        Arch::Aarch64 => "/dev/gpiochip0 line 3",
+    };
+    assert!(button.contains(expected), "{button}");
 
     let pressed = Instant::now();
     vm.monitor("system_powerdown");

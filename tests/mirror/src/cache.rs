@@ -3,9 +3,9 @@
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
-/// `$EDGEIMG_CACHE_DIR`, else `$XDG_CACHE_HOME/edgeimg`, else `$HOME/.cache/edgeimg`.
+/// `$EDGEIMG_CACHE`, else `$XDG_CACHE_HOME/edgeimg`, else `$HOME/.cache/edgeimg`.
 pub fn cache_root() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("EDGEIMG_CACHE_DIR").filter(|d| !d.is_empty()) {
+    if let Some(dir) = std::env::var_os("EDGEIMG_CACHE").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
@@ -13,7 +13,7 @@ pub fn cache_root() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".cache").join("edgeimg")),
-        None => bail!("cannot find a cache directory: set HOME or EDGEIMG_CACHE_DIR"),
+        None => bail!("cannot find a cache directory: set HOME or EDGEIMG_CACHE"),
     }
 }
 

@@ -135,18 +135,18 @@ impl Vm {
         self.console_in.flush().unwrap();
     }
 
-    /// Sends one human monitor command (e.g. `sendkey ctrl-alt-delete`).
+    /// Sends one human monitor command (e.g. `sendkey ctrl-alt-delete`) and waits until the
+    /// monitor has taken it (its next prompt).
     pub fn monitor(&mut self, command: &str) {
         let mut stream =
             UnixStream::connect(&self.monitor).expect("connecting to the QEMU monitor");
         stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
+            .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
+        // Input sent before the banner's prompt can be dropped by the monitor.
+        read_until_prompt(&mut stream, 1);
         writeln!(stream, "{command}").unwrap();
-        // Let the monitor read the command before the connection closes.
-        let mut banner = [0u8; 256];
-        let _ = std::io::Read::read(&mut stream, &mut banner);
-        std::thread::sleep(Duration::from_millis(300));
+        read_until_prompt(&mut stream, 1);
     }
 
     /// Waits for QEMU to exit (the guest powered off) and returns whether it exited cleanly.
@@ -179,5 +179,17 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Reads the monitor's output until `prompts` more `(qemu) ` prompts were seen (or timeout).
+fn read_until_prompt(stream: &mut UnixStream, prompts: usize) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while seen.windows(7).filter(|w| w == b"(qemu) ").count() < prompts {
+        match std::io::Read::read(stream, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
     }
 }

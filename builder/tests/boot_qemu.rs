@@ -1,0 +1,86 @@
+//! `edgeimg test` end to end: real images booted in QEMU (TCG) on both arches, answering
+//! over the forwarded port like the host's ONNX Runtime, surviving a server kill, powering off.
+
+mod common;
+
+use std::path::Path;
+
+use common::{edgeimg, mirror, project_root, shared_cache, stderr};
+
+fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let m = mirror();
+    let mut args = vec![
+        "test",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--mirror",
+        m.dir.to_str().unwrap(),
+        "--trust-key",
+        m.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
+}
+
+fn passes(recipe: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let junit = out.path().join("junit.xml");
+    let result = edgeimg_test(
+        &project_root().join("recipes").join(recipe),
+        &out.path().join("image"),
+        &["--junit", junit.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "edgeimg test {recipe} failed:\n{stdout}\n{}", stderr(&result));
+    assert!(stdout.contains("ready in"), "{stdout}");
+    assert!(stdout.contains("ONNX Runtime (max |diff|"), "no comparison with ORT:\n{stdout}");
+    assert!(stdout.contains("powered off"), "{stdout}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("<testsuite") && !xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
+    passes("qemu-x86_64.toml");
+}
+
+#[test]
+fn qemu_aarch64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
+    passes("qemu-aarch64.toml");
+}
+
+fn recipe(dir: &Path, model_inputs: &str, runtime: &str) -> std::path::PathBuf {
+    let model = project_root().join("tests/models/tiny-mlp.onnx");
+    let text = format!(
+        "[image]\nname = \"broken\"\nboard = \"qemu-x86_64\"\n[model]\npath = {:?}\ninputs = {{ {model_inputs} }}\n[runtime]\n{runtime}\n[[test]]\nname = \"answers\"\ninputs = {{ x = {{ random = 1 }} }}\n",
+        model.display().to_string()
+    );
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn wrong_model_input_shape_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgeimg_test(&recipe(dir.path(), "x = [1, 15]", ""), &dir.path().join("image"), &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("x") && err.contains("16") && err.contains("15"), "{err}");
+}
+
+#[test]
+fn server_unreachable_from_outside_fails_with_the_console_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgeimg_test(
+        &recipe(dir.path(), "x = [1, 16]", "listen = \"127.0.0.1:8000\""),
+        &dir.path().join("image"),
+        &["--timeout", "240"],
+    );
+    assert!(!out.status.success(), "an API bound to the guest's loopback must fail the test");
+    let err = stderr(&out);
+    assert!(err.contains("1 failed"), "{err}");
+    assert!(err.contains("console tail") && err.contains("EDGEIMG-READY"), "{err}");
+}
