@@ -41,7 +41,9 @@ fn find_kernel(tree: &RootfsTree, package: &str) -> Result<RootPath> {
     let boot = RootPath::new("/boot")?;
     let candidates: Vec<RootPath> = tree
         .children(&boot)
-        .filter(|(p, n)| p.file_name().starts_with("vmlinuz") && matches!(n.kind, NodeKind::File(_)))
+        .filter(|(p, n)| {
+            p.file_name().starts_with("vmlinuz") && matches!(n.kind, NodeKind::File(_))
+        })
         .map(|(p, _)| p.clone())
         .collect();
     let flavor = package.strip_prefix("linux-").unwrap_or(package);
@@ -68,10 +70,19 @@ fn kernel_version(tree: &RootfsTree, package: &str) -> Result<String> {
         .map(|(p, _)| p.file_name().to_string())
         .collect();
     let flavor = package.strip_prefix("linux-").unwrap_or(package);
-    let matching: Vec<String> = versions.iter().filter(|v| v.ends_with(flavor)).cloned().collect();
+    let matching: Vec<String> = versions
+        .iter()
+        .filter(|v| v.ends_with(flavor))
+        .cloned()
+        .collect();
     match (matching.as_slice(), versions.as_slice()) {
         ([one], _) | (_, [one]) => Ok(one.clone()),
-        _ if versions.is_empty() => bail!("the kernel package {package} installed no /lib/modules/<version>"),
-        _ => bail!("cannot tell which of /lib/modules/{{{}}} belongs to {package}", versions.join(",")),
+        _ if versions.is_empty() => {
+            bail!("the kernel package {package} installed no /lib/modules/<version>")
+        }
+        _ => bail!(
+            "cannot tell which of /lib/modules/{{{}}} belongs to {package}",
+            versions.join(",")
+        ),
     }
 }

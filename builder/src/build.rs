@@ -12,13 +12,13 @@ use crate::device;
 use crate::manifest::{
     AlpineSource, BootRecord, Manifest, ModelRecord, OutputRecord, PackageRecord, RootfsSummary,
 };
-use crate::writers::atomic::AtomicFile;
-use crate::writers::compression::Compression;
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
 use crate::writers;
+use crate::writers::atomic::AtomicFile;
+use crate::writers::compression::Compression;
 
 /// What a finished build produced.
 #[derive(Debug)]
@@ -121,7 +121,11 @@ fn write_direct_boot(
             dtb: None,
             cmdline: plan.kernel.cmdline.clone(),
             kernel_version: kernel.version.clone(),
-            modules: kernel.modules.names().map(|m| m.as_str().to_string()).collect(),
+            modules: kernel
+                .modules
+                .names()
+                .map(|m| m.as_str().to_string())
+                .collect(),
         },
         vec![
             OutputRecord::of_file("kernel", &kernel_path)?,

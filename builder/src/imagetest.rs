@@ -41,7 +41,12 @@ const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
 
 pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<TestReport> {
     let kill = plan.tests.iter().any(|t| t.kill_server);
-    let spec = boot_spec(plan.board, &plan.out_dir, manifest, if kill { KILL_FLAG } else { "" })?;
+    let spec = boot_spec(
+        plan.board,
+        &plan.out_dir,
+        manifest,
+        if kill { KILL_FLAG } else { "" },
+    )?;
     let console_log = plan.out_dir.join("console.log");
     let mut vm = Qemu::spawn(
         &spec,
@@ -65,7 +70,10 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
 
     if kill {
         if let Err(e) = wait_for_restart(&vm, &device, &console_log) {
-            report.failure = Some(format!("{e:#}\n--- console tail ---\n{}", vm.console_tail(TAIL_LINES)));
+            report.failure = Some(format!(
+                "{e:#}\n--- console tail ---\n{}",
+                vm.console_tail(TAIL_LINES)
+            ));
         }
     }
     if report.failure.is_none() {
@@ -74,7 +82,9 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
     match vm.powerdown(Duration::from_secs(30)) {
         Ok(took) => report.poweroff = Some(took),
         Err(e) => {
-            report.failure.get_or_insert(format!("clean power-off failed: {e}"));
+            report
+                .failure
+                .get_or_insert(format!("clean power-off failed: {e}"));
         }
     }
     if !report.passed() && report.failure.is_none() {
@@ -83,7 +93,12 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
     Ok(report)
 }
 
-fn run_cases(plan: &Plan, manifest: &Manifest, device: &InferClient, cache_dir: &Path) -> Vec<CheckOutcome> {
+fn run_cases(
+    plan: &Plan,
+    manifest: &Manifest,
+    device: &InferClient,
+    cache_dir: &Path,
+) -> Vec<CheckOutcome> {
     let Some(model) = &manifest.model else {
         return Vec::new();
     };
@@ -109,14 +124,24 @@ fn run_cases(plan: &Plan, manifest: &Manifest, device: &InferClient, cache_dir: 
     };
     plan.tests
         .iter()
-        .map(|case| run_case(device, reference.as_ref().map(|r| &r.client), &model.name, case))
+        .map(|case| {
+            run_case(
+                device,
+                reference.as_ref().map(|r| &r.client),
+                &model.name,
+                case,
+            )
+        })
         .collect()
 }
 
 /// After init's self-test kill: the restart line on the console, then the API answering again.
 fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(log).unwrap_or_default().contains("EDGEIMG-RESTARTED") {
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("EDGEIMG-RESTARTED")
+    {
         if Instant::now() > deadline {
             bail!("init did not restart the server within 60 s of killing it");
         }
@@ -124,7 +149,10 @@ fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<
     }
     while !device.ready() {
         if Instant::now() > deadline {
-            bail!("the API did not answer again within 60 s of the server's restart (pid {})", vm.pid());
+            bail!(
+                "the API did not answer again within 60 s of the server's restart (pid {})",
+                vm.pid()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

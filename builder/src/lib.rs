@@ -5,19 +5,19 @@
 //! (signed Alpine repositories -> verified .apk files) -> [`rootfs`] (the in-memory tree)
 //! -> [`writers`] (tar, cpio, file systems, disk images, manifest).
 
+pub mod boot;
 pub mod build;
+pub mod checks;
+pub mod device;
+pub mod imagetest;
 pub mod kernel;
 pub mod manifest;
 pub mod model;
+pub mod onnxruntime;
 pub mod packages;
 pub mod plan;
 pub mod recipe;
-pub mod rootfs;
-pub mod writers;
-pub mod device;
-pub mod boot;
-pub mod checks;
-pub mod vm;
-pub mod onnxruntime;
 pub mod reference;
-pub mod imagetest;
+pub mod rootfs;
+pub mod vm;
+pub mod writers;

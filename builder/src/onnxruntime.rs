@@ -17,13 +17,18 @@ pub const LIBRARY_ENV: &str = "EDGEIMG_ONNXRUNTIME_LIB";
 /// (downloaded with pip when missing).
 pub fn onnxruntime_library(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
     let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
-    let dest = cache_dir.join("onnxruntime").join(ORT_VERSION).join(arch.alpine()).join(&lib_name);
+    let dest = cache_dir
+        .join("onnxruntime")
+        .join(ORT_VERSION)
+        .join(arch.alpine())
+        .join(&lib_name);
     if dest.is_file() {
         return Ok(dest);
     }
     let wheel = wheel(cache_dir, arch)?;
     let file = std::fs::File::open(&wheel)?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
     let member = format!("onnxruntime/capi/{lib_name}");
     let mut entry = zip
         .by_name(&member)
@@ -41,10 +46,19 @@ fn wheel(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
     let dir = cache_dir.join("wheels");
     let platform = format!("manylinux_2_28_{}", arch.alpine());
     let find = || -> Option<PathBuf> {
-        std::fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            n.starts_with(&format!("onnxruntime-{ORT_VERSION}-")) && n.ends_with(&format!("{platform}.whl"))
-        })
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                n.starts_with(&format!("onnxruntime-{ORT_VERSION}-"))
+                    && n.ends_with(&format!("{platform}.whl"))
+            })
     };
     if let Some(w) = find() {
         return Ok(w);

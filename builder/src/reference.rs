@@ -34,7 +34,9 @@ pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Resul
     };
     let server = host_server_binary()?;
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let config = DeviceConfig {
         hostname: "reference".into(),
         init: InitConfig {
@@ -81,7 +83,8 @@ pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Resul
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reference.client.ready() {
         if let Some(status) = reference.child.try_wait()? {
-            let log = std::fs::read_to_string(reference._dir.path().join("reference.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(reference._dir.path().join("reference.log"))
+                .unwrap_or_default();
             bail!("the host reference server exited ({status}):\n{log}");
         }
         if Instant::now() > deadline {
@@ -105,11 +108,20 @@ fn host_server_binary() -> Result<PathBuf> {
     let workspace = crate::device::workspace_root();
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(&workspace)
-        .args(["build", "--quiet", "--profile", "device", "-p", "edge-runtime"])
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "device",
+            "-p",
+            "edge-runtime",
+        ])
         .status()
         .context("cannot run cargo to build the host edge-runtime")?;
     if !status.success() {
         bail!("building the host edge-runtime failed (see cargo's output above)");
     }
-    Ok(crate::device::target_dir(&workspace).join("device").join("edge-runtime"))
+    Ok(crate::device::target_dir(&workspace)
+        .join("device")
+        .join("edge-runtime"))
 }

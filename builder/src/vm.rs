@@ -22,7 +22,12 @@ pub fn qemu_board(board: Board) -> QemuBoard {
 }
 
 /// Boot spec for a built image; `extra_cmdline` is appended (e.g. a self-test request).
-pub fn boot_spec(board: Board, out_dir: &Path, manifest: &Manifest, extra_cmdline: &str) -> Result<BootSpec> {
+pub fn boot_spec(
+    board: Board,
+    out_dir: &Path,
+    manifest: &Manifest,
+    extra_cmdline: &str,
+) -> Result<BootSpec> {
     let boot = manifest.boot.as_ref().with_context(|| {
         format!(
             "{} has no direct-boot kernel/initramfs; add \"initramfs\" to image.outputs",
@@ -32,7 +37,9 @@ pub fn boot_spec(board: Board, out_dir: &Path, manifest: &Manifest, extra_cmdlin
     let mut spec = BootSpec::kernel(qemu_board(board), out_dir.join(&boot.kernel));
     spec.initrd = boot.initrd.as_ref().map(|f| out_dir.join(f));
     spec.dtb = boot.dtb.as_ref().map(|f| out_dir.join(f));
-    spec.append = format!("{} {extra_cmdline}", boot.cmdline).trim().to_string();
+    spec.append = format!("{} {extra_cmdline}", boot.cmdline)
+        .trim()
+        .to_string();
     spec.forward_port = Some(API_PORT);
     Ok(spec)
 }

@@ -32,13 +32,23 @@ fn passes(recipe: &str) {
         &["--junit", junit.to_str().unwrap()],
     );
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "edgeimg test {recipe} failed:\n{stdout}\n{}", stderr(&result));
+    assert!(
+        result.status.success(),
+        "edgeimg test {recipe} failed:\n{stdout}\n{}",
+        stderr(&result)
+    );
     assert!(stdout.contains("ready in"), "{stdout}");
-    assert!(stdout.contains("ONNX Runtime (max |diff|"), "no comparison with ORT:\n{stdout}");
+    assert!(
+        stdout.contains("ONNX Runtime (max |diff|"),
+        "no comparison with ORT:\n{stdout}"
+    );
     assert!(stdout.contains("powered off"), "{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let xml = std::fs::read_to_string(junit).unwrap();
-    assert!(xml.contains("<testsuite") && !xml.contains("<failure"), "{xml}");
+    assert!(
+        xml.contains("<testsuite") && !xml.contains("<failure"),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -65,10 +75,17 @@ fn recipe(dir: &Path, model_inputs: &str, runtime: &str) -> std::path::PathBuf {
 #[test]
 fn wrong_model_input_shape_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let out = edgeimg_test(&recipe(dir.path(), "x = [1, 15]", ""), &dir.path().join("image"), &[]);
+    let out = edgeimg_test(
+        &recipe(dir.path(), "x = [1, 15]", ""),
+        &dir.path().join("image"),
+        &[],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("x") && err.contains("16") && err.contains("15"), "{err}");
+    assert!(
+        err.contains("x") && err.contains("16") && err.contains("15"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -79,8 +96,14 @@ fn server_unreachable_from_outside_fails_with_the_console_tail() {
         &dir.path().join("image"),
         &["--timeout", "240"],
     );
-    assert!(!out.status.success(), "an API bound to the guest's loopback must fail the test");
+    assert!(
+        !out.status.success(),
+        "an API bound to the guest's loopback must fail the test"
+    );
     let err = stderr(&out);
     assert!(err.contains("1 failed"), "{err}");
-    assert!(err.contains("console tail") && err.contains("EDGEIMG-READY"), "{err}");
+    assert!(
+        err.contains("console tail") && err.contains("EDGEIMG-READY"),
+        "{err}"
+    );
 }

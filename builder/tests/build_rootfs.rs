@@ -18,8 +18,16 @@ fn tar_entries(path: &Path) -> BTreeMap<String, (u64, u64, u8)> {
         .map(|e| {
             let e = e.unwrap();
             let h = e.header();
-            let name = e.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
-            (name, (h.uid().unwrap(), h.gid().unwrap(), h.entry_type().as_byte()))
+            let name = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            (
+                name,
+                (h.uid().unwrap(), h.gid().unwrap(), h.entry_type().as_byte()),
+            )
         })
         .collect()
 }
@@ -33,7 +41,11 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         &shared_cache(),
         &mirror().dir,
     );
-    assert!(result.status.success(), "build {recipe} failed:\n{}", stderr(&result));
+    assert!(
+        result.status.success(),
+        "build {recipe} failed:\n{}",
+        stderr(&result)
+    );
     let name = std::fs::read_dir(out.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -42,22 +54,44 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         .expect("a rootfs tar");
     let tar_path = out.path().join(&name);
     let entries = tar_entries(&tar_path);
-    for wanted in ["bin/busybox", "bin/sh", loader, "lib/apk/db/installed", "etc/apk/world"] {
-        assert!(entries.contains_key(wanted), "{recipe}: {wanted} missing from {name}");
+    for wanted in [
+        "bin/busybox",
+        "bin/sh",
+        loader,
+        "lib/apk/db/installed",
+        "etc/apk/world",
+    ] {
+        assert!(
+            entries.contains_key(wanted),
+            "{recipe}: {wanted} missing from {name}"
+        );
     }
     assert!(
         entries.keys().any(|p| p.starts_with("boot/vmlinuz")),
         "{recipe}: no kernel in /boot"
     );
     assert!(
-        entries.keys().any(|p| p.starts_with("lib/modules/") && p.contains(kernel_flavor) && p.contains(".ko")),
+        entries.keys().any(|p| p.starts_with("lib/modules/")
+            && p.contains(kernel_flavor)
+            && p.contains(".ko")),
         "{recipe}: no {kernel_flavor} kernel modules"
     );
     // Built by whoever ran the test, yet everything belongs to root, as `tar tvf` shows.
-    let listing = Command::new("tar").arg("tvf").arg(&tar_path).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("tvf")
+        .arg(&tar_path)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    let not_root: Vec<&str> = listing.lines().filter(|l| !l.contains(" root/root ")).collect();
-    assert!(not_root.is_empty(), "{recipe}: entries not owned by root:\n{}", not_root.join("\n"));
+    let not_root: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.contains(" root/root "))
+        .collect();
+    assert!(
+        not_root.is_empty(),
+        "{recipe}: entries not owned by root:\n{}",
+        not_root.join("\n")
+    );
 
     let installed = String::from_utf8(
         tar::Archive::new(std::fs::File::open(&tar_path).unwrap())
@@ -74,12 +108,18 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
     )
     .unwrap();
     for pkg in ["busybox", "musl"] {
-        assert!(installed.contains(&format!("\nP:{pkg}\n")) || installed.starts_with(&format!("P:{pkg}\n")), "{pkg} not in the apk db");
+        assert!(
+            installed.contains(&format!("\nP:{pkg}\n"))
+                || installed.starts_with(&format!("P:{pkg}\n")),
+            "{pkg} not in the apk db"
+        );
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
     let packages = manifest["packages"].as_array().unwrap();
-    assert!(packages.iter().any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
+    assert!(packages
+        .iter()
+        .any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
     out
 }
 
@@ -94,13 +134,23 @@ fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
     // Alpine's own apk, run from the real Alpine root through its musl loader, reads the
     // database we wrote and lists what we installed.
     let image = tempfile::tempdir().unwrap();
-    let status = Command::new("tar").arg("xf").arg(tar.path().join("edge-x86.rootfs.tar")).arg("-C").arg(image.path()).status().unwrap();
+    let status = Command::new("tar")
+        .arg("xf")
+        .arg(tar.path().join("edge-x86.rootfs.tar"))
+        .arg("-C")
+        .arg(image.path())
+        .status()
+        .unwrap();
     assert!(status.success());
     let cache = edgeimg_mirror::cache::cache_root().unwrap();
     let host = edgeimg_mirror::mirror::host_root(&cache).unwrap();
     let out = Command::new(host.dir.join(host.arch.musl_loader()))
         .arg("--library-path")
-        .arg(format!("{}:{}", host.dir.join("lib").display(), host.dir.join("usr/lib").display()))
+        .arg(format!(
+            "{}:{}",
+            host.dir.join("lib").display(),
+            host.dir.join("usr/lib").display()
+        ))
         .arg(host.dir.join("sbin/apk"))
         .arg("--root")
         .arg(image.path())
@@ -110,7 +160,10 @@ fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "apk info failed: {}", stderr(&out));
     for pkg in ["busybox-1.", "musl-1.", "linux-virt-6.18"] {
-        assert!(listed.lines().any(|l| l.starts_with(pkg)), "apk does not list {pkg}:\n{listed}");
+        assert!(
+            listed.lines().any(|l| l.starts_with(pkg)),
+            "apk does not list {pkg}:\n{listed}"
+        );
     }
 }
 
@@ -134,7 +187,10 @@ fn recipe_with(dir: &Path, alpine_extra: &str) -> std::path::PathBuf {
 
 fn assert_fails_with(out: &std::process::Output, needles: &[&str]) {
     let err = stderr(out);
-    assert!(!out.status.success(), "expected failure, got success; stderr:\n{err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr:\n{err}"
+    );
     for n in needles {
         assert!(err.contains(n), "error should mention {n:?}:\n{err}");
     }
@@ -144,7 +200,12 @@ fn assert_fails_with(out: &std::process::Output, needles: &[&str]) {
 fn package_not_in_the_index_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = recipe_with(dir.path(), "packages = [\"no-such-package\"]");
-    let out = build_with_mirror(&recipe, &dir.path().join("out"), &shared_cache(), &mirror().dir);
+    let out = build_with_mirror(
+        &recipe,
+        &dir.path().join("out"),
+        &shared_cache(),
+        &mirror().dir,
+    );
     assert_fails_with(&out, &["no-such-package"]);
 }
 
@@ -152,7 +213,12 @@ fn package_not_in_the_index_is_named() {
 fn unsatisfiable_version_constraint_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = recipe_with(dir.path(), "packages = [\"busybox>=99\"]");
-    let out = build_with_mirror(&recipe, &dir.path().join("out"), &shared_cache(), &mirror().dir);
+    let out = build_with_mirror(
+        &recipe,
+        &dir.path().join("out"),
+        &shared_cache(),
+        &mirror().dir,
+    );
     assert_fails_with(&out, &["busybox", ">=99"]);
 }
 
@@ -171,7 +237,12 @@ fn mirror_key_that_is_not_trusted_is_refused() {
         ],
         &[("EDGEIMG_CACHE", &dir.path().join("cache"))],
     );
-    let key_name = mirror().key.file_name().unwrap().to_string_lossy().into_owned();
+    let key_name = mirror()
+        .key
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert_fails_with(&out, &[&key_name]);
     assert!(!dir.path().join("out/manifest.json").exists());
 }
@@ -201,7 +272,12 @@ fn tampered_index_is_refused() {
     let mirror_copy = copy_of_mirror(&dir.path().join("mirror"));
     flip_byte(&mirror_copy.join("v3.23/main/x86_64/APKINDEX.tar.gz"), 100);
     let recipe = recipe_with(dir.path(), "");
-    let out = build_with_mirror(&recipe, &dir.path().join("out"), &dir.path().join("cache"), &mirror_copy);
+    let out = build_with_mirror(
+        &recipe,
+        &dir.path().join("out"),
+        &dir.path().join("cache"),
+        &mirror_copy,
+    );
     assert_fails_with(&out, &["APKINDEX"]);
 }
 
@@ -212,7 +288,10 @@ fn corrupt_cached_package_is_refused_and_evicted() {
     let recipe = recipe_with(dir.path(), "");
     let out = build_with_mirror(&recipe, &dir.path().join("out"), &cache, &mirror().dir);
     assert!(out.status.success(), "{}", stderr(&out));
-    let apks: Vec<_> = walk(&cache).into_iter().filter(|p| p.extension().is_some_and(|e| e == "apk")).collect();
+    let apks: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "apk"))
+        .collect();
     assert!(!apks.is_empty(), "no .apk in the cache");
     // The busybox package is in every image; damage its data, past the control stream.
     let victim = apks
@@ -224,8 +303,15 @@ fn corrupt_cached_package_is_refused_and_evicted() {
     let out = build_with_mirror(&recipe, &dir.path().join("out2"), &cache, &mirror().dir);
     assert_fails_with(&out, &[]);
     let err = stderr(&out);
-    assert!(err.contains(&victim.file_name().unwrap().to_string_lossy().to_string()) || err.contains("apk"), "{err}");
-    assert!(!victim.exists(), "the corrupt package is still in the cache");
+    assert!(
+        err.contains(&victim.file_name().unwrap().to_string_lossy().to_string())
+            || err.contains("apk"),
+        "{err}"
+    );
+    assert!(
+        !victim.exists(),
+        "the corrupt package is still in the cache"
+    );
     assert!(!dir.path().join("out2/manifest.json").exists());
 }
 
@@ -246,9 +332,16 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn recipe_with_unknown_key_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[image]\nname = \"x\"\nboard = \"rpi4\"\n\n[runtime]\nengin = \"tract\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[image]\nname = \"x\"\nboard = \"rpi4\"\n\n[runtime]\nengin = \"tract\"\n",
+    )
+    .unwrap();
     let out = edgeimg(&["build", path.to_str().unwrap()], &[]);
-    assert_fails_with(&out, &["bad.toml:6:1", "runtime.engin", "unknown key", "engine"]);
+    assert_fails_with(
+        &out,
+        &["bad.toml:6:1", "runtime.engin", "unknown key", "engine"],
+    );
 }
 
 #[test]
@@ -257,5 +350,14 @@ fn recipe_with_bad_board_lists_the_boards() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[image]\nname = \"x\"\nboard = \"rpi5\"\n").unwrap();
     let out = edgeimg(&["build", path.to_str().unwrap()], &[]);
-    assert_fails_with(&out, &["bad.toml:3:9", "image.board", "rpi5", "rpi4", "qemu-aarch64"]);
+    assert_fails_with(
+        &out,
+        &[
+            "bad.toml:3:9",
+            "image.board",
+            "rpi5",
+            "rpi4",
+            "qemu-aarch64",
+        ],
+    );
 }

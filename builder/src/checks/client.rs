@@ -65,10 +65,13 @@ impl InferClient {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut resp = req.call().with_context(|| format!("GET {}{path}", self.base))?;
+        let mut resp = req
+            .call()
+            .with_context(|| format!("GET {}{path}", self.base))?;
         let status = resp.status();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             bail!("GET {path} answered {status}: {body}");
         }
@@ -96,20 +99,21 @@ impl InferClient {
         }
         let mut resp = req
             .header("Content-Type", "application/json")
-            .send(serde_json::to_vec(&body)?).with_context(|| format!("POST {}{path}", self.base))?;
+            .send(serde_json::to_vec(&body)?)
+            .with_context(|| format!("POST {}{path}", self.base))?;
         let status = resp.status();
         let text = resp.body_mut().read_to_string()?;
         if !status.is_success() {
             bail!("POST {path} answered {status}: {text}");
         }
-        let parsed: InferResponse =
-            serde_json::from_str(&text).context("inference response is not Open Inference Protocol JSON")?;
+        let parsed: InferResponse = serde_json::from_str(&text)
+            .context("inference response is not Open Inference Protocol JSON")?;
         parsed
             .outputs
             .into_iter()
             .map(|o| {
-                let data = flatten_json(&o.data)
-                    .with_context(|| format!("output {} data", o.name))?;
+                let data =
+                    flatten_json(&o.data).with_context(|| format!("output {} data", o.name))?;
                 Ok((
                     o.name.clone(),
                     Tensor {

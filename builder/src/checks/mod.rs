@@ -52,17 +52,22 @@ fn try_case(
 ) -> Result<String> {
     let meta = device.metadata(model)?;
     let inputs = build_inputs(&meta, &case.inputs)?;
-    let outputs = device.infer(model, &inputs).context("inference on the device")?;
+    let outputs = device
+        .infer(model, &inputs)
+        .context("inference on the device")?;
     let mut notes = Vec::new();
     for (name, expected) in &case.expect {
-        let expected = tensor::flatten_numbers(expected)
-            .with_context(|| format!("test.expect.{name}"))?;
+        let expected =
+            tensor::flatten_numbers(expected).with_context(|| format!("test.expect.{name}"))?;
         let got = outputs
             .get(name)
             .with_context(|| format!("the device returned no output {name:?}"))?;
         let diff = max_abs_diff(&got.data, &expected, name)?;
         if diff > case.tolerance {
-            bail!("output {name} differs from the expected values by {diff:e} > tolerance {:e}", case.tolerance);
+            bail!(
+                "output {name} differs from the expected values by {diff:e} > tolerance {:e}",
+                case.tolerance
+            );
         }
         notes.push(format!("{name} = expected (max |diff| {diff:.2e})"));
     }
@@ -70,19 +75,27 @@ fn try_case(
         let reference = reference.context(
             "compare_onnxruntime needs the host's ONNX Runtime, which could not be started",
         )?;
-        let want = reference.infer(model, &inputs).context("inference on the host's ONNX Runtime")?;
+        let want = reference
+            .infer(model, &inputs)
+            .context("inference on the host's ONNX Runtime")?;
         for (name, w) in &want {
             let got = outputs
                 .get(name)
                 .with_context(|| format!("the device returned no output {name:?}"))?;
             if got.shape != w.shape {
-                bail!("output {name} has shape {:?} on the device but {:?} on the host", got.shape, w.shape);
+                bail!(
+                    "output {name} has shape {:?} on the device but {:?} on the host",
+                    got.shape,
+                    w.shape
+                );
             }
             let diff = max_abs_diff(&got.data, &w.data, name)?;
             if diff > case.tolerance {
                 bail!("output {name} differs from the host's ONNX Runtime by {diff:e} > tolerance {:e}", case.tolerance);
             }
-            notes.push(format!("{name} = host ONNX Runtime (max |diff| {diff:.2e})"));
+            notes.push(format!(
+                "{name} = host ONNX Runtime (max |diff| {diff:.2e})"
+            ));
         }
     }
     if notes.is_empty() {
@@ -105,9 +118,9 @@ fn build_inputs(
     meta.inputs
         .iter()
         .map(|input| {
-            let value = given
-                .get(&input.name)
-                .with_context(|| format!("the test gives no value for model input {:?}", input.name))?;
+            let value = given.get(&input.name).with_context(|| {
+                format!("the test gives no value for model input {:?}", input.name)
+            })?;
             Tensor::from_recipe(input, value)
         })
         .collect()
@@ -115,11 +128,21 @@ fn build_inputs(
 
 fn max_abs_diff(got: &[f64], want: &[f64], name: &str) -> Result<f64> {
     if got.len() != want.len() {
-        bail!("output {name} has {} values, expected {}", got.len(), want.len());
+        bail!(
+            "output {name} has {} values, expected {}",
+            got.len(),
+            want.len()
+        );
     }
     Ok(got
         .iter()
         .zip(want)
-        .map(|(a, b)| if a.is_nan() || b.is_nan() { f64::INFINITY } else { (a - b).abs() })
+        .map(|(a, b)| {
+            if a.is_nan() || b.is_nan() {
+                f64::INFINITY
+            } else {
+                (a - b).abs()
+            }
+        })
         .fold(0.0, f64::max))
 }

@@ -30,8 +30,9 @@ impl Tensor {
                 let mut rng = fastrand::Rng::with_seed(seed as u64);
                 (0..count).map(|_| rng.f32() as f64).collect()
             }
-            other => flatten_numbers(other)
-                .with_context(|| format!("test input {:?}", meta.name))?,
+            other => {
+                flatten_numbers(other).with_context(|| format!("test input {:?}", meta.name))?
+            }
         };
         if data.len() as i64 != count {
             bail!(
@@ -76,7 +77,10 @@ fn push_numbers(value: &toml::Value, out: &mut Vec<f64>) -> Result<()> {
                 push_numbers(item, out)?;
             }
         }
-        other => bail!("expected numbers or arrays of numbers, found {}", other.type_str()),
+        other => bail!(
+            "expected numbers or arrays of numbers, found {}",
+            other.type_str()
+        ),
     }
     Ok(())
 }

@@ -36,9 +36,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         },
     )?;
     if let Some(addr) = vm.api_addr() {
-        eprintln!("edgeimg: API of {} forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)", plan.name);
+        eprintln!(
+            "edgeimg: API of {} forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)",
+            plan.name
+        );
     }
     let _ = vm.wait_for_ready(Duration::from_secs(600));
     let status = vm.wait()?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

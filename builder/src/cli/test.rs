@@ -45,7 +45,12 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
         report.accel
     );
     for case in &report.cases {
-        println!("  {} {}: {}", if case.passed { "ok  " } else { "FAIL" }, case.name, case.detail);
+        println!(
+            "  {} {}: {}",
+            if case.passed { "ok  " } else { "FAIL" },
+            case.name,
+            case.detail
+        );
     }
     if let Some(took) = report.poweroff {
         println!("  powered off in {:.2}s", took.as_secs_f64());
@@ -62,7 +67,11 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
         if let Some(failure) = &report.failure {
             eprintln!("{failure}");
         }
-        eprintln!("{}: {passed} passed, {failed} failed (console log: {})", plan.name, report.console_log.display());
+        eprintln!(
+            "{}: {passed} passed, {failed} failed (console log: {})",
+            plan.name,
+            report.console_log.display()
+        );
         Ok(ExitCode::FAILURE)
     }
 }

@@ -40,9 +40,9 @@ pub fn device_binaries(arch: Arch) -> Result<DeviceBinaries> {
     if !std::io::stderr().is_terminal() {
         cmd.arg("--quiet");
     }
-    let status = cmd
-        .status()
-        .context("cannot run cargo to build edge-init and edge-runtime; is Rust installed (tests/setup.sh)?")?;
+    let status = cmd.status().context(
+        "cannot run cargo to build edge-init and edge-runtime; is Rust installed (tests/setup.sh)?",
+    )?;
     if !status.success() {
         bail!("building edge-init/edge-runtime for {triple} failed (see cargo's output above); `rustup target add {triple}` if the target is missing");
     }
@@ -73,6 +73,12 @@ pub fn workspace_root() -> PathBuf {
 pub fn target_dir(workspace: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { workspace.join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace.join(p)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"))
 }

@@ -27,7 +27,10 @@ pub fn add_device_layer(
     binaries: &DeviceBinaries,
 ) -> Result<Option<PreparedModel>> {
     let t = plan.source_date_epoch;
-    for (src, dest) in [(&binaries.init, INIT_PATH), (&binaries.runtime, RUNTIME_PATH)] {
+    for (src, dest) in [
+        (&binaries.init, INIT_PATH),
+        (&binaries.runtime, RUNTIME_PATH),
+    ] {
         let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
         tree.add_file(path(dest), data, Meta::root(0o755, t))?;
     }
@@ -58,7 +61,11 @@ fn device_config(
     DeviceConfig {
         hostname: plan.hostname.clone(),
         init: InitConfig {
-            modules: modules.modules.iter().map(|m| m.path.to_absolute()).collect(),
+            modules: modules
+                .modules
+                .iter()
+                .map(|m| m.path.to_absolute())
+                .collect(),
             network: plan.network.clone(),
             data: None,
             server_uid: account.uid,

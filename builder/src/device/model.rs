@@ -36,7 +36,11 @@ pub fn add_model(plan: &ModelPlan, tree: &mut RootfsTree, mtime: u64) -> Result<
     let (frozen, info) = freeze_model(&bytes, &plan.inputs)
         .with_context(|| format!("model {}", plan.path.display()))?;
     let path_in_image = RootPath::new(&format!("/usr/share/edgeimg/models/{}.onnx", plan.name))?;
-    tree.add_file(path_in_image.clone(), frozen.clone(), Meta::root(0o644, mtime))?;
+    tree.add_file(
+        path_in_image.clone(),
+        frozen.clone(),
+        Meta::root(0o644, mtime),
+    )?;
     Ok(PreparedModel {
         name: plan.name.clone(),
         source_sha256,

@@ -19,7 +19,12 @@ pub fn add_server_account(tree: &mut RootfsTree, mtime: u64) -> Result<Account> 
         &format!("{SERVER_USER}:x:{SERVER_ID}:{SERVER_ID}:edgeimg inference server:/var/empty:/sbin/nologin"),
         mtime,
     )?;
-    append_line(tree, "/etc/group", &format!("{SERVER_USER}:x:{SERVER_ID}:"), mtime)?;
+    append_line(
+        tree,
+        "/etc/group",
+        &format!("{SERVER_USER}:x:{SERVER_ID}:"),
+        mtime,
+    )?;
     Ok(Account {
         uid: SERVER_ID,
         gid: SERVER_ID,

@@ -174,13 +174,20 @@ pub fn install(
     for (&i, f) in order.iter().zip(&fetched) {
         let name = cands[i].entry.name_version();
         files.push(unpack::unpack(&f.apk, tree, &name)?);
-        for script in f.apk.scripts.iter().filter(|s| s.kind != "trigger") {
-            if cands[i].entry.name == "busybox" && script.kind == "post-install" {
-                continue; // its job (applet links) is done below
-            }
+        // Only install scripts matter to a fresh image; upgrade/deinstall ones never run here.
+        let skipped: Vec<&str> = f
+            .apk
+            .scripts
+            .iter()
+            .map(|s| s.kind.as_str())
+            .filter(|k| matches!(*k, "pre-install" | "post-install"))
+            // busybox's post-install only makes applet links, which we create below.
+            .filter(|k| !(cands[i].entry.name == "busybox" && *k == "post-install"))
+            .collect();
+        if !skipped.is_empty() {
             warnings.push(format!(
-                "{name}: {} script not run (the build never runs target binaries); it is recorded in /lib/apk/db/scripts.tar.gz",
-                script.kind
+                "{name}: {} script not run (the build never runs target binaries; kept in /lib/apk/db/scripts.tar.gz)",
+                skipped.join(" and ")
             ));
         }
     }

@@ -28,7 +28,11 @@ pub fn mirror() -> &'static Mirror {
         let out = Command::new(project_root().join("tests/mirror.sh"))
             .output()
             .expect("run tests/mirror.sh");
-        assert!(out.status.success(), "tests/mirror.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tests/mirror.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let value = |var: &str| {
             text.lines()
@@ -44,7 +48,10 @@ pub fn mirror() -> &'static Mirror {
 }
 
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `edgeimg ARGS` with a clean environment: no mirror, keys or cache from the caller unless
