@@ -79,7 +79,15 @@ impl Board {
                 console: "console=serial0,115200 console=tty1",
                 // SD card (sdhci-iproc), root and data file systems, boot partition, and
                 // Ethernet: genet on the Pi 4, smsc95xx/lan78xx on USB on the Pi 3 family.
-                modules: &["sdhci-iproc", "squashfs", "ext4", "vfat", "genet", "smsc95xx", "lan78xx"],
+                modules: &[
+                    "sdhci-iproc",
+                    "squashfs",
+                    "ext4",
+                    "vfat",
+                    "genet",
+                    "smsc95xx",
+                    "lan78xx",
+                ],
                 disk_boot: true,
             },
             Board::QemuX86_64 => BoardProfile {
