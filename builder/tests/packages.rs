@@ -178,9 +178,9 @@ fn installs_real_busybox_musl_and_baselayout() {
     assert!(text(&tree, "lib/apk/db/triggers").contains(" /bin /usr/bin /sbin /usr/sbin"));
     assert!(tree.contains(&p("lib/apk/db/scripts.tar.gz")));
     assert!(
-        set.warnings
-            .iter()
-            .any(|w| w.starts_with("alpine-baselayout-3.7.2-r0: post-install script not run")),
+        set.warnings.iter().any(|w| w.starts_with(
+            "alpine-baselayout-3.7.2-r0: pre-install and post-install script not run"
+        )),
         "{:?}",
         set.warnings
     );
