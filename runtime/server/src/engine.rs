@@ -162,10 +162,10 @@ impl Model {
 fn build_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
     // Level3 for both engines: tract relies on it for speed (its decluttering and fusing).
     // ort-tract accepts and ignores the thread count: tract runs a model on the calling thread.
-    Ok(Session::builder(environment)?
+    Session::builder(environment)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
-        .commit_from_file(path)?)
+        .commit_from_file(path)
 }
 
 fn tensor_spec(outlet: &Outlet) -> anyhow::Result<TensorSpec> {
