@@ -9,6 +9,7 @@ use std::io::Write;
 
 use crate::boot::{prepare_kernel, BootKernel};
 use crate::device;
+use crate::disk_image::{write_disk_image, DiskPlan};
 use crate::manifest::{
     AlpineSource, BootRecord, Manifest, ModelRecord, OutputRecord, PackageRecord, RootfsSummary,
 };
@@ -50,7 +51,14 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
     )?;
     let kernel = prepare_kernel(plan, &mut tree)?;
     let binaries = device::device_binaries(plan.arch)?;
-    let model = device::add_device_layer(plan, &mut tree, &kernel.modules, &binaries)?;
+    let disk = DiskPlan::for_plan(plan);
+    let model = device::add_device_layer(
+        plan,
+        &mut tree,
+        &kernel.modules,
+        &binaries,
+        disk.as_ref().map(DiskPlan::data_partition),
+    )?;
     add_recipe_files(plan, &mut tree)?;
 
     std::fs::create_dir_all(&plan.out_dir)
@@ -67,6 +75,12 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
         outputs.extend(files);
         boot = Some(record);
     }
+    let mut disk_record = None;
+    if let Some(disk) = &disk {
+        let (record, files) = write_disk_image(plan, disk, &tree, &kernel)?;
+        outputs.extend(files);
+        disk_record = Some(record);
+    }
     if let Some(m) = &model {
         // The exact model the device serves, for host-side comparisons and inspection.
         let path = plan.out_dir.join(format!("{}.model.onnx", m.name));
@@ -78,6 +92,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
 
     let mut manifest = manifest(plan, &tree, &installed, outputs);
     manifest.boot = boot;
+    manifest.disk = disk_record;
     manifest.model = model.map(|m| ModelRecord {
         name: m.name,
         source: plan
@@ -209,6 +224,7 @@ fn manifest(
         },
         model: None,
         boot: None,
+        disk: None,
         outputs,
         warnings: installed.warnings.clone(),
     }

@@ -3,12 +3,14 @@
 //! The pipeline, one module per stage, data flowing one way:
 //! [`recipe`] (parse + validate) -> [`plan`] (one concrete description) -> [`packages`]
 //! (signed Alpine repositories -> verified .apk files) -> [`rootfs`] (the in-memory tree)
-//! -> [`writers`] (tar, cpio, file systems, disk images, manifest).
+//! -> [`writers`] (tar, cpio, file systems, disk images, manifest); [`disk_image`] assembles
+//! the partitioned image a board boots from.
 
 pub mod boot;
 pub mod build;
 pub mod checks;
 pub mod device;
+pub mod disk_image;
 pub mod imagetest;
 pub mod kernel;
 pub mod manifest;

@@ -26,6 +26,9 @@ pub struct Manifest {
     /// How to boot the image directly (kernel + initramfs), for `edgeimg run`/`test`.
     #[serde(default)]
     pub boot: Option<BootRecord>,
+    /// The partitioned disk image, when one was built.
+    #[serde(default)]
+    pub disk: Option<crate::disk_image::DiskRecord>,
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,

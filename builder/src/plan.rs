@@ -213,6 +213,12 @@ impl Plan {
             None if profile.disk_boot => [OutputKind::RootfsTar, OutputKind::Disk].into(),
             None => [OutputKind::RootfsTar, OutputKind::Initramfs].into(),
         };
+        if outputs.contains(&OutputKind::Disk) || outputs.contains(&OutputKind::Qcow2) {
+            // The disk's squashfs root and ext4 data partition need their drivers.
+            modules.extend(profile.root_modules.iter().map(|s| s.to_string()));
+            modules.push("ext4".into());
+            dedup_keep_order(&mut modules);
+        }
 
         let size = |s: &Option<toml::Spanned<String>>| {
             s.as_ref()

@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use edgeimg_qemu::{Board as QemuBoard, BootSpec};
+use edgeimg_qemu::{Board as QemuBoard, BootSpec, Disk};
 
+use crate::disk_image::read_boot_file;
 use crate::manifest::Manifest;
 use crate::recipe::Board;
+use crate::writers::disk::copy_sparse;
 
 /// The guest port the API is forwarded from.
 pub const API_PORT: u16 = 8000;
@@ -28,6 +30,9 @@ pub fn boot_spec(
     manifest: &Manifest,
     extra_cmdline: &str,
 ) -> Result<BootSpec> {
+    if board.profile().disk_boot {
+        return sd_card_spec(board, out_dir, manifest, extra_cmdline);
+    }
     let boot = manifest.boot.as_ref().with_context(|| {
         format!(
             "{} has no direct-boot kernel/initramfs; add \"initramfs\" to image.outputs",
@@ -42,4 +47,67 @@ pub fn boot_spec(
         .to_string();
     spec.forward_port = Some(API_PORT);
     Ok(spec)
+}
+
+/// The Pi 3 device tree QEMU's raspi3b machine matches.
+const RASPI3B_DTB: &str = "bcm2837-rpi-3-b.dtb";
+
+/// A Pi image boots on QEMU's raspi3b from the card itself: QEMU has no Pi firmware, so the
+/// kernel, initramfs, device tree and command line come from the card's boot partition, and
+/// the root is read from the card through the guest's mmc driver.
+fn sd_card_spec(
+    board: Board,
+    out_dir: &Path,
+    manifest: &Manifest,
+    extra_cmdline: &str,
+) -> Result<BootSpec> {
+    let disk = manifest.disk.as_ref().with_context(|| {
+        format!(
+            "{} has no disk image to boot; add \"disk\" to image.outputs",
+            manifest.name
+        )
+    })?;
+    let files = disk
+        .boot_files
+        .as_ref()
+        .with_context(|| format!("{} has no boot partition", disk.image))?;
+    let image = out_dir.join(&disk.image);
+    let scratch = out_dir.join("qemu");
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let extract = |name: &str| -> Result<std::path::PathBuf> {
+        let dest = scratch.join(name);
+        std::fs::write(&dest, read_boot_file(&image, disk, name)?)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        Ok(dest)
+    };
+    let mut spec = BootSpec::kernel(qemu_board(board), extract(&files.kernel)?);
+    spec.initrd = Some(extract(&files.initramfs)?);
+    spec.dtb = Some(extract(RASPI3B_DTB)?);
+    let cmdline =
+        String::from_utf8_lossy(&read_boot_file(&image, disk, &files.cmdline)?).into_owned();
+    // `serial0`/`tty1` are names the Pi firmware rewrites; the harness names QEMU's UART.
+    spec.append = cmdline
+        .split_whitespace()
+        .filter(|w| !w.starts_with("console="))
+        .chain(extra_cmdline.split_whitespace())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let card = scratch.join("sd.img");
+    copy_to_sd_card(&image, &card)?;
+    spec.disks.push(Disk::new(card));
+    spec.forward_port = Some(API_PORT);
+    Ok(spec)
+}
+
+/// QEMU's SD card model takes only power-of-two sizes: a sparse copy, padded.
+fn copy_to_sd_card(image: &Path, card: &Path) -> Result<()> {
+    let src =
+        std::fs::File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    let len = src.metadata()?.len();
+    let mut dst =
+        std::fs::File::create(card).with_context(|| format!("cannot create {}", card.display()))?;
+    copy_sparse(&src, &mut dst, 0)?;
+    dst.set_len(len.next_power_of_two())?;
+    Ok(())
 }

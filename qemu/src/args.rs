@@ -93,6 +93,9 @@ pub(crate) fn qemu_args(
         push(&["-drive", &drive]);
     }
 
+    if let Some(keyboard) = profile.keyboard {
+        push(&["-device", keyboard]);
+    }
     if let Some(nic) = profile.nic {
         let mut netdev = "user,id=net0".to_string();
         if let (Some(guest), Some(host)) = (spec.forward_port, run.host_port) {
@@ -162,7 +165,8 @@ mod tests {
             line.contains("-drive file=/i/pi.img,if=sd,format=raw"),
             "{line}"
         );
-        assert!(!line.contains("-netdev"), "{line}");
+        assert!(line.contains("-device usb-net,netdev=net0"), "{line}");
+        assert!(line.contains("-device usb-kbd"), "{line}");
         assert!(line.contains("console=ttyS1,115200"), "{line}");
     }
 

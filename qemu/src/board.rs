@@ -94,6 +94,7 @@ impl Board {
                     package: "ovmf",
                 }),
                 poweroff_only_halts: false,
+                keyboard: None,
             },
             // cortex-a57 over `max`: `max` emulates pointer authentication, which is slow
             // under TCG, and the images target ARMv8.0 anyway.
@@ -113,10 +114,12 @@ impl Board {
                     package: "qemu-efi-aarch64",
                 }),
                 poweroff_only_halts: false,
+                keyboard: None,
             },
             // The Pi 3's Linux console is the mini UART (DT alias serial1 -> ttyS1), which QEMU
             // wires to its second -serial; the PL011 (first -serial) belongs to Bluetooth.
-            // Networking is USB-only on this machine, so none is offered.
+            // Networking is USB-only on this machine: QEMU's usb-net on the dwc2 controller
+            // (the guest needs dwc2 + cdc_ether).
             Board::Raspi3b => MachineProfile {
                 board: self,
                 machine: "raspi3b",
@@ -125,10 +128,11 @@ impl Board {
                 fixed_memory: true,
                 console_serial_index: 1,
                 kernel_console: "ttyS1,115200",
-                nic: None,
+                nic: Some("usb-net"),
                 disk_interface: DiskInterface::Sd,
                 uefi: None,
                 poweroff_only_halts: true,
+                keyboard: Some("usb-kbd"),
             },
         }
     }
@@ -202,6 +206,9 @@ pub struct MachineProfile {
     pub uefi: Option<UefiFirmware>,
     /// Guest power-off only halts the CPU, so the harness must end QEMU itself.
     pub poweroff_only_halts: bool,
+    /// A USB keyboard for boards without a power button: ctrl-alt-del is then how the harness
+    /// asks the guest to power off.
+    pub keyboard: Option<&'static str>,
 }
 
 impl MachineProfile {

@@ -194,9 +194,14 @@ impl RunningVm {
             .map_err(|e| Error::io("writing to the guest console", e))
     }
 
-    /// Press the power button and wait up to `timeout` for QEMU to exit.
+    /// Press the power button (ctrl-alt-del on boards that have none) and wait up to
+    /// `timeout` for QEMU to exit.
     pub fn powerdown(&mut self, timeout: Duration) -> Result<Duration> {
-        self.shutdown(ShutdownRequest::PowerButton, timeout)
+        let request = match self.profile.keyboard {
+            Some(_) => ShutdownRequest::CtrlAltDelete,
+            None => ShutdownRequest::PowerButton,
+        };
+        self.shutdown(request, timeout)
     }
 
     /// Ask the guest to power off and wait up to `timeout` for QEMU to exit; returns how long

@@ -10,7 +10,9 @@ pub use binaries::{device_binaries, target_dir, workspace_root, DeviceBinaries, 
 pub use model::{add_model, PreparedModel};
 
 use anyhow::{Context, Result};
-use edge_config::{DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH};
+use edge_config::{
+    DataPartition, DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH,
+};
 
 use crate::kernel::ModuleSet;
 use crate::plan::Plan;
@@ -19,12 +21,14 @@ use crate::rootfs::{Meta, RootPath, RootfsTree};
 pub const INIT_PATH: &str = "/sbin/edge-init";
 pub const RUNTIME_PATH: &str = "/usr/bin/edge-runtime";
 
-/// Add binaries, model, account and config to `tree`. `modules` are loaded by init in order.
+/// Add binaries, model, account and config to `tree`. `modules` are loaded by init in order;
+/// `data` is the partition init mounts at /data (disk images).
 pub fn add_device_layer(
     plan: &Plan,
     tree: &mut RootfsTree,
     modules: &ModuleSet,
     binaries: &DeviceBinaries,
+    data: Option<DataPartition>,
 ) -> Result<Option<PreparedModel>> {
     let t = plan.source_date_epoch;
     for (src, dest) in [
@@ -42,7 +46,11 @@ pub fn add_device_layer(
         Some(m) => Some(add_model(m, tree, t)?),
         None => None,
     };
-    let config = device_config(plan, modules, &account, model.as_ref());
+    if let Some(data) = &data {
+        // The root is read-only: the mount point must be in the image.
+        tree.add_dir(path(&data.mountpoint), Meta::root(0o755, t))?;
+    }
+    let config = device_config(plan, modules, &account, model.as_ref(), data);
     tree.add_file(
         path(DEVICE_CONFIG_PATH),
         config.to_toml().into_bytes(),
@@ -56,6 +64,7 @@ fn device_config(
     modules: &ModuleSet,
     account: &users::Account,
     model: Option<&PreparedModel>,
+    data: Option<DataPartition>,
 ) -> DeviceConfig {
     let r = &plan.runtime;
     DeviceConfig {
@@ -67,7 +76,7 @@ fn device_config(
                 .map(|m| m.path.to_absolute())
                 .collect(),
             network: plan.network.clone(),
-            data: None,
+            data,
             server_uid: account.uid,
             server_gid: account.gid,
             server_path: RUNTIME_PATH.to_string(),

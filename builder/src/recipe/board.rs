@@ -51,6 +51,9 @@ pub struct BoardProfile {
     pub modules: &'static [&'static str],
     /// Boots from an SD card/disk image rather than kernel + initramfs given directly.
     pub disk_boot: bool,
+    /// On disk boots, what the boot initramfs loads to reach the root partition (with their
+    /// dependencies); all of them are also in `modules`.
+    pub root_modules: &'static [&'static str],
 }
 
 impl Board {
@@ -77,18 +80,32 @@ impl Board {
                 kernel_package: "linux-rpi",
                 firmware_packages: &["raspberrypi-bootloader"],
                 console: "console=serial0,115200 console=tty1",
-                // SD card (sdhci-iproc), root and data file systems, boot partition, and
-                // Ethernet: genet on the Pi 4, smsc95xx/lan78xx on USB on the Pi 3 family.
+                // SD card (sdhci-iproc: the Pi 4's emmc2; bcm2835: the Pi 3's sdhost), root
+                // and data file systems, boot partition, and Ethernet: genet on the Pi 4,
+                // smsc95xx/lan78xx on USB (dwc2) on the Pi 3 family.
                 modules: &[
                     "sdhci-iproc",
+                    "bcm2835",
                     "squashfs",
                     "ext4",
+                    // ext4's metadata checksums on 6.1 kernels go through the crypto API
+                    // (a modules.softdep, which the module closure does not follow).
+                    "crc32c_generic",
                     "vfat",
                     "genet",
                     "smsc95xx",
                     "lan78xx",
+                    "dwc2",
+                    // The USB PHY dwc2 waits for (else it probes ~10 s late, deferred).
+                    "phy-generic",
+                    // USB CDC Ethernet: gadgets and QEMU raspi3b's usb-net, the test network.
+                    "cdc_ether",
+                    // A USB keyboard's ctrl-alt-del powers off (QEMU raspi3b's only way).
+                    "usbhid",
+                    "hid_generic",
                 ],
                 disk_boot: true,
+                root_modules: &["sdhci-iproc", "bcm2835", "squashfs"],
             },
             Board::QemuX86_64 => BoardProfile {
                 arch: Arch::X86_64,
@@ -98,6 +115,7 @@ impl Board {
                 // button + evdev: QEMU's power button (ACPI) reaches init as KEY_POWER.
                 modules: &["virtio_net", "virtio_blk", "button", "evdev"],
                 disk_boot: false,
+                root_modules: &["virtio_blk", "squashfs"],
             },
             Board::QemuAarch64 => BoardProfile {
                 arch: Arch::Aarch64,
@@ -108,6 +126,7 @@ impl Board {
                 // (linux-virt has no gpio_keys), button + evdev when booted through UEFI/ACPI.
                 modules: &["virtio_net", "virtio_blk", "gpio-pl061", "button", "evdev"],
                 disk_boot: false,
+                root_modules: &["virtio_blk", "squashfs"],
             },
         }
     }

@@ -61,6 +61,31 @@ pub fn write_fat(tree: &RootfsTree, opts: &FatOptions, out: &Path) -> Result<()>
     file.commit()
 }
 
+/// Read the file `name` from the FAT partition at `offset..offset+len` of a disk image (e.g.
+/// the kernel from a Pi image's boot partition, to boot it in QEMU).
+pub fn read_fat_file(image: &Path, offset: u64, len: u64, name: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut part = vec![0u8; usize::try_from(len)?];
+    let mut f =
+        std::fs::File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(&mut part)
+        .with_context(|| format!("{} ends inside its partition at {offset}", image.display()))?;
+    // fatfs wants a read-write stream; the copy in memory keeps the image untouched.
+    let fs = FileSystem::new(std::io::Cursor::new(part), FsOptions::new()).with_context(|| {
+        format!(
+            "no FAT file system at offset {offset} of {}",
+            image.display()
+        )
+    })?;
+    let mut data = Vec::new();
+    fs.root_dir()
+        .open_file(name)
+        .with_context(|| format!("{name} is not in the boot partition of {}", image.display()))?
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
 fn fill<T: fatfs::ReadWriteSeek>(fs: &FileSystem<T>, tree: &RootfsTree) -> Result<()> {
     let root = fs.root_dir();
     for (path, node) in tree.iter().filter(|(p, _)| !p.is_root()) {

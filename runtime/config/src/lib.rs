@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Where the builder puts the device configuration inside the image.
 pub const DEVICE_CONFIG_PATH: &str = "/etc/edgeimg/device.toml";
 
+/// In a disk boot's initramfs: the modules that reach the root partition, one absolute path
+/// per line in load order. A plain list, since that initramfs holds nothing else to configure.
+pub const BOOT_MODULES_PATH: &str = "/etc/edgeimg/boot-modules";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceConfig {

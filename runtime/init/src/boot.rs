@@ -9,7 +9,9 @@ use crate::power_button::PowerButton;
 use crate::runloop::{self, Settings};
 use crate::signals::Signals;
 use crate::supervisor::ServerSpec;
-use crate::{cmdline, config, console, data, modules, mounts, net, readiness, shutdown};
+use crate::{
+    cmdline, config, console, data, modules, mounts, net, readiness, shutdown, switch_root,
+};
 
 pub fn boot() -> ! {
     // First, so a power-off signal that arrives during boot waits in the queue.
@@ -31,6 +33,11 @@ pub fn boot() -> ! {
     ));
 
     let flags = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    if let Some(root) = &flags.root {
+        if switch_root::running_from_initramfs() {
+            switch_root::switch_to(root);
+        }
+    }
     for word in &flags.unknown {
         console::error(
             "cmdline",

@@ -9,6 +9,8 @@ pub struct Flags {
     pub poweroff_after_ready: bool,
     /// `edgeimg.debug_shell=1`: a shell on the console even if the config does not ask.
     pub debug_shell: bool,
+    /// `root=PARTUUID=...`: in a boot initramfs, the partition to switch to (disk boots).
+    pub root: Option<String>,
     /// `edgeimg.*` words this init does not know; reported so a typo is noticed.
     pub unknown: Vec<String>,
 }
@@ -17,6 +19,10 @@ pub struct Flags {
 pub fn parse(cmdline: &str) -> Flags {
     let mut flags = Flags::default();
     for word in cmdline.split_whitespace() {
+        if let Some(root) = word.strip_prefix("root=") {
+            flags.root = Some(root.to_string());
+            continue;
+        }
         let Some(setting) = word.strip_prefix("edgeimg.") else {
             continue;
         };
@@ -48,6 +54,13 @@ mod tests {
         assert!(flags.poweroff_after_ready);
         assert!(!flags.debug_shell);
         assert!(flags.unknown.is_empty());
+        assert_eq!(flags.root, None);
+    }
+
+    #[test]
+    fn root_partition_comes_from_the_kernel_root_word() {
+        let flags = parse("console=ttyS1 root=PARTUUID=6c2a0f13-02 rootfstype=squashfs ro");
+        assert_eq!(flags.root.as_deref(), Some("PARTUUID=6c2a0f13-02"));
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! mounts the data partition (found by label and/or PARTUUID without udev), then starts the
 //! server as the configured unprivileged user and keeps it running with exponential backoff.
 //!
+//! # Disk boots
+//! With `root=PARTUUID=<uuid>` on the command line and `/` still the initramfs, init first
+//! loads the modules listed in `/etc/edgeimg/boot-modules`, waits for that partition, mounts it
+//! (squashfs, read-only) and execs `/sbin/edge-init` there, which then boots as above.
+//!
 //! # Console protocol
 //! One line per event, `EDGEIMG-<EVENT>` then `key=value` words, on stdout and /dev/console:
 //! - `EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2` once DHCP is done.
@@ -54,3 +59,7 @@ pub mod runloop;
 pub mod shutdown;
 pub mod signals;
 pub mod supervisor;
+pub mod switch_root;
+
+/// Where the image keeps edge-init; a disk boot's initramfs execs it in the real root.
+pub const INIT_IN_ROOT: &str = "/sbin/edge-init";

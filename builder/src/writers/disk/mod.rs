@@ -5,6 +5,8 @@ mod copy;
 mod gpt_table;
 mod mbr_table;
 
+pub use copy::copy_sparse;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -98,6 +100,18 @@ pub fn write_disk(spec: &DiskSpec, out: &Path) -> Result<DiskLayout> {
     Ok(layout)
 }
 
+/// The PARTUUID that partition `number` (1-based) of a disk seeded with `seed` gets, known
+/// before any partition image exists: a boot partition's command line names the root's.
+pub fn partuuid(table: PartitionTable, seed: &str, number: u32) -> String {
+    match table {
+        PartitionTable::Mbr => format!(
+            "{:08x}-{number:02x}",
+            derived_u32(seed, "mbr-disk-signature")
+        ),
+        PartitionTable::Gpt => derived_uuid(seed, &format!("gpt-partition-{number}")).to_string(),
+    }
+}
+
 /// Offsets, sizes and ids, before anything is written.
 pub fn plan_layout(spec: &DiskSpec) -> Result<DiskLayout> {
     if spec.partitions.is_empty() {
@@ -136,19 +150,13 @@ pub fn plan_layout(spec: &DiskSpec) -> Result<DiskLayout> {
             );
         }
         let size = wanted.max(1).div_ceil(MIB) * MIB;
-        let partuuid = match spec.table {
-            PartitionTable::Mbr => format!("{disk_sig:08x}-{number:02x}"),
-            PartitionTable::Gpt => {
-                derived_uuid(&spec.seed, &format!("gpt-partition-{number}")).to_string()
-            }
-        };
         partitions.push(PartitionLayout {
             number,
             name: part.name.clone(),
             kind: part.kind,
             offset_bytes: offset,
             size_bytes: size,
-            partuuid,
+            partuuid: partuuid(spec.table, &spec.seed, number),
         });
         offset += size;
     }

@@ -19,7 +19,7 @@ const DEVICE_PATIENCE: Duration = Duration::from_secs(5);
 /// Finds and mounts the data partition; returns the mount point when mounted.
 pub fn mount_data(data: &DataPartition, owner: (u32, u32)) -> Option<PathBuf> {
     let what = format!("data:{}", data.mountpoint);
-    let Some(device) = wait_for_device(data) else {
+    let Some(device) = wait_for_device(data, DEVICE_PATIENCE) else {
         console::error(
             &what,
             format!(
@@ -80,8 +80,9 @@ fn describe(data: &DataPartition) -> String {
     }
 }
 
-fn wait_for_device(data: &DataPartition) -> Option<PathBuf> {
-    let deadline = Instant::now() + DEVICE_PATIENCE;
+/// Polls until a block device matches `data` (label and/or PARTUUID) or `patience` runs out.
+pub fn wait_for_device(data: &DataPartition, patience: Duration) -> Option<PathBuf> {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(found) = find_device(data) {
             return Some(found);
@@ -103,22 +104,41 @@ fn find_device(data: &DataPartition) -> Option<PathBuf> {
         );
         let node = Path::new("/dev").join(uevent.devname.as_deref()?);
         let label = if data.label.is_some() {
-            read_start(&node).and_then(|start| probe::label(&start))
+            read_start(&node, probe::PROBE_LEN).and_then(|start| probe::label(&start))
         } else {
             None
+        };
+        let partuuid = match (&uevent.partuuid, uevent.partn) {
+            (Some(uuid), _) => Some(uuid.clone()),
+            (None, Some(partn)) if data.partuuid.is_some() => {
+                table_partuuid_of(&entry.path(), partn)
+            }
+            _ => None,
         };
         probe::matches(
             data.label.as_deref(),
             data.partuuid.as_deref(),
             label.as_deref(),
-            uevent.partuuid.as_deref(),
+            partuuid.as_deref(),
         )
         .then_some(node)
     })
 }
 
-fn read_start(node: &Path) -> Option<Vec<u8>> {
-    let mut start = vec![0u8; probe::PROBE_LEN];
+/// Reads the partition table of the disk that holds the partition at `sys_part` (its sysfs
+/// directory sits inside the disk's).
+fn table_partuuid_of(sys_part: &Path, partn: u32) -> Option<String> {
+    let disk_sys = std::fs::canonicalize(sys_part)
+        .ok()?
+        .parent()?
+        .to_path_buf();
+    let disk = probe::parse_uevent(&std::fs::read_to_string(disk_sys.join("uevent")).ok()?);
+    let node = Path::new("/dev").join(disk.devname?);
+    probe::table_partuuid(&read_start(&node, probe::TABLE_PROBE_LEN)?, partn)
+}
+
+fn read_start(node: &Path, len: usize) -> Option<Vec<u8>> {
+    let mut start = vec![0u8; len];
     std::fs::File::open(node)
         .ok()?
         .read_exact(&mut start)

@@ -1,11 +1,14 @@
-//! Identifying partitions without blkid or udev: PARTUUID from sysfs `uevent`, labels from
-//! the file-system superblock.
+//! Identifying partitions without blkid or udev: PARTUUID from sysfs `uevent` (or, on kernels
+//! before 6.3 that leave it out, from the disk's own MBR/GPT), labels from the file-system
+//! superblock.
 
 /// What sysfs `uevent` says about a block device.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Uevent {
     pub devname: Option<String>,
     pub partuuid: Option<String>,
+    /// Partition number (`PARTN`), absent for whole disks.
+    pub partn: Option<u32>,
 }
 
 /// Parses `/sys/class/block/<dev>/uevent` (`DEVNAME=vda1`, `PARTUUID=6c2a0f13-01`, ...).
@@ -15,10 +18,51 @@ pub fn parse_uevent(text: &str) -> Uevent {
         match line.split_once('=') {
             Some(("DEVNAME", v)) => uevent.devname = Some(v.to_string()),
             Some(("PARTUUID", v)) => uevent.partuuid = Some(v.to_string()),
+            Some(("PARTN", v)) => uevent.partn = v.parse().ok(),
             _ => {}
         }
     }
     uevent
+}
+
+/// Bytes of a disk's start that hold its MBR, GPT header and first 16 GPT entries.
+pub const TABLE_PROBE_LEN: usize = 512 * 2 + 128 * 16;
+
+/// The PARTUUID the kernel gives partition `partn` of a disk starting with `start`, as
+/// `blkid` writes it: `<MBR signature>-<NN>` or the GPT partition GUID, lower-case.
+pub fn table_partuuid(start: &[u8], partn: u32) -> Option<String> {
+    let mbr = start.get(..512)?;
+    if mbr[510..512] != [0x55, 0xAA] || partn == 0 {
+        return None;
+    }
+    // A protective MBR (type 0xEE) fronts a GPT.
+    if mbr[450] != 0xEE {
+        let sig = u32::from_le_bytes(mbr[440..444].try_into().ok()?);
+        return Some(format!("{sig:08x}-{partn:02x}"));
+    }
+    let header = start.get(512..1024)?;
+    if &header[..8] != b"EFI PART" {
+        return None;
+    }
+    let entries_lba = u64::from_le_bytes(header[72..80].try_into().ok()?);
+    let entry_size = u32::from_le_bytes(header[84..88].try_into().ok()?) as usize;
+    let at = usize::try_from(entries_lba).ok()? * 512 + (partn as usize - 1) * entry_size;
+    let guid = start.get(at + 16..at + 32)?;
+    if guid.iter().all(|&b| b == 0) {
+        return None;
+    }
+    Some(format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}",
+        u32::from_le_bytes(guid[0..4].try_into().ok()?),
+        u16::from_le_bytes(guid[4..6].try_into().ok()?),
+        u16::from_le_bytes(guid[6..8].try_into().ok()?),
+        guid[8],
+        guid[9],
+        guid[10..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 /// Bytes of a device's start that hold every label this reads.
@@ -84,6 +128,40 @@ pub fn matches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mbr_partuuid_is_signature_and_number() {
+        let mut disk = vec![0u8; TABLE_PROBE_LEN];
+        disk[440..444].copy_from_slice(&0x44d5_b85c_u32.to_le_bytes());
+        disk[450] = 0x0c;
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        assert_eq!(table_partuuid(&disk, 2).as_deref(), Some("44d5b85c-02"));
+        disk[511] = 0;
+        assert_eq!(table_partuuid(&disk, 2), None);
+    }
+
+    #[test]
+    fn gpt_partuuid_is_the_entry_guid() {
+        let mut disk = vec![0u8; TABLE_PROBE_LEN];
+        disk[450] = 0xEE;
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        disk[512..520].copy_from_slice(b"EFI PART");
+        disk[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        disk[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+        let entry = 1024 + 128;
+        // 6c2a0f13-1234-5678-9abc-def012345678 in GPT's mixed-endian layout.
+        disk[entry + 16..entry + 32].copy_from_slice(&[
+            0x13, 0x0f, 0x2a, 0x6c, 0x34, 0x12, 0x78, 0x56, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34,
+            0x56, 0x78,
+        ]);
+        assert_eq!(
+            table_partuuid(&disk, 2).as_deref(),
+            Some("6c2a0f13-1234-5678-9abc-def012345678")
+        );
+        assert_eq!(table_partuuid(&disk, 1), None);
+    }
 
     #[test]
     fn uevent_gives_devname_and_partuuid() {

@@ -14,7 +14,8 @@ use dhcp_packet::Reply;
 use crate::console;
 
 /// How long to wait for the interface to appear and for a lease.
-const INTERFACE_PATIENCE: Duration = Duration::from_secs(5);
+/// USB network adapters (a Pi 3's Ethernet, QEMU raspi3b's usb-net) enumerate slowly.
+const INTERFACE_PATIENCE: Duration = Duration::from_secs(20);
 const LEASE_PATIENCE: Duration = Duration::from_secs(30);
 /// Written when the lease names DNS servers; the image links /etc/resolv.conf here since /etc
 /// may be read-only.
