@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build the Raspberry Pi image and the QEMU images from their recipes, then boot
-# the arm64 QEMU image and show it answering inferences like the host's ONNX Runtime.
+# the Pi's SD-card image on QEMU's raspi3b and the arm64 QEMU image, and show each answering
+# inferences like the host's ONNX Runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/setup.sh
@@ -12,4 +13,5 @@ fi
 for recipe in recipes/pi.toml recipes/qemu-x86_64.toml recipes/qemu-aarch64.toml; do
   cargo run -q --release -p edgeimg -- build "$recipe"
 done
+cargo run -q --release -p edgeimg -- test recipes/pi.toml
 cargo run -q --release -p edgeimg -- test recipes/qemu-aarch64.toml

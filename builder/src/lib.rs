@@ -11,6 +11,7 @@ pub mod build;
 pub mod checks;
 pub mod device;
 pub mod disk_image;
+pub mod flash;
 pub mod imagetest;
 pub mod kernel;
 pub mod manifest;

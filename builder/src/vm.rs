@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use edgeimg_qemu::{Board as QemuBoard, BootSpec, Disk};
 
-use crate::disk_image::read_boot_file;
+use crate::disk_image::{read_boot_file, DiskRecord};
 use crate::manifest::Manifest;
 use crate::recipe::Board;
 use crate::writers::disk::copy_sparse;
@@ -33,9 +33,14 @@ pub fn boot_spec(
     if board.profile().disk_boot {
         return sd_card_spec(board, out_dir, manifest, extra_cmdline);
     }
+    if manifest.boot.is_none() {
+        if let Some(disk) = manifest.disk.as_ref().filter(|d| d.kernel.is_some()) {
+            return disk_spec(board, out_dir, disk, extra_cmdline);
+        }
+    }
     let boot = manifest.boot.as_ref().with_context(|| {
         format!(
-            "{} has no direct-boot kernel/initramfs; add \"initramfs\" to image.outputs",
+            "{} has no direct-boot kernel/initramfs nor disk image; add \"initramfs\" or \"disk\" to image.outputs",
             manifest.name
         )
     })?;
@@ -45,6 +50,20 @@ pub fn boot_spec(
     spec.append = format!("{} {extra_cmdline}", boot.cmdline)
         .trim()
         .to_string();
+    spec.forward_port = Some(API_PORT);
+    Ok(spec)
+}
+
+/// A QEMU board's disk image: the kernel and boot initramfs go in directly, the root is the
+/// disk's squashfs partition (found by PARTUUID). Guest writes go to a throw-away overlay.
+fn disk_spec(board: Board, out_dir: &Path, disk: &DiskRecord, extra: &str) -> Result<BootSpec> {
+    let kernel = disk.kernel.as_ref().expect("checked by the caller");
+    let mut spec = BootSpec::kernel(qemu_board(board), out_dir.join(kernel));
+    spec.initrd = disk.initramfs.as_ref().map(|f| out_dir.join(f));
+    spec.append = format!("{} {extra}", disk.cmdline).trim().to_string();
+    let mut image = Disk::new(out_dir.join(&disk.image));
+    image.snapshot = true;
+    spec.disks.push(image);
     spec.forward_port = Some(API_PORT);
     Ok(spec)
 }

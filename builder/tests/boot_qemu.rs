@@ -61,6 +61,60 @@ fn qemu_aarch64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
     passes("qemu-aarch64.toml");
 }
 
+/// The Pi's SD-card image itself on QEMU's raspi3b: kernel, initramfs and device tree from its
+/// boot partition, root from the card through the mmc driver, API over USB networking.
+#[test]
+fn pi_sd_card_image_boots_on_raspi3b_and_answers_like_onnxruntime() {
+    passes("pi.toml");
+}
+
+/// `outputs = ["disk", "qcow2"]` on a QEMU board: a GPT disk with the squashfs root and ext4
+/// data partitions, booted through the small boot initramfs that switches to the root.
+#[test]
+fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(project_root().join("recipes/qemu-x86_64.toml"))
+        .unwrap()
+        .replace("[image]\n", "[image]\noutputs = [\"disk\", \"qcow2\"]\n")
+        .replace(
+            "../tests/models/",
+            &format!("{}/tests/models/", project_root().display()),
+        );
+    let recipe = dir.path().join("disk.toml");
+    std::fs::write(&recipe, text).unwrap();
+    let out = dir.path().join("image");
+    let result = edgeimg_test(&recipe, &out, &[]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", stderr(&result));
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    assert!(
+        console.contains("EDGEIMG-DATA"),
+        "data partition not mounted:\n{console}"
+    );
+    assert!(
+        console.contains("root /dev/vda"),
+        "root not from the disk:\n{console}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let qcow = names
+        .iter()
+        .find(|n| n.ends_with(".qcow2"))
+        .expect("a qcow2 output");
+    let check = std::process::Command::new("qemu-img")
+        .args(["check", out.join(qcow).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
 fn recipe(dir: &Path, model_inputs: &str, runtime: &str) -> std::path::PathBuf {
     let model = project_root().join("tests/models/tiny-mlp.onnx");
     let text = format!(

@@ -125,7 +125,123 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
 
 #[test]
 fn pi_rootfs_has_alpine_userland_kernel_and_db() {
-    build_recipe("pi.toml", "", "lib/ld-musl-aarch64.so.1");
+    let out = build_recipe("pi.toml", "", "lib/ld-musl-aarch64.so.1");
+    check_pi_sd_card(&out.path().join("edge-pi.img"));
+}
+
+/// A host tool's stdout; the test fails with its stderr if it reports a problem.
+fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Partition `number` of `image` (start and size in sectors from `sfdisk -J`) as its own file.
+fn extract_partition(image: &Path, table: &serde_json::Value, number: usize, dest: &Path) {
+    let part = &table["partitiontable"]["partitions"][number - 1];
+    let (start, size) = (
+        part["start"].as_u64().unwrap(),
+        part["size"].as_u64().unwrap(),
+    );
+    let data = std::fs::read(image).unwrap();
+    std::fs::write(
+        dest,
+        &data[(start * 512) as usize..((start + size) * 512) as usize],
+    )
+    .unwrap();
+}
+
+/// The SD card is what the Pi firmware and Linux expect, checked with the standard tools.
+fn check_pi_sd_card(image: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let table: serde_json::Value =
+        serde_json::from_str(&run_tool("sfdisk", &["-J", image.to_str().unwrap()])).unwrap();
+    let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+    assert_eq!(
+        table["partitiontable"]["label"], "dos",
+        "the Pi firmware reads MBR only"
+    );
+    let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["c", "83", "83"],
+        "FAT32 boot, squashfs root, ext4 data"
+    );
+    assert_eq!(parts[0]["bootable"], true);
+
+    let boot = dir.path().join("boot.fat");
+    extract_partition(image, &table, 1, &boot);
+    run_tool("fsck.vfat", &["-n", boot.to_str().unwrap()]);
+    let listing = run_tool("mdir", &["-b", "-i", boot.to_str().unwrap(), "::"]).to_lowercase();
+    for file in [
+        "start4.elf",
+        "fixup4.dat",
+        "bootcode.bin",
+        "start.elf",
+        "fixup.dat",
+        "config.txt",
+        "cmdline.txt",
+        "kernel8.img",
+        "initramfs.cpio.gz",
+        "bcm2711-rpi-4-b.dtb",
+        "bcm2837-rpi-3-b.dtb",
+    ] {
+        assert!(
+            listing.contains(&format!("::/{file}")),
+            "boot partition lacks {file}:\n{listing}"
+        );
+    }
+    let config = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::config.txt"]);
+    for line in ["arm_64bit=1", "enable_uart=1", "kernel=kernel8.img"] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "config.txt lacks {line}:\n{config}"
+        );
+    }
+    let cmdline = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::cmdline.txt"]);
+    let root_uuid = format!(
+        "root=PARTUUID={}-02",
+        table["partitiontable"]["id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x")
+    );
+    assert!(
+        cmdline.contains(&root_uuid),
+        "{cmdline} should name {root_uuid}"
+    );
+
+    let root = dir.path().join("root.squashfs");
+    extract_partition(image, &table, 2, &root);
+    let files = run_tool("unsquashfs", &["-l", root.to_str().unwrap()]);
+    for wanted in [
+        "sbin/edge-init",
+        "usr/bin/edge-runtime",
+        "etc/edgeimg/device.toml",
+        "data",
+    ] {
+        assert!(
+            files
+                .lines()
+                .any(|l| l == format!("squashfs-root/{wanted}")),
+            "root lacks /{wanted}"
+        );
+    }
+
+    let data = dir.path().join("data.ext4");
+    extract_partition(image, &table, 3, &data);
+    run_tool("fsck.ext4", &["-fn", data.to_str().unwrap()]);
+    let label = run_tool("e2label", &[data.to_str().unwrap()]);
+    assert_eq!(label.trim(), "edge-data");
+
+    // The block map covers every partition's data, so flashing it yields a working card.
+    let bmap = std::fs::read_to_string(image.with_extension("img.bmap")).unwrap();
+    assert!(bmap.contains("<MappedBlocksCount>"), "{bmap}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Subcommands, ripgrep/cargo style: one file each, a thin layer over the library.
 
 mod build;
+mod flash;
 mod inspect;
 mod new;
 mod run;
@@ -33,18 +34,11 @@ enum Command {
     /// Build if stale, boot headless in QEMU, run the recipe's [[test]] checks.
     Test(test::TestArgs),
     /// Write an image to an SD card or disk, guarded, sparse (bmap) and verified.
-    Flash(LaterArgs),
+    Flash(flash::FlashArgs),
     /// Show what an image contains: packages, files, model, outputs and sizes.
     Inspect(inspect::InspectArgs),
     /// Scaffold a new recipe (recipes/<name>.toml) for a board.
     New(new::NewArgs),
-}
-
-/// Arguments of commands that are not built yet; accepted so `--help` and scripts work.
-#[derive(Debug, Args)]
-struct LaterArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
 }
 
 /// Options shared by every command that builds.
@@ -76,11 +70,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::New(args) => new::run(args),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
-        Command::Flash(_) => not_built_yet("flash"),
+        Command::Flash(args) => flash::run(args),
     }
-}
-
-fn not_built_yet(command: &str) -> Result<ExitCode> {
-    eprintln!("edgeimg {command}: not built yet in this version of edgeimg");
-    Ok(ExitCode::from(2))
 }

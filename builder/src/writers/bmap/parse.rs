@@ -1,12 +1,26 @@
 //! Reading bmap files, ours or any `bmaptool create` wrote (format 1.x without checksums,
 //! 2.0 / 1.4 with sha256).
 
+use std::path::Path;
+
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{Bmap, BmapRange};
 
 impl Bmap {
+    /// Read and parse the bmap file at `path`.
+    pub fn read(path: &Path) -> Result<Bmap> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the bmap {}", path.display()))?;
+        Bmap::parse(&text).with_context(|| {
+            format!(
+                "cannot use the bmap {}; recreate it (`edgeimg build` or `bmaptool create`)",
+                path.display()
+            )
+        })
+    }
+
     /// Parse a bmap and check its BmapFileChecksum (when it has one).
     pub fn parse(xml: &str) -> Result<Bmap> {
         let doc = roxmltree::Document::parse(xml).context("the bmap file is not valid XML")?;
