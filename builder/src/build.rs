@@ -10,6 +10,7 @@ use std::io::Write;
 use crate::boot::{prepare_kernel, BootKernel};
 use crate::device;
 use crate::disk_image::{write_disk_image, DiskPlan};
+use crate::freshness::{inputs_digest, reusable_build};
 use crate::manifest::{
     AlpineSource, BootRecord, Manifest, ModelRecord, OutputRecord, PackageRecord, RootfsSummary,
 };
@@ -43,6 +44,32 @@ impl BuildOptions {
 }
 
 pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
+    let binaries = device::device_binaries(plan.arch)?;
+    let digest = inputs_digest(plan, &binaries)?;
+    build_with(plan, opts, &binaries, digest)
+}
+
+/// Reuse the build in the plan's output folder when nothing it read has changed; the flag
+/// says whether a build ran.
+pub fn build_if_stale(plan: &Plan, opts: &BuildOptions) -> Result<(BuildReport, bool)> {
+    let binaries = device::device_binaries(plan.arch)?;
+    let digest = inputs_digest(plan, &binaries)?;
+    if let Some(manifest) = reusable_build(plan, &digest) {
+        let report = BuildReport {
+            out_dir: plan.out_dir.clone(),
+            manifest,
+        };
+        return Ok((report, false));
+    }
+    Ok((build_with(plan, opts, &binaries, digest)?, true))
+}
+
+fn build_with(
+    plan: &Plan,
+    opts: &BuildOptions,
+    binaries: &device::DeviceBinaries,
+    digest: String,
+) -> Result<BuildReport> {
     let mut tree = RootfsTree::new(plan.source_date_epoch);
     let installed = packages::install(
         &package_request(plan, &opts.cache_dir),
@@ -50,13 +77,12 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
         &opts.progress,
     )?;
     let kernel = prepare_kernel(plan, &mut tree)?;
-    let binaries = device::device_binaries(plan.arch)?;
     let disk = DiskPlan::for_plan(plan);
     let model = device::add_device_layer(
         plan,
         &mut tree,
         &kernel.modules,
-        &binaries,
+        binaries,
         disk.as_ref().map(DiskPlan::data_partition),
     )?;
     add_recipe_files(plan, &mut tree)?;
@@ -93,6 +119,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
     let mut manifest = manifest(plan, &tree, &installed, outputs);
     manifest.boot = boot;
     manifest.disk = disk_record;
+    manifest.inputs_sha256 = Some(digest);
     manifest.model = model.map(|m| ModelRecord {
         name: m.name,
         source: plan
@@ -227,5 +254,6 @@ fn manifest(
         disk: None,
         outputs,
         warnings: installed.warnings.clone(),
+        inputs_sha256: None,
     }
 }

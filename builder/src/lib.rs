@@ -12,6 +12,7 @@ pub mod checks;
 pub mod device;
 pub mod disk_image;
 pub mod flash;
+pub mod freshness;
 pub mod imagetest;
 pub mod kernel;
 pub mod manifest;

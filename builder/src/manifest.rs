@@ -32,6 +32,9 @@ pub struct Manifest {
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Digest of everything the build read (see [`crate::freshness`]).
+    #[serde(default)]
+    pub inputs_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -23,7 +23,8 @@ fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Outp
     edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
 }
 
-fn passes(recipe: &str) {
+/// `edgeimg test RECIPE` passes; returns the folder holding its output (`image/`).
+fn passes(recipe: &str) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let result = edgeimg_test(
@@ -49,11 +50,24 @@ fn passes(recipe: &str) {
         xml.contains("<testsuite") && !xml.contains("<failure"),
         "{xml}"
     );
+    out
 }
 
 #[test]
 fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
-    passes("qemu-x86_64.toml");
+    let out = passes("qemu-x86_64.toml");
+    // Nothing changed: the second run boots the same build instead of building again.
+    let again = edgeimg_test(
+        &project_root().join("recipes/qemu-x86_64.toml"),
+        &out.path().join("image"),
+        &[],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("is up to date"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use edgeimg::build::{build, BuildOptions};
+use edgeimg::build::{build, build_if_stale, BuildOptions, BuildReport};
 use edgeimg::plan::{Overrides, Plan};
 use edgeimg::recipe::LoadedRecipe;
 
@@ -54,4 +54,20 @@ pub fn plan_for(recipe: &std::path::Path, flags: &BuildFlags) -> Result<Plan> {
         source_date_epoch: flags.source_date_epoch,
     };
     Ok(Plan::new(&loaded, &overrides)?)
+}
+
+/// For `run` and `test`: the last build when it is up to date (unless `rebuild`), else a build.
+pub fn build_or_reuse(plan: &Plan, opts: &BuildOptions, rebuild: bool) -> Result<BuildReport> {
+    if rebuild {
+        return build(plan, opts);
+    }
+    let (report, built) = build_if_stale(plan, opts)?;
+    if !built {
+        eprintln!(
+            "edgeimg: {} is up to date in {} (--rebuild to build anyway)",
+            plan.name,
+            report.out_dir.display()
+        );
+    }
+    Ok(report)
 }

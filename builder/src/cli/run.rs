@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use edgeimg_qemu::{ConsoleMode, Qemu, SpawnOptions};
 
-use edgeimg::build::{build, BuildOptions};
+use edgeimg::build::BuildOptions;
 use edgeimg::vm::boot_spec;
 
 use super::build::plan_for;
@@ -18,6 +18,9 @@ pub struct RunArgs {
     recipe: PathBuf,
     #[command(flatten)]
     flags: BuildFlags,
+    /// Build even if the last build in the output folder is up to date.
+    #[arg(long)]
+    rebuild: bool,
     /// Extra kernel command-line words (e.g. edgeimg.debug_shell=1).
     #[arg(long, default_value = "")]
     append: String,
@@ -25,7 +28,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let plan = plan_for(&args.recipe, &args.flags)?;
-    let built = build(&plan, &BuildOptions::from_env()?)?;
+    let built = super::build::build_or_reuse(&plan, &BuildOptions::from_env()?, args.rebuild)?;
     let spec = boot_spec(plan.board, &plan.out_dir, &built.manifest, &args.append)?;
     let mut vm = Qemu::spawn(
         &spec,

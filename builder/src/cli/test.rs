@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use edgeimg::build::{build, BuildOptions};
+use edgeimg::build::BuildOptions;
 use edgeimg::imagetest::{test_image, write_junit, TestOptions};
 
 use super::build::plan_for;
@@ -17,6 +17,9 @@ pub struct TestArgs {
     recipe: PathBuf,
     #[command(flatten)]
     flags: BuildFlags,
+    /// Build even if the last build in the output folder is up to date.
+    #[arg(long)]
+    rebuild: bool,
     /// Seconds to wait for the device's ready line.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
@@ -28,7 +31,7 @@ pub struct TestArgs {
 pub fn run(args: TestArgs) -> Result<ExitCode> {
     let plan = plan_for(&args.recipe, &args.flags)?;
     let opts = BuildOptions::from_env()?;
-    let built = build(&plan, &opts)?;
+    let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
     let report = test_image(
         &plan,
         &built.manifest,

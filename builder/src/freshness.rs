@@ -1,0 +1,161 @@
+//! `edgeimg run` and `test` build only when stale. A digest of everything a build reads (the
+//! plan, the files it names, the mirror's local indexes, our device binaries and this edgeimg
+//! itself) is kept in the manifest; a build whose digest matches and whose outputs are intact
+//! is reused.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::device::DeviceBinaries;
+use crate::manifest::{Manifest, OutputRecord, MANIFEST_FILE};
+use crate::plan::{FileSource, Plan};
+
+pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{plan:?}"));
+    let mut files = vec![
+        plan.recipe_path.clone(),
+        binaries.init.clone(),
+        binaries.runtime.clone(),
+    ];
+    files.extend(plan.model.iter().map(|m| m.path.clone()));
+    files.extend(plan.alpine.extra_keys.iter().cloned());
+    files.extend(plan.files.iter().filter_map(|f| match &f.source {
+        FileSource::Host(path) => Some(path.clone()),
+        FileSource::Inline(_) => None,
+    }));
+    // A rebuilt edgeimg may write different images from the same inputs.
+    files.push(std::env::current_exe().context("cannot find the running edgeimg")?);
+    for file in &files {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hash_file(&mut hasher, file)?;
+    }
+    // A local mirror's indexes: a package update there makes the image stale. (Remote mirrors
+    // are not asked; `--rebuild` forces a build.)
+    for repo in &plan.alpine.repositories {
+        let index = Path::new(&plan.alpine.mirror)
+            .join(&plan.alpine.branch)
+            .join(repo)
+            .join(plan.arch.alpine())
+            .join("APKINDEX.tar.gz");
+        if index.is_file() {
+            hash_file(&mut hasher, &index)?;
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The manifest of the build in the plan's output folder, if it was made from `digest` and
+/// every output is still there unchanged.
+pub fn reusable_build(plan: &Plan, digest: &str) -> Option<Manifest> {
+    let manifest = Manifest::read(&plan.out_dir.join(MANIFEST_FILE)).ok()?;
+    if manifest.inputs_sha256.as_deref() != Some(digest) {
+        return None;
+    }
+    let intact = manifest.outputs.iter().all(|out| {
+        OutputRecord::of_file(&out.kind, &plan.out_dir.join(&out.file))
+            .is_ok_and(|now| now.size == out.size && now.sha256 == out.sha256)
+    });
+    intact.then_some(manifest)
+}
+
+fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<()> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::copy(&mut file, hasher)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Overrides;
+    use crate::recipe::LoadedRecipe;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        binaries: DeviceBinaries,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("model.onnx"), b"model v1").unwrap();
+        std::fs::write(root.join("edge-init"), b"init").unwrap();
+        std::fs::write(root.join("edge-runtime"), b"runtime").unwrap();
+        let binaries = DeviceBinaries {
+            init: root.join("edge-init"),
+            runtime: root.join("edge-runtime"),
+        };
+        Fixture { dir, binaries }
+    }
+
+    fn plan(fx: &Fixture, hostname: &str) -> Plan {
+        let path = fx.dir.path().join("r.toml");
+        let text = format!(
+            "[image]\nname = \"d\"\nboard = \"qemu-x86_64\"\nhostname = \"{hostname}\"\n[model]\npath = \"model.onnx\"\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let loaded = LoadedRecipe::parse(&path, text).unwrap();
+        let overrides = Overrides {
+            out_dir: Some(fx.dir.path().join("out")),
+            ..Default::default()
+        };
+        Plan::new(&loaded, &overrides).unwrap()
+    }
+
+    #[test]
+    fn digest_follows_recipe_model_and_binaries() {
+        let fx = fixture();
+        let first = inputs_digest(&plan(&fx, "a"), &fx.binaries).unwrap();
+        assert_eq!(first, inputs_digest(&plan(&fx, "a"), &fx.binaries).unwrap());
+        assert_ne!(first, inputs_digest(&plan(&fx, "b"), &fx.binaries).unwrap());
+        std::fs::write(fx.dir.path().join("model.onnx"), b"model v2").unwrap();
+        let model_changed = inputs_digest(&plan(&fx, "a"), &fx.binaries).unwrap();
+        assert_ne!(first, model_changed);
+        std::fs::write(&fx.binaries.runtime, b"runtime v2").unwrap();
+        assert_ne!(
+            model_changed,
+            inputs_digest(&plan(&fx, "a"), &fx.binaries).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_build_is_reused_only_with_the_same_digest_and_intact_outputs() {
+        let fx = fixture();
+        let plan = plan(&fx, "a");
+        std::fs::create_dir_all(&plan.out_dir).unwrap();
+        let output = plan.out_dir.join("d.img");
+        std::fs::write(&output, b"image").unwrap();
+        let manifest = Manifest {
+            name: "d".into(),
+            board: "qemu-x86_64".into(),
+            arch: "x86_64".into(),
+            recipe: String::new(),
+            source_date_epoch: 0,
+            alpine: crate::manifest::AlpineSource {
+                mirror: String::new(),
+                branch: String::new(),
+                repositories: Vec::new(),
+            },
+            packages: Vec::new(),
+            rootfs: crate::manifest::RootfsSummary {
+                entries: 0,
+                file_bytes: 0,
+            },
+            model: None,
+            boot: None,
+            disk: None,
+            outputs: vec![OutputRecord::of_file("disk", &output).unwrap()],
+            warnings: Vec::new(),
+            inputs_sha256: Some("abc".into()),
+        };
+        manifest.write(&plan.out_dir).unwrap();
+        assert!(reusable_build(&plan, "abc").is_some());
+        assert!(reusable_build(&plan, "other").is_none());
+        std::fs::write(&output, b"imagX").unwrap();
+        assert!(reusable_build(&plan, "abc").is_none(), "a changed output");
+    }
+}
