@@ -18,6 +18,7 @@ use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
+use crate::sbom::{write_sbom, SbomInputs};
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
 use crate::writers::compression::Compression;
@@ -70,12 +71,14 @@ fn build_with(
     binaries: &device::DeviceBinaries,
     digest: String,
 ) -> Result<BuildReport> {
+    if let Some(locked) = &plan.lock {
+        locked.lock.check_plan(plan, &locked.path)?;
+    }
     let mut tree = RootfsTree::new(plan.source_date_epoch);
-    let installed = packages::install(
-        &package_request(plan, &opts.cache_dir),
-        &mut tree,
-        &opts.progress,
-    )?;
+    let installed = install_packages(plan, opts, &mut tree)?;
+    if let Some(locked) = &plan.lock {
+        locked.lock.check_installed(&installed, &locked.path)?;
+    }
     let kernel = prepare_kernel(plan, &mut tree)?;
     let disk = DiskPlan::for_plan(plan);
     let model = device::add_device_layer(
@@ -131,6 +134,19 @@ fn build_with(
         source_sha256: m.source_sha256,
         path_in_image: m.path_in_image.to_absolute(),
     });
+    let sbom_path = plan.out_dir.join(format!("{}.spdx.json", plan.name));
+    write_sbom(
+        &manifest,
+        &SbomInputs {
+            binaries,
+            kernel_image: &kernel.image,
+            kernel_version: &kernel.version,
+        },
+        &sbom_path,
+    )?;
+    manifest
+        .outputs
+        .push(OutputRecord::of_file("sbom", &sbom_path)?);
     manifest.write(&plan.out_dir)?;
     Ok(BuildReport {
         out_dir: plan.out_dir.clone(),
@@ -174,6 +190,27 @@ fn write_direct_boot(
             OutputRecord::of_file("initramfs", &initrd_path)?,
         ],
     ))
+}
+
+/// The packages stage alone (also what `edgeimg lock` resolves).
+pub fn install_packages(
+    plan: &Plan,
+    opts: &BuildOptions,
+    tree: &mut RootfsTree,
+) -> Result<InstalledSet> {
+    let installed = packages::install(
+        &package_request(plan, &opts.cache_dir),
+        tree,
+        &opts.progress,
+    );
+    match (&plan.lock, installed) {
+        (Some(locked), Err(e)) => Err(e.context(format!(
+            "the packages locked in {} cannot be installed from {}; if the mirror moved on, run `edgeimg lock` again",
+            locked.path.display(),
+            plan.alpine.mirror
+        ))),
+        (_, result) => result,
+    }
 }
 
 fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {

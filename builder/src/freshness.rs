@@ -14,7 +14,12 @@ use crate::plan::{FileSource, Plan};
 
 pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{plan:?}"));
+    // Where the outputs go is not what they are made of (and would break reproducibility).
+    let what = Plan {
+        out_dir: Default::default(),
+        ..plan.clone()
+    };
+    hasher.update(format!("{what:?}"));
     let mut files = vec![
         plan.recipe_path.clone(),
         binaries.init.clone(),

@@ -6,6 +6,7 @@
 //! -> [`writers`] (tar, cpio, file systems, disk images, manifest); [`disk_image`] assembles
 //! the partitioned image a board boots from.
 
+pub mod bench;
 pub mod boot;
 pub mod build;
 pub mod checks;
@@ -15,6 +16,7 @@ pub mod flash;
 pub mod freshness;
 pub mod imagetest;
 pub mod kernel;
+pub mod lock;
 pub mod manifest;
 pub mod model;
 pub mod onnxruntime;
@@ -23,5 +25,6 @@ pub mod plan;
 pub mod recipe;
 pub mod reference;
 pub mod rootfs;
+pub mod sbom;
 pub mod vm;
 pub mod writers;

@@ -26,6 +26,15 @@ pub struct Overrides {
     pub trusted_keys: Vec<PathBuf>,
     /// Build date for timestamps (`SOURCE_DATE_EPOCH`).
     pub source_date_epoch: Option<u64>,
+    /// The recipe's lock file: packages pinned, source date from it.
+    pub lock: Option<LockedBuild>,
+}
+
+/// A lock file and where it was read from (for messages).
+#[derive(Debug, Clone)]
+pub struct LockedBuild {
+    pub path: PathBuf,
+    pub lock: crate::lock::Lockfile,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +57,7 @@ pub struct Plan {
     pub disk_size: Option<u64>,
     pub data_size: u64,
     pub tests: Vec<TestCase>,
+    pub lock: Option<LockedBuild>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +130,13 @@ impl Plan {
         world.extend(profile.firmware_packages.iter().map(|s| s.to_string()));
         world.extend(r.alpine.packages.iter().map(|p| p.get_ref().clone()));
         dedup_keep_order(&mut world);
+        if let Some(locked) = &overrides.lock {
+            // Exact versions for everything locked; other world entries (constraints,
+            // `!conflicts`) still apply.
+            let pins = locked.lock.pins();
+            world.retain(|w| !locked.lock.packages.iter().any(|p| &p.name == w));
+            world.extend(pins);
+        }
 
         let mut extra_keys: Vec<PathBuf> = r
             .alpine
@@ -235,7 +252,10 @@ impl Plan {
             board,
             arch: profile.arch,
             recipe_path: loaded.path.clone(),
-            source_date_epoch: overrides.source_date_epoch.unwrap_or(0),
+            source_date_epoch: overrides
+                .source_date_epoch
+                .or(overrides.lock.as_ref().map(|l| l.lock.source_date_epoch))
+                .unwrap_or(0),
             alpine: AlpinePlan {
                 mirror,
                 branch: r.alpine.branch.clone(),
@@ -267,6 +287,7 @@ impl Plan {
             disk_size: size(&r.image.size),
             data_size: size(&r.image.data_size).unwrap_or(32 << 20),
             tests: r.tests.clone(),
+            lock: overrides.lock.clone(),
         })
     }
 }

@@ -120,7 +120,51 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
     assert!(packages
         .iter()
         .any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
+    check_sbom(out.path(), &manifest);
     out
+}
+
+/// The SPDX SBOM beside the image names every installed package with its version and
+/// checksums, our binaries, the kernel and the model.
+fn check_sbom(out: &Path, manifest: &serde_json::Value) {
+    let name = manifest["name"].as_str().unwrap();
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("{name}.spdx.json"))).unwrap())
+            .unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let listed = sbom["packages"].as_array().unwrap();
+    for package in manifest["packages"].as_array().unwrap() {
+        let entry = listed
+            .iter()
+            .find(|p| p["name"] == package["name"])
+            .unwrap_or_else(|| panic!("SBOM lacks {}", package["name"]));
+        assert_eq!(entry["versionInfo"], package["version"]);
+        let checksums = entry["checksums"].as_array().unwrap();
+        assert!(
+            checksums
+                .iter()
+                .any(|c| c["algorithm"] == "SHA256" && c["checksumValue"] == package["apk_sha256"]),
+            "{entry}"
+        );
+        assert!(entry["externalRefs"][0]["referenceLocator"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:apk/alpine/"));
+    }
+    for ours in ["edge-init", "edge-runtime", "kernel"] {
+        let entry = listed.iter().find(|p| p["name"] == ours).unwrap();
+        assert_eq!(
+            entry["checksums"][0]["checksumValue"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+    let model = &manifest["model"];
+    assert!(listed.iter().any(
+        |p| p["name"] == model["name"] && p["checksums"][0]["checksumValue"] == model["sha256"]
+    ));
 }
 
 #[test]

@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Args;
 
 use edgeimg::build::{build, build_if_stale, BuildOptions, BuildReport};
-use edgeimg::plan::{Overrides, Plan};
+use edgeimg::lock::{lock_path, Lockfile};
+use edgeimg::plan::{LockedBuild, Overrides, Plan};
 use edgeimg::recipe::LoadedRecipe;
 
 use super::BuildFlags;
@@ -44,14 +45,40 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Recipe + flags -> plan: the one place the command line meets the pipeline.
+/// Recipe + flags -> plan: the one place the command line meets the pipeline. The recipe's
+/// lock file (`RECIPE.lock`) pins the build when it exists; `--locked` requires one.
 pub fn plan_for(recipe: &std::path::Path, flags: &BuildFlags) -> Result<Plan> {
+    let lock_file = lock_path(recipe);
+    let lock = if lock_file.is_file() {
+        Some(LockedBuild {
+            lock: Lockfile::read(&lock_file)?,
+            path: lock_file,
+        })
+    } else if flags.locked {
+        anyhow::bail!(
+            "--locked, but {} does not exist; run `edgeimg lock {}` first",
+            lock_file.display(),
+            recipe.display()
+        );
+    } else {
+        None
+    };
+    plan_with_lock(recipe, flags, lock)
+}
+
+/// The plan with the given lock (or none: what `edgeimg lock` resolves afresh).
+pub fn plan_with_lock(
+    recipe: &std::path::Path,
+    flags: &BuildFlags,
+    lock: Option<LockedBuild>,
+) -> Result<Plan> {
     let loaded = LoadedRecipe::load(recipe)?;
     let overrides = Overrides {
         out_dir: flags.out.clone(),
         mirror: flags.mirror.clone(),
         trusted_keys: flags.trust_keys.clone(),
         source_date_epoch: flags.source_date_epoch,
+        lock,
     };
     Ok(Plan::new(&loaded, &overrides)?)
 }

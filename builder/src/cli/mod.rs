@@ -1,8 +1,10 @@
 //! Subcommands, ripgrep/cargo style: one file each, a thin layer over the library.
 
+mod bench;
 mod build;
 mod flash;
 mod inspect;
+mod lock;
 mod new;
 mod run;
 mod test;
@@ -35,10 +37,14 @@ enum Command {
     Test(test::TestArgs),
     /// Write an image to an SD card or disk, guarded, sparse (bmap) and verified.
     Flash(flash::FlashArgs),
+    /// Resolve the recipe's packages and write RECIPE.lock, which later builds install exactly.
+    Lock(lock::LockArgs),
     /// Show what an image contains: packages, files, model, outputs and sizes.
     Inspect(inspect::InspectArgs),
     /// Scaffold a new recipe (recipes/<name>.toml) for a board.
     New(new::NewArgs),
+    /// Measure build time, image size, boot-to-ready (also against stock Alpine) and flashing.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every command that builds.
@@ -58,18 +64,23 @@ pub struct BuildFlags {
         value_delimiter = ':'
     )]
     pub trust_keys: Vec<PathBuf>,
-    /// Timestamp for every file in the image (reproducible builds).
+    /// Timestamp for every file in the image (reproducible builds; default: the lock's).
     #[arg(long, value_name = "SECONDS", env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<u64>,
+    /// Refuse to build without the recipe's lock file (RECIPE.lock, from `edgeimg lock`).
+    #[arg(long)]
+    pub locked: bool,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Lock(args) => lock::run(args),
         Command::New(args) => new::run(args),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Flash(args) => flash::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -36,7 +36,10 @@ pub fn device_binaries(arch: Arch) -> Result<DeviceBinaries> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(&workspace)
         .args(["build", "--profile", "device", "--target", triple])
-        .args(["-p", "edge-init", "-p", "edge-runtime"]);
+        .args(["-p", "edge-init", "-p", "edge-runtime"])
+        // The image's date is not the binaries' business, and the `cc` crate reruns build
+        // scripts when it changes: a reproducible build must not recompile everything.
+        .env_remove("SOURCE_DATE_EPOCH");
     if !std::io::stderr().is_terminal() {
         cmd.arg("--quiet");
     }

@@ -1,0 +1,258 @@
+//! `edgeimg bench`: measure the product in one run: build time and image sizes per recipe
+//! (cold and warm package cache), boot-to-ready per board, stock Alpine's boot under the same
+//! QEMU for a ratio, and `edgeimg flash` against `dd`. One module per measured thing; this one
+//! only decides what runs in which order and collects the figures.
+
+pub mod binaries;
+pub mod boot;
+pub mod build;
+pub mod flash;
+pub mod progress;
+pub mod report;
+pub mod stats;
+pub mod stock_alpine;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use edgeimg_qemu::Board as QemuBoard;
+
+use crate::build::{build as run_build, BuildOptions};
+use crate::manifest::Manifest;
+use crate::packages::{default_cache_dir, Progress};
+use crate::plan::{Overrides, Plan};
+use crate::recipe::LoadedRecipe;
+use crate::vm::qemu_board;
+
+use progress::Steps;
+use report::{BenchReport, BootRatio};
+
+/// What one run measures; `--only` picks a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Phase {
+    /// Cold and warm build time, image sizes.
+    Build,
+    /// Boot-to-ready of each recipe's image.
+    Boot,
+    /// Stock Alpine's boot under the same QEMU, and its ratio to the images' boot.
+    Alpine,
+    /// `edgeimg flash` against `dd` for each disk image.
+    Flash,
+}
+
+pub struct BenchOptions {
+    pub recipes: Vec<PathBuf>,
+    /// Empty: everything.
+    pub only: Vec<Phase>,
+    /// Mirror, keys and timestamp as for `edgeimg build`; an `out_dir` keeps the images there
+    /// (`<out_dir>/<name>/`) instead of in the scratch folder.
+    pub overrides: Overrides,
+    /// For each guest's ready line or login prompt.
+    pub ready_timeout: Duration,
+}
+
+/// One benchmark run, ready to go.
+pub struct Bench {
+    plans: Vec<Plan>,
+    phases: BTreeSet<Phase>,
+    /// Where the recipes' images would go by default, for the default JSON path.
+    default_images: PathBuf,
+    /// Holds the images (unless `out_dir` was given), package caches and flash targets;
+    /// removed on drop.
+    scratch: tempfile::TempDir,
+    ready_timeout: Duration,
+    cache_dir: PathBuf,
+}
+
+impl Bench {
+    pub fn new(opts: BenchOptions) -> Result<Bench> {
+        let scratch = tempfile::Builder::new()
+            .prefix("edgeimg-bench-")
+            .tempdir()
+            .context("cannot create a scratch folder for the benchmark")?;
+        let images =
+            (opts.overrides.out_dir.clone()).unwrap_or_else(|| scratch.path().join("images"));
+        let mut default_images = PathBuf::from("images");
+        let mut plans = Vec::new();
+        for recipe in &opts.recipes {
+            let loaded = LoadedRecipe::load(recipe)?;
+            let overrides = Overrides {
+                out_dir: None,
+                ..opts.overrides.clone()
+            };
+            let mut plan = Plan::new(&loaded, &overrides)?;
+            if plans.is_empty() {
+                if let Some(dir) = plan.out_dir.parent() {
+                    default_images = dir.to_path_buf();
+                }
+            }
+            plan.out_dir = images.join(&plan.name);
+            plans.push(plan);
+        }
+        let phases: BTreeSet<Phase> = if opts.only.is_empty() {
+            [Phase::Build, Phase::Boot, Phase::Alpine, Phase::Flash].into()
+        } else {
+            opts.only.iter().copied().collect()
+        };
+        Ok(Bench {
+            plans,
+            phases,
+            default_images,
+            scratch,
+            ready_timeout: opts.ready_timeout,
+            cache_dir: default_cache_dir()?,
+        })
+    }
+
+    /// `images/bench.json` beside the recipes folder (where `edgeimg build` puts images).
+    pub fn default_json_path(&self) -> PathBuf {
+        self.default_images.join("bench.json")
+    }
+
+    pub fn run(&self) -> Result<BenchReport> {
+        let mut steps = Steps::new(self.step_count());
+        let mut report = BenchReport::new(&self.phases);
+        let manifests = self.images(&mut report, &mut steps)?;
+
+        // Each stock Alpine boot follows the boot of an image on the same emulated machine,
+        // so the two halves of a ratio run under the same host load.
+        let mut stock_due: Vec<QemuBoard> = if self.has(Phase::Alpine) {
+            self.stock_boards()
+        } else {
+            Vec::new()
+        };
+        if self.has(Phase::Boot) {
+            for (plan, manifest) in self.plans.iter().zip(&manifests) {
+                steps.step(&format!("boot {}", plan.name));
+                report.boots.push(
+                    boot::measure(plan, manifest, self.ready_timeout)
+                        .with_context(|| format!("benchmarking the boot of {}", plan.name))?,
+                );
+                let board = qemu_board(plan.board);
+                if stock_due.contains(&board) {
+                    stock_due.retain(|b| *b != board);
+                    self.stock_boot(board, &mut report, &mut steps)?;
+                }
+            }
+        }
+        for board in stock_due {
+            self.stock_boot(board, &mut report, &mut steps)?;
+        }
+        report.boot_ratios = BootRatio::pair(&report.boots, &report.stock_alpine);
+
+        if self.has(Phase::Flash) {
+            for (plan, manifest) in self.plans.iter().zip(&manifests) {
+                let Some(disk) = &manifest.disk else { continue };
+                steps.step(&format!("flash {} vs dd", disk.image));
+                let targets = tempfile::Builder::new()
+                    .prefix("flash-")
+                    .tempdir_in(self.scratch.path())
+                    .context("cannot create a scratch folder for the flash targets")?;
+                report.flashes.push(
+                    flash::measure(&plan.out_dir.join(&disk.image), targets.path())
+                        .with_context(|| format!("benchmarking flashing {}", disk.image))?,
+                );
+            }
+        }
+        steps.finish();
+        Ok(report)
+    }
+
+    /// Build every recipe: measured (cold, then warm) when the build phase runs, otherwise
+    /// once, untimed, with the user's package cache when later phases need the images.
+    fn images(&self, report: &mut BenchReport, steps: &mut Steps) -> Result<Vec<Manifest>> {
+        let needs_built = self.has(Phase::Boot) || self.has(Phase::Flash);
+        if !self.has(Phase::Build) && !needs_built {
+            return Ok(Vec::new());
+        }
+        steps.step("device binaries (cargo, not timed)");
+        let mut arches = Vec::new();
+        for plan in &self.plans {
+            if !arches.contains(&plan.arch) {
+                arches.push(plan.arch);
+            }
+        }
+        binaries::stage(&arches, &self.scratch.path().join("device-binaries"))?;
+        let mut manifests = Vec::new();
+        for plan in &self.plans {
+            if self.has(Phase::Build) {
+                let caches = self.scratch.path().join("package-caches");
+                let (figures, manifest) = build::measure(plan, &caches, steps)
+                    .with_context(|| format!("benchmarking the build of {}", plan.name))?;
+                report.builds.push(figures);
+                manifests.push(manifest);
+            } else {
+                steps.step(&format!("build {} (not timed)", plan.name));
+                let opts = BuildOptions {
+                    cache_dir: self.cache_dir.clone(),
+                    progress: Progress::hidden(),
+                };
+                let built = run_build(plan, &opts)
+                    .with_context(|| format!("building {} to benchmark it", plan.name))?;
+                manifests.push(built.manifest);
+            }
+        }
+        Ok(manifests)
+    }
+
+    fn stock_boot(
+        &self,
+        board: QemuBoard,
+        report: &mut BenchReport,
+        steps: &mut Steps,
+    ) -> Result<()> {
+        steps.step(&format!("boot stock Alpine ({})", board.arch()));
+        let figures = stock_alpine::measure(&self.cache_dir, board, self.ready_timeout)
+            .with_context(|| format!("benchmarking stock Alpine's boot on {board}"))?;
+        report.stock_alpine.push(figures);
+        Ok(())
+    }
+
+    /// The machines stock Alpine boots on (`q35`, `virt`) that a recipe's image boots on too:
+    /// a ratio across different machines would measure the machine, not the image.
+    fn stock_boards(&self) -> Vec<QemuBoard> {
+        let mut boards = Vec::new();
+        for plan in &self.plans {
+            let board = qemu_board(plan.board);
+            if stock_alpine::boots_on(board) && !boards.contains(&board) {
+                boards.push(board);
+            }
+        }
+        boards
+    }
+
+    fn has(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
+
+    fn step_count(&self) -> usize {
+        let n = self.plans.len();
+        let images = self.has(Phase::Build) || self.has(Phase::Boot) || self.has(Phase::Flash);
+        let count = |on: bool, steps: usize| if on { steps } else { 0 };
+        count(images, 1)
+            + count(self.has(Phase::Build), 2 * n)
+            + count(images && !self.has(Phase::Build), n)
+            + count(self.has(Phase::Boot), n)
+            + count(self.has(Phase::Alpine), self.stock_boards().len())
+            + count(self.has(Phase::Flash), n)
+    }
+}
+
+/// Seconds as JSON and the table show them: to the millisecond.
+pub(crate) fn secs(d: Duration) -> f64 {
+    round3(d.as_secs_f64())
+}
+
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `path`'s file name, for tables.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}

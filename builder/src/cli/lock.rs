@@ -1,0 +1,38 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use edgeimg::build::{install_packages, BuildOptions};
+use edgeimg::lock::{lock_path, Lockfile};
+use edgeimg::rootfs::RootfsTree;
+
+use super::build::plan_with_lock;
+use super::BuildFlags;
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The recipe, e.g. recipes/pi.toml; the lock goes to recipes/pi.toml.lock.
+    recipe: PathBuf,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+pub fn run(args: LockArgs) -> Result<ExitCode> {
+    // Resolved afresh: an existing lock is what is being replaced.
+    let plan = plan_with_lock(&args.recipe, &args.flags, None)?;
+    let mut scratch = RootfsTree::new(plan.source_date_epoch);
+    let installed = install_packages(&plan, &BuildOptions::from_env()?, &mut scratch)?;
+    let lock = Lockfile::from_install(&plan, &installed)?;
+    let path = lock_path(&args.recipe);
+    lock.write(&path)?;
+    println!(
+        "locked {} packages (kernel {}-{}) -> {}",
+        lock.packages.len(),
+        lock.kernel.name,
+        lock.kernel.version,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

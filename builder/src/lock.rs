@@ -1,0 +1,236 @@
+//! `RECIPE.lock`: exactly what a recipe built, so the next build installs the same thing.
+//! Package versions and checksums, the repositories and the fingerprints of the keys trusted
+//! for them, the kernel, the model's sha256 and the source date. A build with a lock pins every
+//! package to its locked version and fails if the mirror serves anything else.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::packages::InstalledSet;
+use crate::plan::Plan;
+use crate::writers::atomic::AtomicFile;
+
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    pub format: u32,
+    /// Every timestamp in the image (unless `SOURCE_DATE_EPOCH` overrides it).
+    pub source_date_epoch: u64,
+    pub alpine: LockedAlpine,
+    pub kernel: LockedPackageRef,
+    pub model_sha256: Option<String>,
+    #[serde(rename = "package")]
+    pub packages: Vec<LockedPackage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedAlpine {
+    pub branch: String,
+    pub repositories: Vec<String>,
+    /// sha256 of each extra key trusted for the mirror (Alpine's own keys are built in).
+    pub key_fingerprints: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackageRef {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    /// The index's control checksum (`Q1...`).
+    pub checksum: String,
+    pub apk_sha256: String,
+}
+
+/// `recipes/pi.toml` -> `recipes/pi.toml.lock`.
+pub fn lock_path(recipe: &Path) -> PathBuf {
+    let mut name = recipe.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl Lockfile {
+    /// The lock for what `plan` just installed.
+    pub fn from_install(plan: &Plan, installed: &InstalledSet) -> Result<Lockfile> {
+        let kernel = installed
+            .packages
+            .iter()
+            .find(|p| p.name == plan.kernel.package)
+            .with_context(|| {
+                format!(
+                    "the kernel package {} was not installed",
+                    plan.kernel.package
+                )
+            })?;
+        Ok(Lockfile {
+            format: FORMAT,
+            source_date_epoch: plan.source_date_epoch,
+            alpine: LockedAlpine {
+                branch: plan.alpine.branch.clone(),
+                repositories: plan.alpine.repositories.clone(),
+                key_fingerprints: key_fingerprints(plan)?,
+            },
+            kernel: LockedPackageRef {
+                name: kernel.name.clone(),
+                version: kernel.version.clone(),
+            },
+            model_sha256: model_sha256(plan)?,
+            packages: installed
+                .packages
+                .iter()
+                .map(|p| LockedPackage {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    arch: p.arch.clone(),
+                    checksum: p.checksum.clone(),
+                    apk_sha256: p.apk_sha256.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<Lockfile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the lock file {}", path.display()))?;
+        let lock: Lockfile = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not an edgeimg lock file; delete it and run `edgeimg lock` again",
+                path.display()
+            )
+        })?;
+        if lock.format != FORMAT {
+            bail!(
+                "{} has lock format {}, this edgeimg reads {FORMAT}; run `edgeimg lock` again",
+                path.display(),
+                lock.format
+            );
+        }
+        Ok(lock)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut out = AtomicFile::create(path)?;
+        let text = format!(
+            "# Written by `edgeimg lock`; builds of the recipe install exactly this.\n{}",
+            toml::to_string_pretty(self)?
+        );
+        std::io::Write::write_all(out.file(), text.as_bytes())?;
+        out.commit()
+    }
+
+    /// apk world entries that pin every locked package to its version.
+    pub fn pins(&self) -> Vec<String> {
+        self.packages
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect()
+    }
+
+    /// Before building: the recipe still asks for what was locked.
+    pub fn check_plan(&self, plan: &Plan, lock: &Path) -> Result<()> {
+        let again = || {
+            format!(
+                "run `edgeimg lock {}` to lock the new state",
+                plan.recipe_path.display()
+            )
+        };
+        if self.alpine.branch != plan.alpine.branch
+            || self.alpine.repositories != plan.alpine.repositories
+        {
+            bail!(
+                "{} locks Alpine {} {:?}, the recipe asks for {} {:?}; {}",
+                lock.display(),
+                self.alpine.branch,
+                self.alpine.repositories,
+                plan.alpine.branch,
+                plan.alpine.repositories,
+                again()
+            );
+        }
+        if self.alpine.key_fingerprints != key_fingerprints(plan)? {
+            bail!(
+                "the keys trusted for the mirror differ from those in {}; {}",
+                lock.display(),
+                again()
+            );
+        }
+        if self.model_sha256 != model_sha256(plan)? {
+            bail!(
+                "the model differs from the one in {} (sha256 {}); {}",
+                lock.display(),
+                self.model_sha256.as_deref().unwrap_or("none"),
+                again()
+            );
+        }
+        Ok(())
+    }
+
+    /// After installing: exactly the locked packages, byte for byte.
+    pub fn check_installed(&self, installed: &InstalledSet, lock: &Path) -> Result<()> {
+        for want in &self.packages {
+            let Some(got) = installed.packages.iter().find(|p| p.name == want.name) else {
+                bail!(
+                    "{} locks {}-{}, which this build did not install",
+                    lock.display(),
+                    want.name,
+                    want.version
+                );
+            };
+            if got.version != want.version
+                || got.checksum != want.checksum
+                || got.apk_sha256 != want.apk_sha256
+            {
+                bail!(
+                    "the mirror's {}-{} (sha256 {}) is not the locked {}-{} (sha256 {}) in {}: the package was rebuilt or replaced; if that is expected, run `edgeimg lock` again",
+                    got.name, got.version, got.apk_sha256, want.name, want.version, want.apk_sha256, lock.display()
+                );
+            }
+        }
+        if let Some(extra) = installed
+            .packages
+            .iter()
+            .find(|p| !self.packages.iter().any(|l| l.name == p.name))
+        {
+            bail!(
+                "this build installed {}-{}, which {} does not lock; run `edgeimg lock` again",
+                extra.name,
+                extra.version,
+                lock.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn key_fingerprints(plan: &Plan) -> Result<Vec<String>> {
+    plan.alpine
+        .extra_keys
+        .iter()
+        .map(|k| sha256_file(k).with_context(|| format!("trusted key {}", k.display())))
+        .collect()
+}
+
+fn model_sha256(plan: &Plan) -> Result<Option<String>> {
+    plan.model
+        .as_ref()
+        .map(|m| sha256_file(&m.path))
+        .transpose()
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex::encode(Sha256::digest(data)))
+}

@@ -1,0 +1,135 @@
+//! `edgeimg lock` and locked builds: a lock pins exactly what was built, and a mirror that
+//! no longer serves it, or serves something else under the same name, fails the build clearly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{edgeimg, mirror, project_root, shared_cache, stderr};
+
+/// A copy of the x86_64 recipe in its own folder (the lock is written beside it).
+fn recipe_copy(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(project_root().join("recipes/qemu-x86_64.toml"))
+        .unwrap()
+        .replace(
+            "../tests/models/",
+            &format!("{}/tests/models/", project_root().display()),
+        );
+    let path = dir.join("device.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(command: &str, recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let m = mirror();
+    let mut args = vec![
+        command,
+        recipe.to_str().unwrap(),
+        "--mirror",
+        m.dir.to_str().unwrap(),
+        "--trust-key",
+        m.key.to_str().unwrap(),
+    ];
+    if command == "build" {
+        args.extend(["--out", out.to_str().unwrap()]);
+    }
+    args.extend_from_slice(extra);
+    edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
+}
+
+/// (name, version, apk sha256) of each package in a manifest's or lock's package list.
+fn package_triples(list: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+                p["apk_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn manifest_packages(out: &Path) -> Vec<(String, String, String)> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    package_triples(manifest["packages"].as_array().unwrap())
+}
+
+#[test]
+fn a_locked_build_installs_exactly_the_lock_and_refuses_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe_copy(dir.path());
+    let out = dir.path().join("out");
+
+    let refused = run("build", &recipe, &out, &["--locked"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("device.toml.lock") && stderr(&refused).contains("edgeimg lock"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let locked = run("lock", &recipe, &out, &[]);
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    let lock_file = dir.path().join("device.toml.lock");
+    let lock_text = std::fs::read_to_string(&lock_file).unwrap();
+    let lock: toml::Value = toml::from_str(&lock_text).unwrap();
+    let lock_json = serde_json::to_value(&lock).unwrap();
+    let locked_packages = package_triples(lock_json["package"].as_array().unwrap());
+    assert!(
+        locked_packages.iter().any(|p| p.0 == "linux-virt"),
+        "{lock_text}"
+    );
+    assert_eq!(lock["kernel"]["name"].as_str(), Some("linux-virt"));
+    assert_eq!(lock["model_sha256"].as_str().map(str::len), Some(64));
+
+    let built = run("build", &recipe, &out, &["--locked"]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let mut installed = manifest_packages(&out);
+    let mut expected = locked_packages.clone();
+    installed.sort();
+    expected.sort();
+    assert_eq!(
+        installed, expected,
+        "the build must install exactly the lock"
+    );
+
+    // The mirror no longer has the locked version.
+    let busybox = locked_packages.iter().find(|p| p.0 == "busybox").unwrap();
+    let gone = lock_text.replace(
+        &format!("name = \"busybox\"\nversion = \"{}\"", busybox.1),
+        "name = \"busybox\"\nversion = \"9.9.9-r0\"",
+    );
+    assert_ne!(
+        gone, lock_text,
+        "the lock lists busybox as name then version"
+    );
+    std::fs::write(&lock_file, &gone).unwrap();
+    let failed = run("build", &recipe, &out, &[]);
+    assert!(!failed.status.success());
+    let err = stderr(&failed);
+    assert!(
+        err.contains("device.toml.lock") && err.contains("busybox") && err.contains("edgeimg lock"),
+        "{err}"
+    );
+
+    // Same version, different bytes: a replaced package is refused.
+    let replaced = lock_text.replace(&busybox.2, &"0".repeat(64));
+    std::fs::write(&lock_file, &replaced).unwrap();
+    let failed = run("build", &recipe, &out, &[]);
+    assert!(!failed.status.success());
+    let err = stderr(&failed);
+    assert!(err.contains("is not the locked busybox"), "{err}");
+
+    // The lock was made for another model.
+    let model_sha = lock["model_sha256"].as_str().unwrap();
+    std::fs::write(&lock_file, lock_text.replace(model_sha, &"1".repeat(64))).unwrap();
+    let failed = run("build", &recipe, &out, &[]);
+    assert!(!failed.status.success());
+    assert!(
+        stderr(&failed).contains("model differs"),
+        "{}",
+        stderr(&failed)
+    );
+}
