@@ -12,6 +12,12 @@ pub const ONNXRUNTIME: (&str, &str) = ("onnxruntime", "1.31.1");
 pub const RAPIDOCR: (&str, &str) = ("rapidocr_onnxruntime", "1.4.4");
 /// The PP-OCR cls model's input shape once frozen (tract needs concrete dims).
 pub const CLS_SHAPE: [usize; 4] = [1, 3, 48, 192];
+/// PP-OCRv4 det input once frozen: a 640x640 image (the probability map has the same size).
+pub const DET_SHAPE: [usize; 4] = [1, 3, 640, 640];
+/// PP-OCRv4 rec input once frozen: one 48x320 text line (PaddleOCR's `rec_image_shape`).
+pub const REC_SHAPE: [usize; 4] = [1, 3, 48, 320];
+/// tiny-mlp's input once frozen (batch 1).
+pub const TINY_MLP_SHAPE: [usize; 2] = [1, 16];
 
 pub fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").expect("HOME is set");
@@ -116,17 +122,66 @@ pub fn onnxruntime_library() -> PathBuf {
 /// A model made by `tests/fixtures.py` (needs python3; the script installs `onnx` if missing).
 /// `args` builds the script's arguments around the output path.
 fn fixture_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures.py");
+    python_model(file, |dest| {
+        std::iter::once(script.into_os_string())
+            .chain(args(dest))
+            .collect()
+    })
+}
+
+/// A model written by `python3 ARGS` (built around the output path), cached in
+/// ~/.cache/edgeimg/models/FILE.
+fn python_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> PathBuf {
     let dest = cache_dir().join("models").join(file);
     if dest.exists() {
         return dest;
     }
     std::fs::create_dir_all(dest.parent().expect("has a parent"))
         .expect("creating the model cache");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures.py");
     let scratch = temporary(&dest);
-    run(Command::new("python3").arg(script).args(args(&scratch)));
+    run(Command::new("python3").args(args(&scratch)));
     std::fs::rename(&scratch, &dest).expect("moving the model into place");
     dest
+}
+
+/// Sets every input's and output's shape (in graph order) with onnx's own
+/// `update_inputs_outputs_dims`, for models whose outputs have free non-batch dims, which
+/// `fixtures.py freeze` refuses. The fixtures script supplies `ensure_onnx` and its checked,
+/// atomic `save`. value_info is dropped: it is optional, and symbols left there (tiny-mlp's `N`)
+/// would contradict the frozen inputs for tract.
+const SET_DIMS: &str = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import fixtures
+fixtures.ensure_onnx()
+import onnx
+from onnx.tools.update_model_dims import update_inputs_outputs_dims
+src, dst, inputs, outputs = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+model = onnx.load(src)
+weights = {t.name for t in model.graph.initializer}
+names = lambda values: [v.name for v in values if v.name not in weights]
+model = update_inputs_outputs_dims(model, dict(zip(names(model.graph.input), inputs)),
+                                   dict(zip(names(model.graph.output), outputs)))
+del model.graph.value_info[:]
+fixtures.save(model, dst)
+"#;
+
+/// `source` with its inputs and outputs set to the given shapes, cached as FILE.
+fn frozen_model(file: &str, source: &Path, inputs: &[&[usize]], outputs: &[&[usize]]) -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let json = |shapes: &[&[usize]]| serde_json::to_string(shapes).expect("JSON");
+    python_model(file, |dest| {
+        vec![
+            "-c".into(),
+            SET_DIMS.into(),
+            tests.into(),
+            source.into(),
+            dest.into(),
+            json(inputs).into(),
+            json(outputs).into(),
+        ]
+    })
 }
 
 /// PP-OCR mobile v2.0 text-direction classifier from the rapidocr wheel, dims frozen to
@@ -141,6 +196,57 @@ pub fn cls_model() -> PathBuf {
     fixture_model("ppocr_mobile_v2.0_cls_1x3x48x192.onnx", |dest| {
         vec!["freeze".into(), source.into(), dest.into(), shape.into()]
     })
+}
+
+/// PP-OCRv4 text detector from the rapidocr wheel, frozen to [`DET_SHAPE`] -> [1, 1, 640, 640].
+pub fn det_model() -> PathBuf {
+    let source = extract(
+        RAPIDOCR.0,
+        RAPIDOCR.1,
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+    );
+    let [n, _, h, w] = DET_SHAPE;
+    frozen_model(
+        "ppocr_v4_det_1x3x640x640.onnx",
+        &source,
+        &[&DET_SHAPE],
+        &[&[n, 1, h, w]],
+    )
+}
+
+/// PP-OCRv4 text recogniser from the rapidocr wheel, frozen to [`REC_SHAPE`] -> [1, 40, 6625]
+/// (one step per 8 pixels of width, 6625 character classes).
+pub fn rec_model() -> PathBuf {
+    let source = extract(
+        RAPIDOCR.0,
+        RAPIDOCR.1,
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+    );
+    let [n, _, _, w] = REC_SHAPE;
+    frozen_model(
+        "ppocr_v4_rec_1x3x48x320.onnx",
+        &source,
+        &[&REC_SHAPE],
+        &[&[n, w / 8, 6625]],
+    )
+}
+
+/// The project's example model `tests/models/tiny-mlp.onnx`, frozen to [`TINY_MLP_SHAPE`]. The
+/// cache name carries a hash of the source, so regenerating the model refreshes the copy.
+pub fn tiny_mlp_model() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/tiny-mlp.onnx");
+    let bytes =
+        std::fs::read(&source).unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let file = format!("tiny-mlp_1x16_{:016x}.onnx", hasher.finish());
+    frozen_model(
+        &file,
+        &source,
+        &[&TINY_MLP_SHAPE],
+        &[&[TINY_MLP_SHAPE[0], 4]],
+    )
 }
 
 /// A small two-input model: `sum = relu(a + float(b)) * [0.5, 1, 2]`, `positive = a > 0`,
