@@ -27,7 +27,12 @@ pub struct Backend {
 /// ort holds the API table in a global that cannot be replaced.
 pub fn init_backend(engine: Engine, onnxruntime_library: Option<&Path>) -> anyhow::Result<Backend> {
     let installed = match engine {
+        #[cfg(feature = "tract")]
         Engine::Tract => ort::set_api(ort_tract::api()),
+        #[cfg(not(feature = "tract"))]
+        Engine::Tract => bail!(
+            "engine = \"tract\" is not compiled into this edge-runtime; build it with the default `tract` feature, or use engine = \"onnxruntime\""
+        ),
         Engine::Onnxruntime => {
             let path = onnxruntime_library.context(
                 "engine = \"onnxruntime\" needs runtime.onnxruntime_library, the path of libonnxruntime.so",
