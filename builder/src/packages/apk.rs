@@ -59,23 +59,50 @@ pub fn q1_bytes(checksum: &str) -> Option<Vec<u8>> {
     (bytes.len() == 20).then_some(bytes)
 }
 
+/// The most each stream of an .apk may unpack to. The largest real Alpine packages unpack to a
+/// few hundred MB (linux-rpi: 333 MB of files); a signature stream is a few hundred bytes and a
+/// control stream (`.PKGINFO` and scripts) a few KB.
+pub const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
+pub const MAX_CONTROL_BYTES: u64 = 16 << 20;
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
 /// Split and verify an .apk against its index entry: the control stream's SHA-1 must be the
 /// index's `C:`, the data stream's SHA-256 the `.PKGINFO` `datahash`, and a signature stream,
 /// if present, must be by a trusted key. `what` names the package and file in errors.
+///
+/// Each stream is unpacked only up to its cap, and the data stream (the only large one) only
+/// once its compressed bytes have matched the datahash.
 pub fn open_verified(
     bytes: &[u8],
     entry: &IndexEntry,
     keyring: &Keyring,
     what: &str,
 ) -> Result<ApkFile> {
-    let members = gzip::split_members(bytes).with_context(|| format!("{what} is corrupt"))?;
-    let (sig_member, control, data) = match members.as_slice() {
-        [s, c, d] => (Some(s), c, d),
-        [c, d] => (None, c, d),
-        other => bail!(
-            "{what} has {} gzip streams; an .apk has 3 (signature, control, data) or 2 (unsigned)",
-            other.len()
-        ),
+    let corrupt = || format!("{what} is corrupt");
+    let mut members = gzip::Members::new(bytes);
+    let first = members
+        .next_member(MAX_CONTROL_BYTES)
+        .with_context(corrupt)?
+        .with_context(|| format!("{what} is empty"))?;
+    // As apk decides: the first stream is a signature when it holds `.SIGN.*` entries.
+    let signatures = signature::read_signatures(&first.data, what)?;
+    let (sig_member, control) = if signatures.is_empty() {
+        (None, first)
+    } else {
+        if first.data.len() as u64 > MAX_SIGNATURE_BYTES {
+            bail!(
+                "{what}: the signature stream unpacks to {} bytes; real ones are a few hundred (the most accepted is {})",
+                first.data.len(),
+                bytesize::ByteSize::b(MAX_SIGNATURE_BYTES)
+            );
+        }
+        let control = members
+            .next_member(MAX_CONTROL_BYTES)
+            .with_context(corrupt)?;
+        (
+            Some(signatures),
+            control.with_context(|| no_stream(what, "control"))?,
+        )
     };
     let control_bytes = &bytes[control.compressed.clone()];
     let want = q1_bytes(&entry.checksum).with_context(|| {
@@ -93,28 +120,38 @@ pub fn open_verified(
         );
     }
     let signed_by = match sig_member {
-        Some(s) => {
-            let sigs = signature::read_signatures(&s.data, what)?;
-            Some(keyring.verify(&sigs, control_bytes, what)?)
-        }
+        Some(sigs) => Some(keyring.verify(&sigs, control_bytes, what)?),
         None => None,
     };
     let (pkginfo, scripts) =
         read_control(&control.data).with_context(|| format!("{what}: control stream"))?;
-    let apk = ApkFile {
+    let mut apk = ApkFile {
         pkginfo,
         scripts,
-        data_tar: data.data.clone(),
+        data_tar: Vec::new(),
         signed_by,
     };
-    check_datahash(
-        &apk,
-        &bytes[data.compressed.clone()],
-        data.compressed.clone(),
-        what,
-    )?;
+    if members.is_done() {
+        bail!("{}", no_stream(what, "data"));
+    }
+    check_datahash(&apk, &bytes[members.rest()], members.rest(), what)?;
     check_identity(&apk, entry, what)?;
+    let data = members
+        .next_member(MAX_DATA_BYTES)
+        .with_context(|| format!("{what}: data stream"))?
+        .with_context(|| no_stream(what, "data"))?;
+    if !members.is_done() {
+        bail!(
+            "{what} has more gzip streams after its data (from byte {}); an .apk has 3 (signature, control, data) or 2 (unsigned)",
+            members.rest().start
+        );
+    }
+    apk.data_tar = data.data;
     Ok(apk)
+}
+
+fn no_stream(what: &str, kind: &str) -> String {
+    format!("{what} has no {kind} stream; an .apk has 3 gzip streams (signature, control, data) or 2 (unsigned)")
 }
 
 fn check_datahash(apk: &ApkFile, data_bytes: &[u8], range: Range<usize>, what: &str) -> Result<()> {
@@ -162,22 +199,49 @@ fn read_control(tar_bytes: &[u8]) -> Result<Control> {
         let mut entry = entry?;
         let name = entry.path()?.to_string_lossy().into_owned();
         let mtime = entry.header().mtime().unwrap_or(0);
-        let mut body = Vec::new();
-        entry.read_to_end(&mut body)?;
-        if name == ".PKGINFO" {
-            let text = String::from_utf8(body).context(".PKGINFO is not UTF-8")?;
-            pkginfo = Some(parse_pkginfo(&text));
-        } else if let Some(kind) = name.strip_prefix('.') {
-            if SCRIPT_KINDS.contains(&kind) {
-                scripts.push(Script {
-                    kind: kind.to_string(),
-                    body,
-                    mtime,
-                });
+        let script = name
+            .strip_prefix('.')
+            .filter(|kind| SCRIPT_KINDS.contains(kind));
+        if name != ".PKGINFO" && script.is_none() {
+            continue;
+        }
+        let body = read_regular(&mut entry).with_context(|| format!("entry {name:?}"))?;
+        match script {
+            None => {
+                let text = String::from_utf8(body).context(".PKGINFO is not UTF-8")?;
+                pkginfo = Some(parse_pkginfo(&text));
             }
+            Some(kind) => scripts.push(Script {
+                kind: kind.to_string(),
+                body,
+                mtime,
+            }),
         }
     }
     Ok((pkginfo.context("no .PKGINFO")?, scripts))
+}
+
+/// The body of a regular tar entry. Other kinds are refused, not read: a GNU sparse entry
+/// reads as however many zeros its header claims. What is read is bounded by the archive
+/// itself (already capped), never by the size a header claims.
+pub fn read_regular(entry: &mut tar::Entry<'_, &[u8]>) -> std::io::Result<Vec<u8>> {
+    let invalid = |message| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let kind = entry.header().entry_type();
+    if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+        return Err(invalid(format!(
+            "it is a {kind:?} entry where only a regular file may be"
+        )));
+    }
+    let claimed = entry.size();
+    let mut body = Vec::new();
+    entry.read_to_end(&mut body)?;
+    if body.len() as u64 != claimed {
+        return Err(invalid(format!(
+            "its header claims {claimed} bytes but the archive ends after {}",
+            body.len()
+        )));
+    }
+    Ok(body)
 }
 
 const SCRIPT_KINDS: &[&str] = &[

@@ -65,7 +65,14 @@ pub fn fetch(
         };
     }
     let source = repo.location.join(&format!("{name}.apk"));
-    let bytes = source.read(&name, progress)?;
+    // The signed index gives the file's size; without one, no more than a package may unpack to.
+    let limit = match entry.size {
+        0 => apk::MAX_DATA_BYTES,
+        size => size,
+    };
+    let bytes = source
+        .read(&name, progress, limit)
+        .with_context(|| format!("package {name}: the index says it is {} bytes", entry.size))?;
     if bytes.len() as u64 != entry.size && entry.size != 0 {
         bail!(
             "package {name} from {source}: {} bytes, but the index says {}",

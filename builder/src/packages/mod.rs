@@ -28,10 +28,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::rootfs::RootfsTree;
+pub use apk::{MAX_CONTROL_BYTES, MAX_DATA_BYTES, MAX_SIGNATURE_BYTES};
 pub use dependency::Dependency;
 pub use index::{ApkIndex, IndexEntry};
 pub use progress::Progress;
-pub use repository::{RepoSpec, Repository};
+pub use repository::{RepoSpec, Repository, MAX_INDEX_BYTES};
 pub use signature::Keyring;
 
 /// What to install, from the plan.
@@ -245,6 +246,21 @@ pub fn install(
         warnings,
         busybox_links,
     })
+}
+
+/// Verify one .apk against its index entry and unpack its files into `tree`: what [`install`]
+/// does for each package, without dependencies, scripts or apk's database. Errors name the
+/// package and, for a refused archive entry, the entry and why.
+pub fn unpack_apk(
+    bytes: &[u8],
+    entry: &IndexEntry,
+    keyring: &Keyring,
+    tree: &mut RootfsTree,
+) -> Result<()> {
+    let name = entry.name_version();
+    let apk = apk::open_verified(bytes, entry, keyring, &format!("package {name}"))?;
+    unpack::unpack(&apk, tree, &name)?;
+    Ok(())
 }
 
 /// When a later package overwrote a file of an earlier one, only the later one owns it in the

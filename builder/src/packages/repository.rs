@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::apk;
 use super::gzip;
 use super::index::ApkIndex;
 use super::progress::Progress;
@@ -48,6 +49,9 @@ pub struct Repository {
 
 const INDEX_FILE: &str = "APKINDEX.tar.gz";
 
+/// The most an index may unpack to: Alpine 3.23's largest (community, x86_64) is about 10 MB.
+pub const MAX_INDEX_BYTES: u64 = 256 << 20;
+
 impl Repository {
     /// Fetch (or read) and verify the index. A remote index that cannot be downloaded falls
     /// back to the cached copy, which is verified again like a fresh one.
@@ -64,7 +68,7 @@ impl Repository {
         let index_location = location.join(INDEX_FILE);
         let cached = cache_path(cache_dir, &index_location);
         let label = format!("{}/{} index", spec.branch, spec.name);
-        let (bytes, from_cache) = match index_location.read(&label, progress) {
+        let (bytes, from_cache) = match index_location.read(&label, progress, MAX_INDEX_BYTES) {
             Ok(bytes) => (bytes, false),
             Err(e) if index_location.is_remote() && cached.exists() => {
                 warnings.push(format!(
@@ -100,15 +104,28 @@ impl Repository {
 
 /// Check the index's signature over its second gzip stream, then parse the APKINDEX in it.
 pub fn verify_and_parse(bytes: &[u8], keyring: &Keyring, what: &str) -> Result<(ApkIndex, String)> {
-    let members = gzip::split_members(bytes).with_context(|| format!("{what} is corrupt"))?;
-    let [sig, content] = members.as_slice() else {
-        bail!(
-            "{what} has {} gzip streams; a signed APKINDEX.tar.gz has 2 (signature, index)",
-            members.len()
-        );
-    };
+    let corrupt = || format!("{what} is corrupt");
+    let streams = "a signed APKINDEX.tar.gz has 2 gzip streams (signature, index)";
+    let mut members = gzip::Members::new(bytes);
+    let sig = members
+        .next_member(apk::MAX_SIGNATURE_BYTES)
+        .with_context(corrupt)?
+        .with_context(|| format!("{what} is empty"))?;
+    if members.is_done() {
+        bail!("{what} has only one gzip stream; {streams}");
+    }
     let signatures = signature::read_signatures(&sig.data, what)?;
-    let signed_by = keyring.verify(&signatures, &bytes[content.compressed.clone()], what)?;
+    let signed_by = keyring.verify(&signatures, &bytes[members.rest()], what)?;
+    let content = members
+        .next_member(MAX_INDEX_BYTES)
+        .with_context(corrupt)?
+        .with_context(|| format!("{what} has no index stream"))?;
+    if !members.is_done() {
+        bail!(
+            "{what} has more gzip streams after the index (from byte {}); {streams}",
+            members.rest().start
+        );
+    }
     let mut archive = tar::Archive::new(content.data.as_slice());
     let (mut description, mut text) = (String::new(), None);
     for entry in archive
@@ -117,14 +134,13 @@ pub fn verify_and_parse(bytes: &[u8], keyring: &Keyring, what: &str) -> Result<(
     {
         let mut entry = entry.with_context(|| format!("{what}: bad tar entry"))?;
         let name = entry.path()?.to_string_lossy().into_owned();
-        let mut body = String::new();
-        match name.as_str() {
-            "APKINDEX" | "DESCRIPTION" => {
-                std::io::Read::read_to_string(&mut entry, &mut body)
-                    .with_context(|| format!("{what}: {name} is not UTF-8 text"))?;
-            }
-            _ => continue,
+        if !matches!(name.as_str(), "APKINDEX" | "DESCRIPTION") {
+            continue;
         }
+        let body =
+            apk::read_regular(&mut entry).with_context(|| format!("{what}: entry {name:?}"))?;
+        let body =
+            String::from_utf8(body).with_context(|| format!("{what}: {name} is not UTF-8 text"))?;
         if name == "APKINDEX" {
             text = Some(body);
         } else {

@@ -2,7 +2,6 @@
 //! `.SIGN.RSA.<key>` (PKCS#1 v1.5 over SHA-1) or `.SIGN.RSA256.<key>` (over SHA-256).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs8::DecodePublicKey;
@@ -172,8 +171,7 @@ pub fn read_signatures(tar_bytes: &[u8], what: &str) -> Result<Vec<Signature>, S
             return Ok(Vec::new());
         };
         let key_name = key_name.to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(malformed)?;
+        let bytes = super::apk::read_regular(&mut entry).map_err(malformed)?;
         found.push(Signature {
             algo,
             key_name,

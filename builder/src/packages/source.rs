@@ -41,14 +41,25 @@ impl Location {
         matches!(self, Location::Http(_))
     }
 
-    /// Read the whole file, with a progress bar for downloads.
-    pub fn read(&self, label: &str, progress: &Progress) -> Result<Vec<u8>> {
-        match self {
+    /// Read the whole file, with a progress bar for downloads; a file larger than `limit`
+    /// bytes is refused (a server must not be able to fill the memory).
+    pub fn read(&self, label: &str, progress: &Progress, limit: u64) -> Result<Vec<u8>> {
+        let bytes = match self {
             Location::Local(path) => {
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                read_limited(file, limit)
+                    .with_context(|| format!("cannot read {}", path.display()))?
             }
-            Location::Http(url) => download(url, label, progress),
+            Location::Http(url) => download(url, label, progress, limit)?,
+        };
+        if bytes.len() as u64 > limit {
+            bail!(
+                "{self} is larger than {}, the most edgeimg reads for {label}",
+                bytesize::ByteSize::b(limit)
+            );
         }
+        Ok(bytes)
     }
 }
 
@@ -61,18 +72,25 @@ impl std::fmt::Display for Location {
     }
 }
 
-fn download(url: &str, label: &str, progress: &Progress) -> Result<Vec<u8>> {
+fn download(url: &str, label: &str, progress: &Progress, limit: u64) -> Result<Vec<u8>> {
     let mut response = ureq::get(url)
         .call()
         .with_context(|| format!("cannot download {url}"))?;
     let total = response.body().content_length();
     let bar = progress.download(label, total);
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(1 << 30) as usize);
-    let mut reader = bar.wrap_read(response.body_mut().as_reader());
-    reader
-        .read_to_end(&mut bytes)
+    let reader = bar.wrap_read(response.body_mut().as_reader());
+    let bytes = read_limited(reader, limit)
         .with_context(|| format!("download of {url} was interrupted"))?;
     bar.finish_and_clear();
+    Ok(bytes)
+}
+
+/// Up to `limit + 1` bytes: one more than allowed says the file is too large.
+fn read_limited(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

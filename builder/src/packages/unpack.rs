@@ -1,8 +1,6 @@
 //! Unpack an .apk's data stream into the rootfs tree, refusing anything that could reach
 //! outside the image or that an unprivileged, cross-arch build must not create.
 
-use std::io::Read;
-
 use anyhow::{anyhow, bail, Context, Result};
 use sha1::{Digest, Sha1};
 use tar::EntryType;
@@ -29,15 +27,22 @@ pub fn unpack(apk: &ApkFile, tree: &mut RootfsTree, package: &str) -> Result<Vec
     let entries = archive
         .entries()
         .with_context(|| format!("package {package}: data stream is not a tar"))?;
+    let mut previous: Option<String> = None;
     for entry in entries {
-        let mut entry = entry
-            .with_context(|| format!("package {package}: bad tar entry in the data stream"))?;
+        let mut entry = entry.with_context(|| {
+            let place = match &previous {
+                Some(name) => format!("after entry {name:?}"),
+                None => "at its start".to_string(),
+            };
+            format!("package {package}: the data stream is not a valid tar {place}")
+        })?;
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let fail =
             |e: anyhow::Error| e.context(format!("package {package}: refusing entry {raw_name:?}"));
         if let Some(item) = unpack_entry(&mut entry, &raw_name, tree).map_err(fail)? {
             installed.push(item);
         }
+        previous = Some(raw_name);
     }
     Ok(installed)
 }
@@ -80,8 +85,7 @@ fn unpack_entry(
     let (node, sha1) = match kind {
         EntryType::Directory => (NodeKind::Dir, None),
         EntryType::Regular | EntryType::Continuous => {
-            let mut data = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut data)?;
+            let data = apk::read_regular(entry)?;
             let sha1 = pax_sha1.unwrap_or_else(|| Sha1::digest(&data).to_vec());
             (NodeKind::File(data.into()), Some(sha1))
         }

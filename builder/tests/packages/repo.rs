@@ -119,31 +119,45 @@ impl TarBuilder {
                 &[],
             );
         }
-        let mut h = tar::Header::new_ustar();
-        {
-            let old = h.as_old_mut();
-            assert!(
-                name.len() <= 100 && link.len() <= 100,
-                "test names fit the ustar fields"
-            );
-            old.name[..name.len()].copy_from_slice(name.as_bytes());
-            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(uid);
-        if uid == 0 {
-            h.set_username("root").unwrap();
-            h.set_groupname("root").unwrap();
-        }
-        h.set_mtime(1_700_000_000);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
+        let h = header(kind, name, link, mode, uid, data.len() as u64);
         self.out.extend_from_slice(h.as_bytes());
         self.out.extend_from_slice(data);
         let pad = (512 - data.len() % 512) % 512;
         self.out.extend(std::iter::repeat_n(0u8, pad));
+    }
+
+    /// A regular file whose header claims `claimed` bytes while only `data` follows, so the
+    /// archive ends early (what a truncated or hostile archive looks like).
+    pub fn lying_file(&mut self, name: &str, claimed: u64, data: &[u8]) {
+        let h = header(tar::EntryType::Regular, name, "", 0o644, 0, claimed);
+        self.out.extend_from_slice(h.as_bytes());
+        self.out.extend_from_slice(data);
+    }
+
+    /// A GNU sparse file of `size` bytes stored as its one last byte: reading it yields
+    /// `size - 1` zeros first, so a tiny archive holds an arbitrarily large file.
+    pub fn sparse(&mut self, name: &str, size: u64) {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(1);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.set_real_size(size);
+        gnu.sparse[0].set_offset(size - 1);
+        gnu.sparse[0].set_length(1);
+        h.set_cksum();
+        self.out.extend_from_slice(h.as_bytes());
+        self.out.push(b'x');
+        self.out.extend(std::iter::repeat_n(0u8, 511));
+    }
+
+    /// Bytes appended as they are: whatever entries (or garbage) the caller made.
+    pub fn bytes(&mut self, raw: &[u8]) {
+        self.out.extend_from_slice(raw);
     }
 
     pub fn dir(&mut self, name: &str, mode: u32) {
@@ -186,6 +200,38 @@ impl TarBuilder {
     }
 }
 
+fn header(
+    kind: tar::EntryType,
+    name: &str,
+    link: &str,
+    mode: u32,
+    uid: u64,
+    size: u64,
+) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    {
+        let old = h.as_old_mut();
+        assert!(
+            name.len() <= 100 && link.len() <= 100,
+            "test names fit the ustar fields"
+        );
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(uid);
+    if uid == 0 {
+        h.set_username("root").unwrap();
+        h.set_groupname("root").unwrap();
+    }
+    h.set_mtime(1_700_000_000);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}
+
 /// A package to put into a test repository.
 pub struct TestPackage {
     /// Index fields other than `C:` and `S:` (which are computed), in index order.
@@ -195,6 +241,10 @@ pub struct TestPackage {
     /// (`post-install`, body).
     pub scripts: Vec<(String, Vec<u8>)>,
     pub triggers: Vec<String>,
+    /// Raw tar bytes put into the control stream after `.PKGINFO` and the scripts.
+    pub control_extra: Vec<u8>,
+    /// The data stream exactly as stored (e.g. a gzip bomb) instead of `gzip(data)`.
+    pub data_gz: Option<Vec<u8>>,
 }
 
 impl TestPackage {
@@ -224,6 +274,8 @@ impl TestPackage {
             data,
             scripts: Vec::new(),
             triggers: Vec::new(),
+            control_extra: Vec::new(),
+            data_gz: None,
         }
     }
 
@@ -260,19 +312,26 @@ impl TestPackage {
 
     /// The .apk bytes and the index entry text for it.
     pub fn build(&self, key: &SigningKey) -> (Vec<u8>, String) {
-        let data_gz = gzip(&self.data);
+        self.build_with_signature(|control_gz| key.sign_tar_gz(control_gz))
+    }
+
+    /// Like [`TestPackage::build`], with the signature stream `sign` makes from the control
+    /// stream (empty: an unsigned package, trusted through the index checksum alone).
+    pub fn build_with_signature(&self, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> (Vec<u8>, String) {
+        let data_gz = self.data_gz.clone().unwrap_or_else(|| gzip(&self.data));
         let datahash = hex::encode(Sha256::digest(&data_gz));
         let mut control = TarBuilder::new();
         control.file(".PKGINFO", 0o644, self.pkginfo(&datahash).as_bytes());
         for (kind, body) in &self.scripts {
             control.file(&format!(".{kind}"), 0o755, body);
         }
+        control.bytes(&self.control_extra);
         let control_gz = gzip(&control.cut());
         let checksum = format!(
             "Q1{}",
             base64::engine::general_purpose::STANDARD.encode(Sha1::digest(&control_gz))
         );
-        let apk = [key.sign_tar_gz(&control_gz), control_gz, data_gz].concat();
+        let apk = [sign(&control_gz), control_gz, data_gz].concat();
         let mut entry = format!("C:{checksum}\n");
         for (k, v) in &self.fields {
             if *k == 'A' {
@@ -377,6 +436,8 @@ pub fn real_package(root: &Path, name: &str) -> TestPackage {
         data: tar.finish(),
         scripts: real_scripts(root, &format!("{name}-{version}.")),
         triggers: real_triggers(root, &checksum),
+        control_extra: Vec::new(),
+        data_gz: None,
     }
 }
 
