@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::path::RootPath;
@@ -106,6 +106,8 @@ pub enum TreeError {
         "hardlink {path} points at {target}, which is not a regular file already in the image"
     )]
     BadHardlink { path: RootPath, target: RootPath },
+    #[error("hardlink {0} names itself; it would replace the only file it could point at")]
+    HardlinkToItself(RootPath),
     #[error("the image root itself can only be a directory")]
     RootNotDir,
 }
@@ -115,6 +117,9 @@ pub enum TreeError {
 #[derive(Debug, Clone)]
 pub struct RootfsTree {
     nodes: BTreeMap<RootPath, Node>,
+    /// Regular file -> the hardlinks that name it, so replacing or removing the file can leave
+    /// them what a real file system leaves them: the old contents.
+    links: BTreeMap<RootPath, BTreeSet<RootPath>>,
     /// Mode and time for directories created implicitly as parents.
     implicit_dir: Meta,
 }
@@ -133,6 +138,7 @@ impl RootfsTree {
         );
         RootfsTree {
             nodes,
+            links: BTreeMap::new(),
             implicit_dir,
         }
     }
@@ -177,6 +183,9 @@ impl RootfsTree {
             }
         }
         if let NodeKind::Hardlink(target) = &node.kind {
+            if *target == path {
+                return Err(TreeError::HardlinkToItself(path));
+            }
             if !matches!(self.get(target).map(|n| &n.kind), Some(NodeKind::File(_))) {
                 return Err(TreeError::BadHardlink {
                     path,
@@ -197,8 +206,37 @@ impl RootfsTree {
             }
             _ => {}
         }
+        self.detach(&path);
+        if let NodeKind::Hardlink(target) = &node.kind {
+            self.links
+                .entry(target.clone())
+                .or_default()
+                .insert(path.clone());
+        }
         self.nodes.insert(path, node);
         Ok(())
+    }
+
+    /// Before the node at `path` is replaced or removed: a hardlink stops counting as one of
+    /// its target's names, and the hardlinks naming a file keep its contents as files of
+    /// their own (a hardlink must always name a regular file in the tree).
+    fn detach(&mut self, path: &RootPath) {
+        if let Some(NodeKind::Hardlink(target)) = self.nodes.get(path).map(|n| &n.kind) {
+            if let Some(names) = self.links.get_mut(target) {
+                names.remove(path);
+            }
+        }
+        let Some(names) = self.links.remove(path) else {
+            return;
+        };
+        let Some(NodeKind::File(data)) = self.nodes.get(path).map(|n| n.kind.clone()) else {
+            unreachable!("hardlinks only ever name regular files")
+        };
+        for name in names {
+            if let Some(link) = self.nodes.get_mut(&name) {
+                link.kind = NodeKind::File(data.clone());
+            }
+        }
     }
 
     pub fn add_dir(&mut self, path: RootPath, meta: Meta) -> Result<(), TreeError> {
@@ -269,6 +307,7 @@ impl RootfsTree {
             doomed.push(path.clone());
         }
         for p in &doomed {
+            self.detach(p);
             self.nodes.remove(p);
         }
         doomed.len()
@@ -323,6 +362,13 @@ mod tests {
         RootPath::new(s).unwrap()
     }
 
+    fn link(target: &str) -> Node {
+        Node {
+            kind: NodeKind::Hardlink(p(target)),
+            meta: Meta::root(0o644, 0),
+        }
+    }
+
     #[test]
     fn creates_parents_and_keeps_order() {
         let mut t = RootfsTree::new(0);
@@ -352,15 +398,36 @@ mod tests {
     #[test]
     fn hardlinks_must_point_at_files_in_the_tree() {
         let mut t = RootfsTree::new(0);
-        let link = |target: &str| Node {
-            kind: NodeKind::Hardlink(p(target)),
-            meta: Meta::root(0o644, 0),
-        };
         assert!(t.insert(p("a"), link("missing")).is_err());
         t.add_file(p("real"), b"data".to_vec(), Meta::root(0o644, 0))
             .unwrap();
         t.insert(p("a"), link("real")).unwrap();
         assert_eq!(&**t.file_data(&p("a")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn hardlinks_keep_the_old_contents_when_their_file_is_replaced_or_removed() {
+        let mut t = RootfsTree::new(0);
+        t.add_file(p("a"), b"old".to_vec(), Meta::root(0o644, 0))
+            .unwrap();
+        t.insert(p("b"), link("a")).unwrap();
+        t.insert(p("c"), link("a")).unwrap();
+        t.add_symlink(p("a"), "/", Meta::root(0o777, 0)).unwrap();
+        for name in ["b", "c"] {
+            assert!(
+                matches!(&t.get(&p(name)).unwrap().kind, NodeKind::File(d) if &d[..] == b"old")
+            );
+        }
+        t.insert(p("d"), link("b")).unwrap();
+        assert_eq!(t.remove(&p("b")), 1);
+        assert!(matches!(&t.get(&p("d")).unwrap().kind, NodeKind::File(d) if &d[..] == b"old"));
+        // A hardlink replaced by a file no longer counts as one of its target's names.
+        t.insert(p("e"), link("c")).unwrap();
+        t.add_file(p("e"), b"new".to_vec(), Meta::root(0o644, 0))
+            .unwrap();
+        t.add_dir(p("c"), Meta::root(0o755, 0)).unwrap_err();
+        t.remove(&p("c"));
+        assert_eq!(&**t.file_data(&p("e")).unwrap(), b"new");
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub fn cases() -> Vec<Case> {
             "not a regular file already in the image",
         ),
         case(
+            "hardlink over its own target",
+            &|t| t.raw(Link, "etc/ok", "etc/ok", 0o644, 0, &[], &[]),
+            "etc/ok",
+            "hardlink /etc/ok names itself",
+        ),
+        case(
             "block device",
             &|t| t.raw(Block, "dev/sda", "", 0o600, 0, &[], &[]),
             "dev/sda",
