@@ -68,7 +68,12 @@ pub fn decode_request(
         if decoded[index].is_some() {
             return Err(invalid(format!("input '{}' is given twice", input.name)));
         }
-        decoded[index] = Some(decode_input(input, &inputs[index], &mut binary)?);
+        decoded[index] = Some(decode_input(
+            input,
+            &inputs[index],
+            json.len(),
+            &mut binary,
+        )?);
     }
     if !binary.is_empty() {
         return Err(invalid(format!(
@@ -132,6 +137,7 @@ fn names(specs: &[TensorSpec]) -> String {
 fn decode_input(
     input: &RequestInput,
     spec: &TensorSpec,
+    json_len: usize,
     binary: &mut &[u8],
 ) -> Result<Tensor, RequestError> {
     let datatype = DataType::from_name(&input.datatype).ok_or_else(|| {
@@ -189,6 +195,14 @@ fn decode_input(
                     input.name
                 ))
             })?;
+            // The shape is the client's claim: each JSON element takes at least a byte, so a
+            // count beyond the body's length is refused before room is made for it.
+            if count > json_len {
+                return Err(invalid(format!(
+                    "input '{}' has shape {shape:?} ({count} elements), more than a {json_len}-byte JSON body can hold",
+                    input.name
+                )));
+            }
             with_element_type!(datatype, T => T::into_data(flatten::<T>(json, &input.name, count)?))
         }
     };
@@ -306,6 +320,19 @@ mod tests {
         assert!(decode(&format!(r#"{{"inputs":[{base}]}}"#))
             .unwrap_err()
             .contains("missing input"));
+    }
+
+    #[test]
+    fn a_shape_larger_than_the_body_is_refused_before_allocating() {
+        // 2^58 x 16 FP32 elements would be a 2^64-byte buffer.
+        let (i, o) = specs();
+        let i = &i[..1];
+        let body = r#"{"inputs":[{"name":"a","shape":[288230376151711744,2],"datatype":"FP32","data":[1]}]}"#;
+        let err = decode_request(body.as_bytes(), None, i, &o).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("input 'a' has shape [288230376151711744, 2] (576460752303423488 elements), more than a {}-byte JSON body can hold", body.len())
+        );
     }
 
     #[test]
