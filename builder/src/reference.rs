@@ -1,5 +1,6 @@
-//! The host's real ONNX Runtime behind the same server code the device runs (`edge-runtime`
-//! built for this machine, engine = onnxruntime), so checks compare like with like over HTTP.
+//! The host's real ONNX Runtime behind the same server code the device runs (the glibc build
+//! of edge-runtime for this machine's arch, engine = onnxruntime), so checks compare like with
+//! like over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,7 +33,7 @@ pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Resul
         Some(p) => PathBuf::from(p),
         None => onnxruntime_library(cache_dir, host)?,
     };
-    let server = host_server_binary()?;
+    let server = crate::device::glibc_runtime(host)?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -67,7 +68,9 @@ pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Resul
     let config_path = dir.path().join("reference.toml");
     std::fs::write(&config_path, config.to_toml())?;
     let log = std::fs::File::create(dir.path().join("reference.log"))?;
-    let child = Command::new(&server)
+    // Through the host's own loader: the binary names the image's private one.
+    let child = Command::new(host.glibc_loader().1)
+        .arg(&server)
         .arg("--config")
         .arg(&config_path)
         .stdin(Stdio::null())
@@ -101,27 +104,4 @@ fn host_arch() -> Result<Arch> {
         "aarch64" => Ok(Arch::Aarch64),
         other => bail!("no ONNX Runtime reference for host arch {other}"),
     }
-}
-
-/// edge-runtime built for this host (glibc, so it can dlopen the wheel's library).
-fn host_server_binary() -> Result<PathBuf> {
-    let workspace = crate::device::workspace_root();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "device",
-            "-p",
-            "edge-runtime",
-        ])
-        .status()
-        .context("cannot run cargo to build the host edge-runtime")?;
-    if !status.success() {
-        bail!("building the host edge-runtime failed (see cargo's output above)");
-    }
-    Ok(crate::device::target_dir(&workspace)
-        .join("device")
-        .join("edge-runtime"))
 }

@@ -1,6 +1,6 @@
 //! The image's bill of materials as SPDX 2.3 JSON (`<name>.spdx.json`): every Alpine package
 //! (version, license, checksums, origin repository, purl), our own device binaries (version,
-//! source commit, sha256), the kernel and the model.
+//! source commit, sha256), the ONNX Runtime engine's libraries, the kernel and the model.
 
 use std::path::Path;
 
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::DeviceBinaries;
 use crate::manifest::{Manifest, PackageRecord};
+use crate::onnxruntime::ENGINE_DIR;
 use crate::writers::atomic::AtomicFile;
 
 /// What the SBOM needs besides the manifest.
@@ -60,6 +61,22 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",
+        }));
+    }
+    for library in &inputs.binaries.runtime_libraries {
+        packages.push(json!({
+            "SPDXID": format!("SPDXRef-EngineLibrary-{}", spdx_id_part(&library.file_name)),
+            "name": library.package,
+            "versionInfo": library.version,
+            "primaryPackagePurpose": "LIBRARY",
+            "downloadLocation": "NOASSERTION",
+            "sourceInfo": library.origin,
+            "filesAnalyzed": false,
+            "checksums": [sha256_checksum(&std::fs::read(&library.source)?)],
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": library.license,
+            "copyrightText": "NOASSERTION",
+            "comment": format!("{ENGINE_DIR}/{}, for the ONNX Runtime engine", library.file_name),
         }));
     }
     packages.push(json!({

@@ -23,8 +23,9 @@ fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Outp
     edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
 }
 
-/// `edgeimg test RECIPE` passes; returns the folder holding its output (`image/`).
-fn passes(recipe: &str) -> tempfile::TempDir {
+/// `edgeimg test RECIPE` passes with the server on `engine`; returns the folder holding its
+/// output (`image/`).
+fn passes(recipe: &str, engine: &str) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let result = edgeimg_test(
@@ -50,12 +51,25 @@ fn passes(recipe: &str) -> tempfile::TempDir {
         xml.contains("<testsuite") && !xml.contains("<failure"),
         "{xml}"
     );
+    assert_engine(&out.path().join("image"), engine);
     out
 }
 
+/// The device's server said which engine it runs on the console.
+fn assert_engine(image: &Path, engine: &str) {
+    let console = std::fs::read_to_string(image.join("console.log")).unwrap();
+    assert!(
+        console.contains(&format!(
+            "edge-runtime listening on 0.0.0.0:8000 (engine {engine},"
+        )),
+        "the server did not run on {engine}:\n{console}"
+    );
+}
+
+/// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
-fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
-    let out = passes("qemu-x86_64.toml");
+fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
+    let out = passes("qemu-x86_64.toml", "onnxruntime");
     // Nothing changed: the second run boots the same build instead of building again.
     let again = edgeimg_test(
         &project_root().join("recipes/qemu-x86_64.toml"),
@@ -71,25 +85,27 @@ fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
 }
 
 #[test]
-fn qemu_aarch64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
-    passes("qemu-aarch64.toml");
+fn qemu_aarch64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
+    passes("qemu-aarch64.toml", "onnxruntime");
 }
 
 /// The Pi's SD-card image itself on QEMU's raspi3b: kernel, initramfs and device tree from its
 /// boot partition, root from the card through the mmc driver, API over USB networking.
 #[test]
 fn pi_sd_card_image_boots_on_raspi3b_and_answers_like_onnxruntime() {
-    passes("pi.toml");
+    passes("pi.toml", "tract");
 }
 
 /// `outputs = ["disk", "qcow2"]` on a QEMU board: a GPT disk with the squashfs root and ext4
-/// data partitions, booted through the small boot initramfs that switches to the root.
+/// data partitions, booted through the small boot initramfs that switches to the root. It
+/// serves with tract, the static engine, so both engines boot on x86_64.
 #[test]
 fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(project_root().join("recipes/qemu-x86_64.toml"))
         .unwrap()
         .replace("[image]\n", "[image]\noutputs = [\"disk\", \"qcow2\"]\n")
+        .replace("engine = \"onnxruntime\"", "engine = \"tract\"")
         .replace(
             "../tests/models/",
             &format!("{}/tests/models/", project_root().display()),
@@ -101,6 +117,7 @@ fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{stdout}\n{}", stderr(&result));
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert_engine(&out, "tract");
     let console = std::fs::read_to_string(out.join("console.log")).unwrap();
     assert!(
         console.contains("EDGEIMG-DATA"),

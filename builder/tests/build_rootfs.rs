@@ -32,6 +32,21 @@ fn tar_entries(path: &Path) -> BTreeMap<String, (u64, u64, u8)> {
         .collect()
 }
 
+/// The contents of one file in a tar archive.
+fn tar_file(path: &Path, name: &str) -> Vec<u8> {
+    tar::Archive::new(std::fs::File::open(path).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().ends_with(name))
+        .map(|mut e| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            data
+        })
+        .unwrap_or_else(|| panic!("{name} is not in {}", path.display()))
+}
+
 /// Build a project recipe into a fresh folder, check its rootfs tar, and hand the folder back.
 fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
@@ -93,20 +108,7 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         not_root.join("\n")
     );
 
-    let installed = String::from_utf8(
-        tar::Archive::new(std::fs::File::open(&tar_path).unwrap())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap())
-            .find(|e| e.path().unwrap().ends_with("lib/apk/db/installed"))
-            .map(|mut e| {
-                let mut s = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut s).unwrap();
-                s
-            })
-            .unwrap(),
-    )
-    .unwrap();
+    let installed = String::from_utf8(tar_file(&tar_path, "lib/apk/db/installed")).unwrap();
     for pkg in ["busybox", "musl"] {
         assert!(
             installed.contains(&format!("\nP:{pkg}\n"))
@@ -121,16 +123,122 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         .iter()
         .any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
     check_sbom(out.path(), &manifest);
+    check_engine(&tar_path, &entries, &manifest);
     out
+}
+
+const ENGINE_DIR: &str = "usr/lib/edgeimg/onnxruntime";
+
+/// `readelf`'s view of one file of the image: its interpreter and `DT_NEEDED` names.
+fn elf_links(data: &[u8]) -> (Option<String>, Vec<String>) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), data).unwrap();
+    let text = run_tool(
+        "readelf",
+        &["-d", "-l", "-W", file.path().to_str().unwrap()],
+    );
+    let between = |line: &str, open: &str| {
+        line.split_once(open)
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(name, _)| name.to_string())
+    };
+    let interpreter = text
+        .lines()
+        .find_map(|l| between(l, "[Requesting program interpreter: "));
+    let needed = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| between(l, "Shared library: ["))
+        .collect();
+    (interpreter, needed)
+}
+
+/// tract: one static edge-runtime and nothing else. onnxruntime: a glibc edge-runtime whose
+/// loader and every library it or libonnxruntime needs are in the engine's own folder, and the
+/// SBOM names where each came from.
+fn check_engine(
+    tar: &Path,
+    entries: &BTreeMap<String, (u64, u64, u8)>,
+    manifest: &serde_json::Value,
+) {
+    let engine = &manifest["engine"];
+    let runtime = tar_file(tar, "usr/bin/edge-runtime");
+    let (interpreter, needed) = elf_links(&runtime);
+    let in_engine_dir: Vec<&String> = entries
+        .iter()
+        .filter(|(p, (_, _, kind))| p.starts_with(&format!("{ENGINE_DIR}/")) && *kind == b'0')
+        .map(|(p, _)| p)
+        .collect();
+    match engine["name"].as_str() {
+        Some("tract") => {
+            assert_eq!(
+                (interpreter, needed),
+                (None, vec![]),
+                "edge-runtime is not static"
+            );
+            assert!(in_engine_dir.is_empty(), "{in_engine_dir:?}");
+        }
+        Some("onnxruntime") => {
+            let arch = manifest["arch"].as_str().unwrap();
+            let loader = match arch {
+                "x86_64" => "ld-linux-x86-64.so.2",
+                _ => "ld-linux-aarch64.so.1",
+            };
+            assert_eq!(interpreter, Some(format!("/{ENGINE_DIR}/{loader}")));
+            let library = format!("{ENGINE_DIR}/libonnxruntime.so.1.31.1");
+            let mut unresolved = Vec::new();
+            for (file, wants) in [("edge-runtime".to_string(), needed)].into_iter().chain(
+                in_engine_dir
+                    .iter()
+                    .map(|p| ((*p).clone(), elf_links(&tar_file(tar, p)).1)),
+            ) {
+                for name in wants {
+                    if !entries.contains_key(&format!("{ENGINE_DIR}/{name}")) {
+                        unresolved.push(format!("{file} needs {name}"));
+                    }
+                }
+            }
+            assert!(
+                unresolved.is_empty(),
+                "not in /{ENGINE_DIR}: {unresolved:?}"
+            );
+            assert!(entries.contains_key(&library), "{in_engine_dir:?}");
+            let debian = if arch == "x86_64" { "amd64" } else { "arm64" };
+            let sbom = sbom(tar.parent().unwrap(), manifest);
+            for package in [
+                "onnxruntime".to_string(),
+                format!("libc6-{debian}-cross"),
+                format!("libstdc++6-{debian}-cross"),
+            ] {
+                let entry = sbom["packages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == package.as_str())
+                    .unwrap_or_else(|| panic!("SBOM lacks {package}"));
+                assert!(!entry["versionInfo"].as_str().unwrap().is_empty());
+                assert_eq!(
+                    entry["checksums"][0]["checksumValue"]
+                        .as_str()
+                        .unwrap()
+                        .len(),
+                    64
+                );
+            }
+        }
+        other => panic!("manifest names no engine: {other:?}"),
+    }
 }
 
 /// The SPDX SBOM beside the image names every installed package with its version and
 /// checksums, our binaries, the kernel and the model.
-fn check_sbom(out: &Path, manifest: &serde_json::Value) {
+fn sbom(out: &Path, manifest: &serde_json::Value) -> serde_json::Value {
     let name = manifest["name"].as_str().unwrap();
-    let sbom: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join(format!("{name}.spdx.json"))).unwrap())
-            .unwrap();
+    serde_json::from_slice(&std::fs::read(out.join(format!("{name}.spdx.json"))).unwrap()).unwrap()
+}
+
+fn check_sbom(out: &Path, manifest: &serde_json::Value) {
+    let sbom = sbom(out, manifest);
     assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
     let listed = sbom["packages"].as_array().unwrap();
     for package in manifest["packages"].as_array().unwrap() {

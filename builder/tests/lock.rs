@@ -122,6 +122,27 @@ fn a_locked_build_installs_exactly_the_lock_and_refuses_drift() {
     let err = stderr(&failed);
     assert!(err.contains("is not the locked busybox"), "{err}");
 
+    // The recipe serves with the real ONNX Runtime: its library and private glibc are locked
+    // too, and a different library on this machine is refused.
+    let libraries = lock_json["engine_library"].as_array().unwrap();
+    let ort = libraries
+        .iter()
+        .find(|l| l["package"] == "onnxruntime")
+        .unwrap_or_else(|| panic!("no libonnxruntime in the lock:\n{lock_text}"));
+    assert!(
+        libraries.iter().any(|l| l["file"] == "libc.so.6"),
+        "{lock_text}"
+    );
+    let ort_sha = ort["sha256"].as_str().unwrap();
+    std::fs::write(&lock_file, lock_text.replace(ort_sha, &"2".repeat(64))).unwrap();
+    let failed = run("build", &recipe, &out, &[]);
+    assert!(!failed.status.success());
+    let err = stderr(&failed);
+    assert!(
+        err.contains("engine's libraries differ") && err.contains("libonnxruntime.so.1.31.1"),
+        "{err}"
+    );
+
     // The lock was made for another model.
     let model_sha = lock["model_sha256"].as_str().unwrap();
     std::fs::write(&lock_file, lock_text.replace(model_sha, &"1".repeat(64))).unwrap();

@@ -169,13 +169,17 @@ impl Bench {
             return Ok(Vec::new());
         }
         steps.step("device binaries (cargo, not timed)");
-        let mut arches = Vec::new();
+        let mut images = Vec::new();
         for plan in &self.plans {
-            if !arches.contains(&plan.arch) {
-                arches.push(plan.arch);
+            if !images.contains(&(plan.arch, plan.runtime.engine)) {
+                images.push((plan.arch, plan.runtime.engine));
             }
         }
-        binaries::stage(&arches, &self.scratch.path().join("device-binaries"))?;
+        binaries::stage(
+            &images,
+            &self.scratch.path().join("device-binaries"),
+            &self.cache_dir,
+        )?;
         let mut manifests = Vec::new();
         for plan in &self.plans {
             if self.has(Phase::Build) {

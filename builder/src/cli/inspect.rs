@@ -42,6 +42,30 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
             model.name, model.path_in_image, model.sha256
         );
     }
+    if let Some(engine) = &manifest.engine {
+        let bytes: u64 = engine.libraries.iter().map(|l| l.size).sum();
+        match engine.libraries.as_slice() {
+            [] => println!("engine   {}", engine.name),
+            libraries => println!(
+                "engine   {} ({} libraries, {bytes} bytes, in {})",
+                engine.name,
+                libraries.len(),
+                libraries[0]
+                    .path_in_image
+                    .rsplit_once('/')
+                    .map_or("", |(dir, _)| dir)
+            ),
+        }
+        for l in &engine.libraries {
+            println!(
+                "  {:<28} {:<18} {:>10} bytes  {}",
+                l.path_in_image.rsplit('/').next().unwrap_or_default(),
+                l.version,
+                l.size,
+                l.package
+            );
+        }
+    }
     println!("packages ({}):", manifest.packages.len());
     for p in &manifest.packages {
         println!(

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Args;
 
 use edgeimg::build::{install_packages, BuildOptions};
+use edgeimg::device::device_binaries;
 use edgeimg::lock::{lock_path, Lockfile};
 use edgeimg::rootfs::RootfsTree;
 
@@ -23,13 +24,16 @@ pub fn run(args: LockArgs) -> Result<ExitCode> {
     // Resolved afresh: an existing lock is what is being replaced.
     let plan = plan_with_lock(&args.recipe, &args.flags, None)?;
     let mut scratch = RootfsTree::new(plan.source_date_epoch);
-    let installed = install_packages(&plan, &BuildOptions::from_env()?, &mut scratch)?;
-    let lock = Lockfile::from_install(&plan, &installed)?;
+    let opts = BuildOptions::from_env()?;
+    let installed = install_packages(&plan, &opts, &mut scratch)?;
+    let binaries = device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
+    let lock = Lockfile::from_install(&plan, &installed, &binaries.runtime_libraries)?;
     let path = lock_path(&args.recipe);
     lock.write(&path)?;
     println!(
-        "locked {} packages (kernel {}-{}) -> {}",
+        "locked {} packages and {} engine libraries (kernel {}-{}) -> {}",
         lock.packages.len(),
+        lock.engine_libraries.len(),
         lock.kernel.name,
         lock.kernel.version,
         path.display()

@@ -6,7 +6,9 @@ mod binaries;
 mod model;
 mod users;
 
-pub use binaries::{device_binaries, target_dir, workspace_root, DeviceBinaries, PREBUILT_ENV};
+pub use binaries::{
+    device_binaries, glibc_runtime, target_dir, workspace_root, DeviceBinaries, PREBUILT_ENV,
+};
 pub use model::{add_model, PreparedModel};
 
 use anyhow::{Context, Result};
@@ -15,6 +17,7 @@ use edge_config::{
 };
 
 use crate::kernel::ModuleSet;
+use crate::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::plan::Plan;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
 
@@ -40,6 +43,7 @@ pub fn add_device_layer(
     }
     // The kernel runs /init from an initramfs; disk boots name init= on the command line.
     tree.add_symlink(path("/init"), INIT_PATH, Meta::root(0o777, t))?;
+    let onnxruntime_library = add_engine_libraries(tree, &binaries.runtime_libraries, t)?;
 
     let account = users::add_server_account(tree, t)?;
     let model = match &plan.model {
@@ -50,7 +54,14 @@ pub fn add_device_layer(
         // The root is read-only: the mount point must be in the image.
         tree.add_dir(path(&data.mountpoint), Meta::root(0o755, t))?;
     }
-    let config = device_config(plan, modules, &account, model.as_ref(), data);
+    let config = device_config(
+        plan,
+        modules,
+        &account,
+        model.as_ref(),
+        data,
+        onnxruntime_library,
+    );
     tree.add_file(
         path(DEVICE_CONFIG_PATH),
         config.to_toml().into_bytes(),
@@ -59,12 +70,32 @@ pub fn add_device_layer(
     Ok(model)
 }
 
+/// Puts the engine's libraries in [`ENGINE_DIR`]; returns libonnxruntime's path there.
+fn add_engine_libraries(
+    tree: &mut RootfsTree,
+    libraries: &[EngineLibrary],
+    mtime: u64,
+) -> Result<Option<String>> {
+    let mut onnxruntime = None;
+    for library in libraries {
+        let data = std::fs::read(&library.source)
+            .with_context(|| format!("cannot read {}", library.source.display()))?;
+        let dest = path(&format!("{ENGINE_DIR}/{}", library.file_name));
+        if library.package == "onnxruntime" {
+            onnxruntime = Some(dest.to_absolute());
+        }
+        tree.add_file(dest, data, Meta::root(0o755, mtime))?;
+    }
+    Ok(onnxruntime)
+}
+
 fn device_config(
     plan: &Plan,
     modules: &ModuleSet,
     account: &users::Account,
     model: Option<&PreparedModel>,
     data: Option<DataPartition>,
+    onnxruntime_library: Option<String>,
 ) -> DeviceConfig {
     let r = &plan.runtime;
     DeviceConfig {
@@ -85,7 +116,7 @@ fn device_config(
         },
         runtime: RuntimeConfig {
             engine: r.engine,
-            onnxruntime_library: None,
+            onnxruntime_library,
             listen: r.listen.clone(),
             threads: r.threads,
             max_body_bytes: r.max_body_bytes.map(|b| b as usize).unwrap_or(64 << 20),

@@ -36,6 +36,38 @@ impl Arch {
             Arch::Aarch64 => "aarch64-unknown-linux-musl",
         }
     }
+
+    /// The Rust target of the glibc build of edge-runtime that loads the real ONNX Runtime.
+    pub fn gnu_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Debian's multiarch triplet, which names the `*-cross` packages' folder `/usr/<it>/lib`.
+    pub fn gnu_triplet(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Aarch64 => "aarch64-linux-gnu",
+        }
+    }
+
+    /// Debian's name for the arch (`libc6-<it>-cross`).
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    /// glibc's dynamic loader: the file name, and where glibc binaries ask for it by default.
+    pub fn glibc_loader(self) -> (&'static str, &'static str) {
+        match self {
+            Arch::X86_64 => ("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"),
+            Arch::Aarch64 => ("ld-linux-aarch64.so.1", "/lib/ld-linux-aarch64.so.1"),
+        }
+    }
 }
 
 /// Everything a board decides by default.

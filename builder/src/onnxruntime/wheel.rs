@@ -1,5 +1,5 @@
-//! The real ONNX Runtime library (`libonnxruntime.so`) for an arch, taken from the official
-//! `onnxruntime` wheel on PyPI (Alpine's mirror may not be reachable; PyPI is), cached.
+//! libonnxruntime for an arch, taken from the official `onnxruntime` wheel on PyPI (Alpine's
+//! mirror may not be reachable and Alpine's own package is built for musl; PyPI is), cached.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
