@@ -22,6 +22,7 @@ pub mod model;
 pub mod onnxruntime;
 pub mod packages;
 pub mod plan;
+pub mod pypi;
 pub mod recipe;
 pub mod reference;
 pub mod rootfs;

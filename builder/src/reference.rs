@@ -1,7 +1,8 @@
-//! The host's real ONNX Runtime behind the same server code the device runs (the glibc build
-//! of edge-runtime for this machine's arch, engine = onnxruntime), so checks compare like with
-//! like over HTTP.
+//! edge-runtime on this machine: the host's real ONNX Runtime behind the same server code the
+//! device runs (the glibc build of edge-runtime for this machine's arch), so checks compare like
+//! with like over HTTP; and either engine for the benchmark's host figures.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,92 +14,151 @@ use crate::checks::InferClient;
 use crate::onnxruntime::{onnxruntime_library, LIBRARY_ENV};
 use crate::recipe::Arch;
 
-pub struct ReferenceServer {
+/// An edge-runtime running on this machine: the server code the device runs, for references
+/// and benchmarks. Killed on drop.
+pub struct HostServer {
     child: Child,
+    /// Holds the config and log while the server runs.
     _dir: tempfile::TempDir,
     pub client: InferClient,
 }
 
-impl Drop for ReferenceServer {
+impl Drop for HostServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Start a host edge-runtime serving `model_file` as `name` with the real ONNX Runtime.
-pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Result<ReferenceServer> {
+/// What a host server serves, with which engine and threads.
+pub struct HostServerSpec<'a> {
+    pub engine: Engine,
+    /// (name, dims-frozen ONNX file) of each model.
+    pub models: &'a [(&'a str, &'a Path)],
+    /// Intra-op threads per run.
+    pub threads: usize,
+    /// Requests served at once.
+    pub max_concurrency: usize,
+}
+
+/// The host's real ONNX Runtime serving `model_file` as `name`.
+pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Result<HostServer> {
+    start_host_server(
+        cache_dir,
+        &HostServerSpec {
+            engine: Engine::Onnxruntime,
+            models: &[(name, model_file)],
+            threads: 1,
+            max_concurrency: 2,
+        },
+    )
+}
+
+/// Start an edge-runtime on this machine: for tract the static build the host arch's images
+/// carry, for onnxruntime the glibc build through the host's own loader, with the wheel's
+/// library (or [`LIBRARY_ENV`]'s).
+pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<HostServer> {
     let host = host_arch()?;
-    let library = match std::env::var_os(LIBRARY_ENV) {
-        Some(p) => PathBuf::from(p),
-        None => onnxruntime_library(cache_dir, host)?,
+    let (mut command, library) = match spec.engine {
+        Engine::Tract => {
+            let binaries = crate::device::device_binaries(host, Engine::Tract, cache_dir)?;
+            (Command::new(binaries.runtime), None)
+        }
+        Engine::Onnxruntime => {
+            let library = match std::env::var_os(LIBRARY_ENV) {
+                Some(p) => PathBuf::from(p),
+                None => onnxruntime_library(cache_dir, host)?,
+            };
+            // The binary names the image's private loader; here the host's own one runs it.
+            let mut command = Command::new(host.glibc_loader().1);
+            command.arg(crate::device::glibc_runtime(host)?);
+            (command, Some(library))
+        }
     };
-    let server = crate::device::glibc_runtime(host)?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let config = DeviceConfig {
-        hostname: "reference".into(),
+        hostname: "host".into(),
         init: InitConfig {
             modules: vec![],
             network: Default::default(),
             data: None,
             server_uid: 0,
             server_gid: 0,
-            server_path: server.display().to_string(),
+            server_path: String::new(),
             server_args: vec![],
             debug_shell: false,
         },
         runtime: RuntimeConfig {
-            engine: Engine::Onnxruntime,
-            onnxruntime_library: Some(library.display().to_string()),
+            engine: spec.engine,
+            onnxruntime_library: library.map(|l| l.display().to_string()),
             listen: format!("127.0.0.1:{port}"),
-            threads: 1,
+            threads: spec.threads,
             max_body_bytes: 256 << 20,
-            max_concurrency: 2,
+            max_concurrency: spec.max_concurrency,
             bearer_token: None,
-            models: vec![ModelConfig {
-                name: name.to_string(),
-                path: model_file.display().to_string(),
-                version: "1".into(),
-            }],
+            models: spec
+                .models
+                .iter()
+                .map(|(name, path)| ModelConfig {
+                    name: name.to_string(),
+                    path: path.display().to_string(),
+                    version: "1".into(),
+                })
+                .collect(),
         },
     };
-    let config_path = dir.path().join("reference.toml");
+    let config_path = dir.path().join("server.toml");
     std::fs::write(&config_path, config.to_toml())?;
-    let log = std::fs::File::create(dir.path().join("reference.log"))?;
-    // Through the host's own loader: the binary names the image's private one.
-    let child = Command::new(host.glibc_loader().1)
-        .arg(&server)
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path)?;
+    // Drop does not run when the builder is killed; the kernel then stops the server instead.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let child = command
         .arg("--config")
         .arg(&config_path)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("cannot start {}", server.display()))?;
-    let mut reference = ReferenceServer {
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let mut server = HostServer {
         child,
         client: InferClient::new(format!("http://127.0.0.1:{port}"), None),
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reference.client.ready() {
-        if let Some(status) = reference.child.try_wait()? {
-            let log = std::fs::read_to_string(reference._dir.path().join("reference.log"))
-                .unwrap_or_default();
-            bail!("the host reference server exited ({status}):\n{log}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.client.ready() {
+        if let Some(status) = server.child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!(
+                "the host edge-runtime ({:?}) exited ({status}):\n{log}",
+                spec.engine
+            );
         }
         if Instant::now() > deadline {
-            bail!("the host reference server did not become ready in 30 s");
+            bail!(
+                "the host edge-runtime ({:?}) did not become ready in 60 s",
+                spec.engine
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(reference)
+    Ok(server)
 }
 
-fn host_arch() -> Result<Arch> {
+pub fn host_arch() -> Result<Arch> {
     match std::env::consts::ARCH {
         "x86_64" => Ok(Arch::X86_64),
         "aarch64" => Ok(Arch::Aarch64),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use edgeimg_qemu::{Qemu, SpawnOptions};
+use edgeimg_qemu::{Qemu, Ready, RunningVm, SpawnOptions};
 use serde::Serialize;
 
 use super::secs;
@@ -31,7 +31,12 @@ pub struct BootFigures {
     pub poweroff_s: f64,
 }
 
-pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Result<BootFigures> {
+/// Boot a built image headless as `edgeimg test` does, up to its ready line.
+pub fn boot_to_ready(
+    plan: &Plan,
+    manifest: &Manifest,
+    ready_timeout: Duration,
+) -> Result<(RunningVm, Ready)> {
     let spec = boot_spec(plan.board, &plan.out_dir, manifest, "")?;
     let mut vm = Qemu::spawn(
         &spec,
@@ -41,6 +46,11 @@ pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Res
         },
     )?;
     let ready = vm.wait_for_ready(ready_timeout)?;
+    Ok((vm, ready))
+}
+
+pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Result<BootFigures> {
+    let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
     let poweroff = vm
         .powerdown(Duration::from_secs(60))
         .context("the guest did not power off cleanly after it was ready")?;

@@ -1,12 +1,14 @@
 //! `edgeimg bench`: measure the product in one run: build time and image sizes per recipe
 //! (cold and warm package cache), boot-to-ready per board, stock Alpine's boot under the same
-//! QEMU for a ratio, and `edgeimg flash` against `dd`. One module per measured thing; this one
-//! only decides what runs in which order and collects the figures.
+//! QEMU for a ratio, inference latency and throughput per engine on the host and in guests
+//! (against Python's onnxruntime), and `edgeimg flash` against `dd`. One module per measured
+//! thing; this one only decides what runs in which order and collects the figures.
 
 pub mod binaries;
 pub mod boot;
 pub mod build;
 pub mod flash;
+pub mod inference;
 pub mod progress;
 pub mod report;
 pub mod stats;
@@ -18,13 +20,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use edge_config::Engine;
 use edgeimg_qemu::Board as QemuBoard;
 
 use crate::build::{build as run_build, BuildOptions};
 use crate::manifest::Manifest;
 use crate::packages::{default_cache_dir, Progress};
 use crate::plan::{Overrides, Plan};
-use crate::recipe::LoadedRecipe;
+use crate::recipe::{Arch, LoadedRecipe};
+use crate::reference::host_arch;
 use crate::vm::qemu_board;
 
 use progress::Steps;
@@ -39,6 +43,8 @@ pub enum Phase {
     Boot,
     /// Stock Alpine's boot under the same QEMU, and its ratio to the images' boot.
     Alpine,
+    /// Inference latency and throughput, tract vs onnxruntime, host and guests, and Python.
+    Inference,
     /// `edgeimg flash` against `dd` for each disk image.
     Flash,
 }
@@ -93,7 +99,14 @@ impl Bench {
             plans.push(plan);
         }
         let phases: BTreeSet<Phase> = if opts.only.is_empty() {
-            [Phase::Build, Phase::Boot, Phase::Alpine, Phase::Flash].into()
+            [
+                Phase::Build,
+                Phase::Boot,
+                Phase::Alpine,
+                Phase::Inference,
+                Phase::Flash,
+            ]
+            .into()
         } else {
             opts.only.iter().copied().collect()
         };
@@ -143,6 +156,10 @@ impl Bench {
         }
         report.boot_ratios = BootRatio::pair(&report.boots, &report.stock_alpine);
 
+        if self.has(Phase::Inference) {
+            self.inference(&mut report, &mut steps)?;
+        }
+
         if self.has(Phase::Flash) {
             for (plan, manifest) in self.plans.iter().zip(&manifests) {
                 let Some(disk) = &manifest.disk else { continue };
@@ -165,21 +182,18 @@ impl Bench {
     /// once, untimed, with the user's package cache when later phases need the images.
     fn images(&self, report: &mut BenchReport, steps: &mut Steps) -> Result<Vec<Manifest>> {
         let needs_built = self.has(Phase::Boot) || self.has(Phase::Flash);
-        if !self.has(Phase::Build) && !needs_built {
+        if !self.has(Phase::Build) && !needs_built && !self.has(Phase::Inference) {
             return Ok(Vec::new());
         }
         steps.step("device binaries (cargo, not timed)");
-        let mut images = Vec::new();
-        for plan in &self.plans {
-            if !images.contains(&(plan.arch, plan.runtime.engine)) {
-                images.push((plan.arch, plan.runtime.engine));
-            }
-        }
         binaries::stage(
-            &images,
+            &self.binary_targets()?,
             &self.scratch.path().join("device-binaries"),
             &self.cache_dir,
         )?;
+        if !self.has(Phase::Build) && !needs_built {
+            return Ok(Vec::new());
+        }
         let mut manifests = Vec::new();
         for plan in &self.plans {
             if self.has(Phase::Build) {
@@ -200,6 +214,68 @@ impl Bench {
             }
         }
         Ok(manifests)
+    }
+
+    /// Every (arch, engine) some image or host server of this run needs binaries for.
+    fn binary_targets(&self) -> Result<Vec<(Arch, Engine)>> {
+        let mut targets: Vec<(Arch, Engine)> = self
+            .plans
+            .iter()
+            .map(|p| (p.arch, p.runtime.engine))
+            .collect();
+        if self.has(Phase::Inference) {
+            let host = host_arch()?;
+            for engine in [Engine::Tract, Engine::Onnxruntime] {
+                targets.push((host, engine));
+                targets.extend(self.guest_plans().map(|p| (p.arch, engine)));
+            }
+        }
+        let mut unique = Vec::new();
+        for t in targets {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        Ok(unique)
+    }
+
+    /// The recipes the inference phase boots with each engine: the QEMU boards' (a Pi image
+    /// boots on raspi3b, several times slower, with the same arm64 code as virt).
+    fn guest_plans(&self) -> impl Iterator<Item = &Plan> {
+        self.plans.iter().filter(|p| !p.board.profile().disk_boot)
+    }
+
+    fn inference(&self, report: &mut BenchReport, steps: &mut Steps) -> Result<()> {
+        let dir = self.scratch.path().join("inference");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        steps.step("inference: models from the rapidocr wheel");
+        let models = inference::models::prepare(&self.cache_dir, &dir)?;
+        report
+            .inference
+            .extend(inference::measure_host(&self.cache_dir, &models, steps)?);
+        let model = models
+            .iter()
+            .find(|m| m.spec.name == inference::GUEST_MODEL)
+            .context("the guest model is one of the benchmark's models")?;
+        let opts = BuildOptions {
+            cache_dir: self.cache_dir.clone(),
+            progress: Progress::hidden(),
+        };
+        for plan in self.guest_plans() {
+            for engine in [Engine::Tract, Engine::Onnxruntime] {
+                let variant = inference::guest_plan(plan, engine, model);
+                steps.step(&format!("inference {} (build, boot, run)", variant.name));
+                let built = run_build(&variant, &opts)
+                    .with_context(|| format!("building {}", variant.name))?;
+                report.inference.push(
+                    inference::measure_guest(&variant, &built.manifest, model, self.ready_timeout)
+                        .with_context(|| format!("benchmarking inference on {}", variant.name))?,
+                );
+            }
+        }
+        report.inference_ratios = inference::InferenceRatio::pair(&report.inference);
+        Ok(())
     }
 
     fn stock_boot(
@@ -236,11 +312,15 @@ impl Bench {
         let n = self.plans.len();
         let images = self.has(Phase::Build) || self.has(Phase::Boot) || self.has(Phase::Flash);
         let count = |on: bool, steps: usize| if on { steps } else { 0 };
-        count(images, 1)
+        count(images || self.has(Phase::Inference), 1)
             + count(self.has(Phase::Build), 2 * n)
             + count(images && !self.has(Phase::Build), n)
             + count(self.has(Phase::Boot), n)
             + count(self.has(Phase::Alpine), self.stock_boards().len())
+            + count(
+                self.has(Phase::Inference),
+                1 + inference::models::MODELS.len() + 2 * self.guest_plans().count(),
+            )
             + count(self.has(Phase::Flash), n)
     }
 }

@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::boot::BootFigures;
 use super::build::BuildFigures;
 use super::flash::{ratio, FlashFigures};
+use super::inference::{InferenceFigures, InferenceRatio};
 use super::stock_alpine::StockFigures;
-use super::{boot, build, flash, stock_alpine, Phase};
+use super::{boot, build, flash, inference, stock_alpine, Phase};
 use crate::writers::atomic::AtomicFile;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,8 @@ pub struct BenchReport {
     pub boots: Vec<BootFigures>,
     pub stock_alpine: Vec<StockFigures>,
     pub boot_ratios: Vec<BootRatio>,
+    pub inference: Vec<InferenceFigures>,
+    pub inference_ratios: Vec<InferenceRatio>,
     pub flashes: Vec<FlashFigures>,
 }
 
@@ -74,6 +77,7 @@ impl BenchReport {
                 Phase::Build => ("builds", build::MEASURES),
                 Phase::Boot => ("boots", boot::MEASURES),
                 Phase::Alpine => ("stock_alpine", stock_alpine::MEASURES),
+                Phase::Inference => ("inference", inference::MEASURES),
                 Phase::Flash => ("flashes", flash::MEASURES),
             };
             measures.insert(key, text);
@@ -92,6 +96,8 @@ impl BenchReport {
             boots: Vec::new(),
             stock_alpine: Vec::new(),
             boot_ratios: Vec::new(),
+            inference: Vec::new(),
+            inference_ratios: Vec::new(),
             flashes: Vec::new(),
         }
     }

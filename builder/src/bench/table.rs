@@ -3,7 +3,7 @@
 use bytesize::ByteSize;
 
 use super::report::BenchReport;
-use super::{boot, build, flash, stock_alpine};
+use super::{boot, build, flash, inference, stock_alpine};
 
 /// Column-aligned text: the first `text_columns` columns left-aligned, the rest (figures)
 /// right-aligned.
@@ -212,6 +212,72 @@ pub fn render(report: &BenchReport) -> String {
             }
         }
         section(&mut sections, t, stock_alpine::MEASURES);
+    }
+    if !report.inference.is_empty() {
+        let mut t = Table::new(
+            "Inference",
+            &[
+                "where",
+                "engine",
+                "model",
+                "runs",
+                "engine p50 ms",
+                "p99 ms",
+                "request p50 ms",
+                "p99 ms",
+                "HTTP ms",
+                "clients",
+                "req/s",
+            ],
+            3,
+        );
+        let ms = |x: f64| format!("{x:.3}");
+        for f in &report.inference {
+            let (request_p50, request_p99, http) = match &f.latency {
+                Some(l) => (
+                    ms(l.request_p50_ms),
+                    ms(l.request_p99_ms),
+                    ms(l.http_overhead_p50_ms),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            t.row(vec![
+                f.place.clone(),
+                f.engine.clone(),
+                f.model.clone(),
+                f.runs.to_string(),
+                ms(f.p50_ms),
+                ms(f.p99_ms),
+                request_p50,
+                request_p99,
+                http,
+                f.clients.to_string(),
+                format!("{:.1}", f.per_second),
+            ]);
+        }
+        section(&mut sections, t, inference::MEASURES);
+        let mut r = Table::new(
+            "Inference ratios (engine p50 over engine p50, same run)",
+            &[
+                "where",
+                "model",
+                "tract/onnxruntime",
+                "edge onnxruntime/python",
+                "edge request/python",
+            ],
+            2,
+        );
+        let ratio = |x: Option<f64>| x.map_or("-".into(), times);
+        for p in &report.inference_ratios {
+            r.row(vec![
+                p.place.clone(),
+                p.model.clone(),
+                ratio(p.tract_over_onnxruntime),
+                ratio(p.edge_over_python),
+                ratio(p.edge_request_over_python),
+            ]);
+        }
+        sections.push(r.render());
     }
     if !report.flashes.is_empty() {
         let mut t = Table::new(

@@ -21,6 +21,9 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::{decode_request, encode_response, HEADER_CONTENT_LENGTH};
 
+/// `server-timing: infer;dur=<ms>` on every inference response.
+pub const HEADER_SERVER_TIMING: &str = "server-timing";
+
 /// Everything the handlers share.
 pub struct AppState {
     pub models: HashMap<String, Arc<Model>>,
@@ -229,9 +232,8 @@ async fn run_infer(
             ))
         })?
         .map_err(|e| ApiError::internal(format!("running model '{}': {e}", model.name)))?;
-    state
-        .metrics
-        .inference(&model.name, engine_started.elapsed());
+    let engine_time = engine_started.elapsed();
+    state.metrics.inference(&model.name, engine_time);
 
     let encoded = encode_response(
         &model.name,
@@ -242,6 +244,13 @@ async fn run_infer(
     );
     let mut response = encoded.body.into_response();
     let headers = response.headers_mut();
+    // The engine's share of the request (W3C Server Timing), so a client can tell the model's
+    // time from the HTTP path's.
+    if let Ok(timing) =
+        HeaderValue::from_str(&format!("infer;dur={:.3}", engine_time.as_secs_f64() * 1e3))
+    {
+        headers.insert(HEADER_SERVER_TIMING, timing);
+    }
     match encoded.json_len {
         Some(n) => {
             headers.insert(

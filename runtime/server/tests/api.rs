@@ -77,6 +77,37 @@ fn health_and_metadata() {
     assert_eq!(get(&agent, &server.url("/v2/models/nope/ready")).0, 404);
 }
 
+/// Each answer says how long the engine took (Server-Timing), which a client uses to split
+/// its latency into the model's time and the HTTP path's.
+#[test]
+fn inference_responses_carry_the_engine_time() {
+    let server = small_server(|_| {});
+    let started = std::time::Instant::now();
+    let response = client()
+        .post(server.url("/v2/models/small/infer"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&good_request()).unwrap())
+        .unwrap();
+    let total_ms = started.elapsed().as_secs_f64() * 1e3;
+    let timing = response
+        .headers()
+        .get("server-timing")
+        .expect("a server-timing header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let engine_ms: f64 = timing
+        .strip_prefix("infer;dur=")
+        .unwrap_or_else(|| panic!("{timing:?}"))
+        .parse()
+        .unwrap();
+    assert!(
+        engine_ms > 0.0 && engine_ms <= total_ms,
+        "engine {engine_ms} ms of {total_ms} ms"
+    );
+    assert_good_answer(&json_of(response).1);
+}
+
 #[test]
 fn infers_with_json_and_versioned_paths() {
     let server = small_server(|_| {});

@@ -1,0 +1,74 @@
+//! The guest figures: a QEMU recipe's plan with the benchmark's model and each engine swapped
+//! in, built, booted as `edgeimg test` boots it, and timed through the forwarded port.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use edge_config::Engine;
+
+use super::models::PreparedModel;
+use super::timing::Endpoint;
+use super::{engine_name, served_figures, warmup, InferenceFigures};
+use crate::bench::boot::boot_to_ready;
+use crate::manifest::Manifest;
+use crate::plan::{ModelPlan, Plan};
+use crate::vm::qemu_board;
+
+/// The model guests serve: under emulation the others take seconds per run.
+pub const GUEST_MODEL: &str = "ppocr-cls";
+/// Concurrent clients against a guest (its one or two emulated CPUs).
+const GUEST_CLIENTS: usize = 2;
+
+/// `plan` serving `model` with `engine`, in its own output folder beside the plan's.
+pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
+    let name = format!("{}-{}-{}", plan.name, model.spec.name, engine_name(engine));
+    let mut variant = plan.clone();
+    variant.out_dir = plan.out_dir.with_file_name(&name);
+    variant.name = name;
+    variant.runtime.engine = engine;
+    variant.model = Some(ModelPlan {
+        path: model.source.clone(),
+        name: model.spec.name.to_string(),
+        sha256: None,
+        inputs: model.spec.frozen_inputs(),
+    });
+    variant.tests = Vec::new();
+    variant
+}
+
+/// Boot `plan`'s built image, time `model` on it, power it off.
+pub fn measure_guest(
+    plan: &Plan,
+    manifest: &Manifest,
+    model: &PreparedModel,
+    ready_timeout: Duration,
+) -> Result<InferenceFigures> {
+    let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
+    let addr = vm.api_addr().context("the API port was not forwarded")?;
+    let board = qemu_board(plan.board);
+    let place = format!(
+        "guest {} ({}, {})",
+        board.name(),
+        board.profile().machine,
+        ready.accel
+    );
+    let endpoint = Endpoint {
+        url: format!("http://{addr}/v2/models/{}/infer", model.spec.name),
+        request: &model.request,
+        json_len: model.json_len,
+    };
+    let runs = model.spec.guest_runs;
+    let figures = served_figures(
+        &place,
+        plan.runtime.engine,
+        model,
+        &endpoint,
+        warmup(runs),
+        runs,
+        GUEST_CLIENTS,
+    )
+    .with_context(|| format!("--- console tail ---\n{}", vm.console_tail(20)))?;
+    vm.powerdown(Duration::from_secs(60))
+        .context("the guest did not power off cleanly after the benchmark")?;
+    Ok(figures)
+}
