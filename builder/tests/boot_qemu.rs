@@ -44,6 +44,10 @@ fn passes(recipe: &str) -> tempfile::TempDir {
         "no comparison with ORT:\n{stdout}"
     );
     assert!(stdout.contains("powered off"), "{stdout}");
+    for check in ["ok   device defaults", "ok   serial console"] {
+        assert!(stdout.contains(check), "no {check:?}:\n{stdout}");
+    }
+    eprintln!("{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let xml = std::fs::read_to_string(junit).unwrap();
     assert!(

@@ -4,6 +4,7 @@
 //! recipe's expected values and/or a reference endpoint (the host's real ONNX Runtime).
 
 mod client;
+pub mod device;
 mod tensor;
 
 pub use client::{InferClient, ModelMetadata, TensorMetadata};
