@@ -1,6 +1,6 @@
 //! Under load: many concurrent clients against a real edge-runtime process on loopback, with
 //! hostile requests (garbage JSON, wrong shapes, unknown models, oversized bodies, bytes that
-//! are not HTTP, slow and aborted connections) between the good ones. Every good answer must
+//! are not HTTP, slow and aborted connections, a wrong bearer token) between the good ones. Every good answer must
 //! match the real ONNX Runtime's, every hostile request get its 4xx, the server stay up and
 //! its memory level off. The figures are printed, not asserted. `edgeimg test` runs the same
 //! load (the same function) against a booted device.
@@ -21,11 +21,14 @@ const MAX_BODY: usize = 256 << 10;
 /// Distinct inputs, so an answer handed to the wrong client would be caught.
 const INPUTS: u64 = 8;
 
-fn target(server: &Server) -> Target {
+/// The server under load wants a token, so the wrong-token kind takes turns too.
+const TOKEN: &str = "load-test-token";
+
+fn target(server: &Server, token: Option<&str>) -> Target {
     Target {
         base: server.base.clone(),
         model: "tiny-mlp".into(),
-        token: None,
+        token: token.map(str::to_string),
     }
 }
 
@@ -35,6 +38,7 @@ fn many_clients_with_hostile_requests_all_answered_right_and_memory_levels_off()
     let mut config = runtime_config(Engine::Tract, &[("tiny-mlp", &model)]);
     config.max_body_bytes = MAX_BODY;
     config.max_concurrency = 4;
+    config.bearer_token = Some(TOKEN.into());
     let mut server = Server::start(config);
     let reference = Server::start(runtime_config(Engine::Onnxruntime, &[("tiny-mlp", &model)]));
     let bodies = (0..INPUTS)
@@ -44,7 +48,7 @@ fn many_clients_with_hostile_requests_all_answered_right_and_memory_levels_off()
             serde_json::to_vec(&request).unwrap()
         })
         .collect();
-    let good = edgeimg_load::reference_answers(&target(&reference), bodies).unwrap();
+    let good = edgeimg_load::reference_answers(&target(&reference, None), bodies).unwrap();
 
     let spec = LoadSpec {
         clients: CLIENTS,
@@ -54,12 +58,12 @@ fn many_clients_with_hostile_requests_all_answered_right_and_memory_levels_off()
         tolerance: 1e-4,
         time_limit: Duration::from_secs(180),
     };
-    let report = edgeimg_load::run(&target(&server), &good, &spec).unwrap();
+    let report = edgeimg_load::run(&target(&server, Some(TOKEN)), &good, &spec).unwrap();
     eprintln!("host load (tract, tiny-mlp): {}", report.summary());
     let problems = report.problems();
     assert!(problems.is_empty(), "{problems:#?}\n{}", report.summary());
     assert_eq!(report.requests, REQUESTS);
-    assert_eq!(report.hostile.len(), 7, "every hostile kind took turns");
+    assert_eq!(report.hostile.len(), 8, "every hostile kind took turns");
 
     assert!(
         matches!(server.child.try_wait(), Ok(None)),
