@@ -23,8 +23,9 @@ fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Outp
     edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
 }
 
-/// `edgeimg test RECIPE` passes; returns the folder holding its output (`image/`).
-fn passes(recipe: &str) -> tempfile::TempDir {
+/// `edgeimg test RECIPE` passes; returns the folder holding its output (`image/`) and what
+/// it printed.
+fn passes(recipe: &str) -> (tempfile::TempDir, String) {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let result = edgeimg_test(
@@ -32,7 +33,7 @@ fn passes(recipe: &str) -> tempfile::TempDir {
         &out.path().join("image"),
         &["--junit", junit.to_str().unwrap()],
     );
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(
         result.status.success(),
         "edgeimg test {recipe} failed:\n{stdout}\n{}",
@@ -44,18 +45,22 @@ fn passes(recipe: &str) -> tempfile::TempDir {
         "no comparison with ORT:\n{stdout}"
     );
     assert!(stdout.contains("powered off"), "{stdout}");
+    for check in ["ok   device defaults", "ok   serial console"] {
+        assert!(stdout.contains(check), "no {check:?}:\n{stdout}");
+    }
+    eprintln!("{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let xml = std::fs::read_to_string(junit).unwrap();
     assert!(
         xml.contains("<testsuite") && !xml.contains("<failure"),
         "{xml}"
     );
-    out
+    (out, stdout)
 }
 
 #[test]
 fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
-    let out = passes("qemu-x86_64.toml");
+    let (out, _) = passes("qemu-x86_64.toml");
     // Nothing changed: the second run boots the same build instead of building again.
     let again = edgeimg_test(
         &project_root().join("recipes/qemu-x86_64.toml"),
@@ -70,9 +75,21 @@ fn qemu_x86_64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
     );
 }
 
+/// Also the recipe's load check: 16 clients through the forwarded port, hostile requests
+/// among them, memory read from the device's /metrics.
 #[test]
 fn qemu_aarch64_image_boots_answers_like_onnxruntime_and_restarts_its_server() {
-    passes("qemu-aarch64.toml");
+    let (_, stdout) = passes("qemu-aarch64.toml");
+    let load = stdout
+        .lines()
+        .find(|l| l.contains("hostile requests among them"))
+        .unwrap_or_else(|| panic!("no load check:\n{stdout}"));
+    assert!(
+        load.contains("ok ")
+            && load.contains("400 requests from 16 clients")
+            && load.contains("0 errors"),
+        "{load}"
+    );
 }
 
 /// The Pi's SD-card image itself on QEMU's raspi3b: kernel, initramfs and device tree from its
