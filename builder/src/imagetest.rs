@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use edgeimg_qemu::{Qemu, RunningVm, SpawnOptions};
 
+use crate::checks::device::{
+    check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
+};
 use crate::checks::{run_case, CheckOutcome, InferClient};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
@@ -56,6 +59,9 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
         },
     )?;
     let ready = vm.wait_for_ready(opts.ready_timeout)?;
+    // Typed now, judged after the cases: a shell has had all that time to answer.
+    let probe_typed = Instant::now();
+    let probe = vm.write_console(CONSOLE_PROBE);
     let mut report = TestReport {
         host_boot_to_ready: ready.host_boot_to_ready,
         guest_ms_since_boot: ready.line.ms_since_boot,
@@ -78,6 +84,9 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
     }
     if report.failure.is_none() {
         report.cases = run_cases(plan, manifest, &device, &opts.cache_dir);
+        report
+            .cases
+            .extend(device_checks(plan, &console_log, probe, probe_typed));
     }
     match vm.powerdown(Duration::from_secs(30)) {
         Ok(took) => report.poweroff = Some(took),
@@ -130,22 +139,69 @@ fn run_cases(
                 reference.as_ref().map(|r| &r.client),
                 &model.name,
                 case,
+                plan.runtime.body_limit(),
             )
         })
         .collect()
 }
 
+/// The audit of every server start, and whether the console answered the typed probe.
+fn device_checks(
+    plan: &Plan,
+    log: &Path,
+    probe: edgeimg_qemu::Result<()>,
+    probe_typed: Instant,
+) -> Vec<CheckOutcome> {
+    let debug_shell = plan.runtime.debug_shell;
+    // Init prints the audit right after each READY; the API may have answered a moment sooner.
+    wait_in_log(log, Duration::from_secs(15), |text| {
+        text.matches(AUDIT_MARKER).count() >= text.matches("EDGEIMG-READY").count()
+    });
+    let audit = check_audit(
+        &std::fs::read_to_string(log).unwrap_or_default(),
+        debug_shell,
+    );
+    let console = match probe {
+        Ok(()) => {
+            // An absent answer needs some time to mean anything; a shell answers within it.
+            let patience = CONSOLE_PATIENCE.saturating_sub(probe_typed.elapsed());
+            let answered = wait_in_log(log, patience, |text| text.contains(CONSOLE_ANSWER));
+            check_console(answered, debug_shell)
+        }
+        Err(e) => CheckOutcome {
+            name: "serial console".into(),
+            passed: false,
+            detail: format!("cannot type on the serial console: {e}"),
+        },
+    };
+    vec![audit, console]
+}
+
+/// How long after typing the console probe its answer may take: a shell answers an `echo` in
+/// well under a second even under TCG, and the audit's `console_shell` is the first witness.
+const CONSOLE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Polls the console log until `until` holds (true) or `patience` runs out (false).
+fn wait_in_log(log: &Path, patience: Duration, until: impl Fn(&str) -> bool) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        if until(&std::fs::read_to_string(log).unwrap_or_default()) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// After init's self-test kill: the restart line on the console, then the API answering again.
 fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains("EDGEIMG-RESTARTED")
-    {
-        if Instant::now() > deadline {
-            bail!("init did not restart the server within 60 s of killing it");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if !wait_in_log(log, Duration::from_secs(60), |text| {
+        text.contains("EDGEIMG-RESTARTED")
+    }) {
+        bail!("init did not restart the server within 60 s of killing it");
     }
     while !device.ready() {
         if Instant::now() > deadline {

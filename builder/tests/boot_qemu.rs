@@ -24,8 +24,8 @@ fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Outp
 }
 
 /// `edgeimg test RECIPE` passes with the server on `engine`; returns the folder holding its
-/// output (`image/`).
-fn passes(recipe: &str, engine: &str) -> tempfile::TempDir {
+/// output (`image/`) and what it printed.
+fn passes(recipe: &str, engine: &str) -> (tempfile::TempDir, String) {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let result = edgeimg_test(
@@ -33,7 +33,7 @@ fn passes(recipe: &str, engine: &str) -> tempfile::TempDir {
         &out.path().join("image"),
         &["--junit", junit.to_str().unwrap()],
     );
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(
         result.status.success(),
         "edgeimg test {recipe} failed:\n{stdout}\n{}",
@@ -45,6 +45,10 @@ fn passes(recipe: &str, engine: &str) -> tempfile::TempDir {
         "no comparison with ORT:\n{stdout}"
     );
     assert!(stdout.contains("powered off"), "{stdout}");
+    for check in ["ok   device defaults", "ok   serial console"] {
+        assert!(stdout.contains(check), "no {check:?}:\n{stdout}");
+    }
+    eprintln!("{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let xml = std::fs::read_to_string(junit).unwrap();
     assert!(
@@ -52,7 +56,7 @@ fn passes(recipe: &str, engine: &str) -> tempfile::TempDir {
         "{xml}"
     );
     assert_engine(&out.path().join("image"), engine);
-    out
+    (out, stdout)
 }
 
 /// The device's server said which engine it runs on the console.
@@ -69,7 +73,7 @@ fn assert_engine(image: &Path, engine: &str) {
 /// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
 fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
-    let out = passes("qemu-x86_64.toml", "onnxruntime");
+    let (out, _) = passes("qemu-x86_64.toml", "onnxruntime");
     // Nothing changed: the second run boots the same build instead of building again.
     let again = edgeimg_test(
         &project_root().join("recipes/qemu-x86_64.toml"),
@@ -84,9 +88,21 @@ fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_serv
     );
 }
 
+/// Also the recipe's load check: 16 clients through the forwarded port, hostile requests
+/// among them, memory read from the device's /metrics.
 #[test]
 fn qemu_aarch64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
-    passes("qemu-aarch64.toml", "onnxruntime");
+    let (_, stdout) = passes("qemu-aarch64.toml", "onnxruntime");
+    let load = stdout
+        .lines()
+        .find(|l| l.contains("hostile requests among them"))
+        .unwrap_or_else(|| panic!("no load check:\n{stdout}"));
+    assert!(
+        load.contains("ok ")
+            && load.contains("400 requests from 16 clients")
+            && load.contains("0 errors"),
+        "{load}"
+    );
 }
 
 /// The Pi's SD-card image itself on QEMU's raspi3b: kernel, initramfs and device tree from its

@@ -60,6 +60,10 @@ impl InferClient {
         &self.base
     }
 
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     fn get(&self, path: &str) -> Result<serde_json::Value> {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
@@ -112,8 +116,8 @@ impl InferClient {
             .outputs
             .into_iter()
             .map(|o| {
-                let data =
-                    flatten_json(&o.data).with_context(|| format!("output {} data", o.name))?;
+                let data = edgeimg_load::flatten_json(&o.data)
+                    .with_context(|| format!("output {} data", o.name))?;
                 Ok((
                     o.name.clone(),
                     Tensor {
@@ -126,23 +130,4 @@ impl InferClient {
             })
             .collect()
     }
-}
-
-fn flatten_json(value: &serde_json::Value) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    fn walk(v: &serde_json::Value, out: &mut Vec<f64>) -> Result<()> {
-        match v {
-            serde_json::Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
-            serde_json::Value::Bool(b) => out.push(if *b { 1.0 } else { 0.0 }),
-            serde_json::Value::Array(items) => {
-                for i in items {
-                    walk(i, out)?;
-                }
-            }
-            other => bail!("expected numbers, found {other}"),
-        }
-        Ok(())
-    }
-    walk(value, &mut out)?;
-    Ok(out)
 }

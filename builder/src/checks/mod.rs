@@ -4,6 +4,8 @@
 //! recipe's expected values and/or a reference endpoint (the host's real ONNX Runtime).
 
 mod client;
+pub mod device;
+mod load;
 mod tensor;
 
 pub use client::{InferClient, ModelMetadata, TensorMetadata};
@@ -23,14 +25,20 @@ pub struct CheckOutcome {
     pub detail: String,
 }
 
-/// Run one case. `reference` answers the same request with the host's ONNX Runtime.
+/// Run one case. `reference` answers the same request with the host's ONNX Runtime;
+/// `body_limit` is the device's largest request body (load checks send one byte more).
 pub fn run_case(
     device: &InferClient,
     reference: Option<&InferClient>,
     model: &str,
     case: &TestCase,
+    body_limit: usize,
 ) -> CheckOutcome {
-    match try_case(device, reference, model, case) {
+    let result = match &case.load {
+        Some(load) => load::run_load(device, reference, model, case, load.get_ref(), body_limit),
+        None => try_case(device, reference, model, case),
+    };
+    match result {
         Ok(detail) => CheckOutcome {
             name: case.name.clone(),
             passed: true,

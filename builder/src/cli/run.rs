@@ -21,7 +21,7 @@ pub struct RunArgs {
     /// Build even if the last build in the output folder is up to date.
     #[arg(long)]
     rebuild: bool,
-    /// Extra kernel command-line words (e.g. edgeimg.debug_shell=1).
+    /// Extra kernel command-line words (e.g. edgeimg.selftest=kill-server).
     #[arg(long, default_value = "")]
     append: String,
 }

@@ -119,7 +119,7 @@ fn device_config(
             onnxruntime_library,
             listen: r.listen.clone(),
             threads: r.threads,
-            max_body_bytes: r.max_body_bytes.map(|b| b as usize).unwrap_or(64 << 20),
+            max_body_bytes: r.body_limit(),
             max_concurrency: r.max_concurrency.unwrap_or(4),
             bearer_token: r.bearer_token.clone(),
             models: model

@@ -229,7 +229,37 @@ pub struct TestCase {
     /// Ask init to kill the server first, and check it comes back.
     #[serde(default)]
     pub kill_server: bool,
+    /// A load test instead of one request: the inputs (each `{ random = SEED }` varied per
+    /// request) from many clients at once, hostile requests interleaved; the answers must
+    /// equal the host's ONNX Runtime (`compare_onnxruntime`) or the device's own at rest.
+    pub load: Option<Spanned<LoadCheck>>,
 }
+
+/// `load = { clients = 16, requests = 400, garbage_every = 5 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadCheck {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Requests in all, hostile ones included.
+    pub requests: usize,
+    /// Every Nth request is hostile: garbage JSON, a wrong shape, an unknown model, a body
+    /// over `runtime.max_body`, bytes that are not HTTP, a slow or an aborted connection
+    /// (0: none).
+    #[serde(default)]
+    pub garbage_every: usize,
+    /// The most the whole load may take, in seconds.
+    #[serde(default = "default_load_seconds")]
+    pub seconds: u64,
+}
+
+fn default_load_seconds() -> u64 {
+    120
+}
+
+/// Bounds that keep a load test a test (loopback, a few seconds), not a benchmark.
+const MAX_LOAD_CLIENTS: usize = 256;
+const MAX_LOAD_REQUESTS: usize = 100_000;
 
 fn default_tolerance() -> f64 {
     1e-4
@@ -288,6 +318,12 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
             }
         }
     }
+    for test in &r.tests {
+        if let Some(load) = &test.load {
+            validate_load(load.get_ref())
+                .map_err(|msg| loaded.error_at(load.span(), "test.load", msg))?;
+        }
+    }
     for file in &r.files {
         if !file.dest.get_ref().starts_with('/') {
             return Err(loaded.error_at(
@@ -314,6 +350,30 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
     Ok(())
 }
 
+fn validate_load(load: &LoadCheck) -> Result<(), String> {
+    if !(1..=MAX_LOAD_CLIENTS).contains(&load.clients) {
+        return Err(format!(
+            "clients = {} is out of range; use 1 to {MAX_LOAD_CLIENTS}",
+            load.clients
+        ));
+    }
+    if !(load.clients..=MAX_LOAD_REQUESTS).contains(&load.requests) {
+        return Err(format!(
+            "requests = {} is out of range; use at least one per client ({}) and at most {MAX_LOAD_REQUESTS}",
+            load.requests, load.clients
+        ));
+    }
+    if load.garbage_every == 1 {
+        return Err(
+            "garbage_every = 1 leaves no good requests; use 0 (none) or 2 and up".to_string(),
+        );
+    }
+    if load.seconds == 0 {
+        return Err("seconds = 0 leaves no time; give the most the load may take".to_string());
+    }
+    Ok(())
+}
+
 /// "64MiB", "1 GiB", "512000" -> bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     text.trim()
@@ -330,4 +390,51 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("{text:?} is not an octal mode; write e.g. \"0644\" or \"0755\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::LoadedRecipe;
+    use std::path::Path;
+
+    fn with_test(test: &str) -> Result<LoadedRecipe, String> {
+        let text = format!(
+            "[image]\nname = \"x\"\nboard = \"qemu-x86_64\"\n\n[[test]]\nname = \"t\"\n{test}\n"
+        );
+        LoadedRecipe::parse(Path::new("r.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_load_check_parses_with_a_default_time_bound() {
+        let loaded =
+            with_test("load = { clients = 16, requests = 400, garbage_every = 5 }").unwrap();
+        let load = loaded.recipe.tests[0]
+            .load
+            .as_ref()
+            .unwrap()
+            .get_ref()
+            .clone();
+        assert_eq!(
+            (load.clients, load.requests, load.garbage_every),
+            (16, 400, 5)
+        );
+        assert_eq!(load.seconds, 120);
+    }
+
+    #[test]
+    fn load_check_mistakes_name_the_place_and_the_fix() {
+        let error =
+            with_test("load = { clients = 4, requests = 40, garbage_every = 1 }").unwrap_err();
+        assert!(
+            error.contains("r.toml:7") && error.contains("test.load"),
+            "{error}"
+        );
+        assert!(error.contains("use 0 (none) or 2 and up"), "{error}");
+        let error = with_test("load = { clients = 0, requests = 40 }").unwrap_err();
+        assert!(error.contains("clients = 0"), "{error}");
+        let error = with_test("load = { clients = 8, requests = 4 }").unwrap_err();
+        assert!(error.contains("at least one per client"), "{error}");
+        let error = with_test("load = { clients = 8, requests = 40, rate = 3 }").unwrap_err();
+        assert!(error.contains("rate"), "{error}");
+    }
 }

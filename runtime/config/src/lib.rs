@@ -115,8 +115,11 @@ pub struct RuntimeConfig {
     pub models: Vec<ModelConfig>,
 }
 
+/// `max_body_bytes` when the config does not say.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
 fn default_max_body() -> usize {
-    64 << 20
+    DEFAULT_MAX_BODY_BYTES
 }
 
 fn default_concurrency() -> usize {

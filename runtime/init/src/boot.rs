@@ -1,5 +1,5 @@
 //! The boot sequence, in order: signals, mounts, config, hostname, modules, network, data,
-//! then the run loop.
+//! read-only root, then the run loop.
 
 use std::path::Path;
 
@@ -44,6 +44,9 @@ pub fn boot() -> ! {
             format!("unknown flag {word:?} ignored (see edge-init docs)"),
         );
     }
+    if flags.debug_shell_asked {
+        console::error("cmdline", cmdline::DEBUG_SHELL_REFUSED);
+    }
 
     let config = match config::load(Path::new(edge_config::DEVICE_CONFIG_PATH)) {
         Ok(config) => config,
@@ -73,6 +76,7 @@ pub fn boot() -> ! {
         config.init.data.as_ref().and_then(|data| {
             data::mount_data(data, (config.init.server_uid, config.init.server_gid))
         });
+    mounts::make_root_read_only();
     step("starting the server");
 
     // config::load checked the address already.
@@ -83,7 +87,7 @@ pub fn boot() -> ! {
         probe: readiness::probe_target(listen),
         listen: config.runtime.listen.clone(),
         models: config::model_names(&config),
-        debug_shell: config.init.debug_shell || flags.debug_shell,
+        debug_shell: config.init.debug_shell,
         flags,
         data_mount,
     };

@@ -7,13 +7,19 @@ pub struct Flags {
     pub kill_server_once: bool,
     /// `edgeimg.poweroff_after_ready=1`: power off right after the first READY line.
     pub poweroff_after_ready: bool,
-    /// `edgeimg.debug_shell=1`: a shell on the console even if the config does not ask.
-    pub debug_shell: bool,
+    /// `edgeimg.debug_shell=1` was given. It is refused (see [`DEBUG_SHELL_REFUSED`]).
+    pub debug_shell_asked: bool,
     /// `root=PARTUUID=...`: in a boot initramfs, the partition to switch to (disk boots).
     pub root: Option<String>,
     /// `edgeimg.*` words this init does not know; reported so a typo is noticed.
     pub unknown: Vec<String>,
 }
+
+/// Why `edgeimg.debug_shell` on the command line opens nothing. Whoever can change the kernel
+/// command line (the Pi's `cmdline.txt` on the FAT partition, a bootloader prompt on the serial
+/// console, the QEMU command) must not get a root shell from it: the console shell is a build
+/// choice the image carries (`runtime.debug_shell = true` in the recipe).
+pub const DEBUG_SHELL_REFUSED: &str = "edgeimg.debug_shell is ignored: the console shell is a build-time choice (set runtime.debug_shell = true in the recipe and rebuild)";
 
 /// Parses `/proc/cmdline` text. Words that are not `edgeimg.*` belong to the kernel and others.
 pub fn parse(cmdline: &str) -> Flags {
@@ -30,7 +36,7 @@ pub fn parse(cmdline: &str) -> Flags {
         match (key, value) {
             ("selftest", "kill-server") => flags.kill_server_once = true,
             ("poweroff_after_ready", v) => flags.poweroff_after_ready = is_true(v),
-            ("debug_shell", v) => flags.debug_shell = is_true(v),
+            ("debug_shell", v) => flags.debug_shell_asked = is_true(v),
             _ => flags.unknown.push(word.to_string()),
         }
     }
@@ -52,7 +58,7 @@ mod tests {
         );
         assert!(flags.kill_server_once);
         assert!(flags.poweroff_after_ready);
-        assert!(!flags.debug_shell);
+        assert!(!flags.debug_shell_asked);
         assert!(flags.unknown.is_empty());
         assert_eq!(flags.root, None);
     }
@@ -66,7 +72,7 @@ mod tests {
     #[test]
     fn bare_flag_means_on_and_zero_means_off() {
         let flags = parse("edgeimg.debug_shell edgeimg.poweroff_after_ready=0");
-        assert!(flags.debug_shell);
+        assert!(flags.debug_shell_asked);
         assert!(!flags.poweroff_after_ready);
     }
 

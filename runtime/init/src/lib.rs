@@ -17,6 +17,8 @@
 //! - `EDGEIMG-DATA device=/dev/vda1 mountpoint=/data` once the data partition is mounted.
 //! - `EDGEIMG-READY model=<names> listen=<addr> ms_since_boot=<n>` when
 //!   `GET /v2/health/ready` answers 200 on loopback; again after every restart.
+//! - `EDGEIMG-AUDIT server_pid=<n> uid=<n> ... root=ro console_shell=none` right after each
+//!   READY: how the server really runs (see [`audit`]).
 //! - `EDGEIMG-SERVER-EXIT status=<exit:N|signal:SIGx> ran_ms=<n> restart_in_ms=<n>`.
 //! - `EDGEIMG-RESTARTED model=<names> restarts=<n> last_exit=<status> ms_since_boot=<n>`.
 //! - `EDGEIMG-POWEROFF reason=<signal or flag> ms_since_boot=<n>` right before power-off.
@@ -40,8 +42,20 @@
 //!   the restart path (RESTARTED then READY follow).
 //! - `edgeimg.poweroff_after_ready=1`: power off at READY (after the selftest kill's second
 //!   READY when both are given).
-//! - `edgeimg.debug_shell=1`: a root shell on the console, as `init.debug_shell = true` does.
+//! - `edgeimg.debug_shell=1` is refused with an `EDGEIMG-ERROR`: a root shell on the console
+//!   comes only from the image's config (`init.debug_shell`, the recipe's
+//!   `runtime.debug_shell`), never from whoever can edit the command line.
+//!
+//! # Device defaults
+//! Without `init.debug_shell` nothing reads the console (the server's stdin is /dev/null).
+//! The server runs as its own uid/gid, no supplementary groups, an empty capability bounding
+//! set and `NO_NEW_PRIVS`. `/` is read-only once init has mounted what it needs (a disk boot's
+//! squashfs root is read-only anyway; a kernel + initramfs boot's root is remounted so); /run
+//! and /tmp are tmpfs, /data is the data partition. After every READY line init prints
+//! `EDGEIMG-AUDIT ...` (see [`audit`]), read back from /proc, so all this can be checked from
+//! outside a device that has no shell.
 
+pub mod audit;
 pub mod backoff;
 pub mod boot;
 pub mod cmdline;

@@ -2,6 +2,7 @@
 
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
+use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::console;
 
@@ -75,6 +76,35 @@ pub fn mount_boot_filesystems() {
                 format!("mounting {} failed: {errno}", m.fstype),
             );
         }
+    }
+}
+
+/// Makes `/` read-only for everything that runs after init's set-up: a disk boot's squashfs
+/// root already is, a kernel + initramfs boot's root (the kernel's rootfs) is not. A per-mount
+/// flag (a bind remount), so a debug shell's `mount -o remount,rw /` can still lift it.
+/// Scratch space stays writable: /run and /tmp are tmpfs, /data is its own mount.
+pub fn make_root_read_only() {
+    let Ok(root) = statvfs("/") else {
+        return console::error("mount:/", "cannot read the root's mount flags");
+    };
+    if root.flags().contains(FsFlags::ST_RDONLY) {
+        return;
+    }
+    // A bind remount sets the mount's flags to exactly these: keep the hardening it has.
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
+    for (kept, flag) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if root.flags().contains(kept) {
+            flags |= flag;
+        }
+    }
+    if let Err(errno) = mount(None::<&str>, "/", None::<&str>, flags, None::<&str>) {
+        console::error(
+            "mount:/",
+            format!("cannot make the root read-only: {errno}"),
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use crate::backoff::Backoff;
 use crate::cmdline::Flags;
 use crate::signals::Signals;
 use crate::supervisor::{self, ServerSpec};
-use crate::{console, readiness, shutdown};
+use crate::{audit, console, readiness, shutdown};
 
 /// Everything the loop needs, decided at boot.
 pub struct Settings {
@@ -74,6 +74,7 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
                     settings.listen,
                     readiness::ms_since_boot()
                 ));
+                console::line(&audit::line(*pid));
                 if kill_pending {
                     kill_pending = false;
                     console::line(&format!("EDGEIMG-SELFTEST kill-server pid={pid}"));

@@ -1,7 +1,7 @@
 //! Starting the server unprivileged and the optional debug shell.
 
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
 
@@ -27,6 +27,7 @@ impl ServerSpec {
 
 /// Starts the server as `--config <device config> <args...>`, in its own session, as the
 /// configured uid/gid with no supplementary groups, no capabilities and no way to gain any.
+/// Its output goes to the console, but it never reads it: stdin is /dev/null.
 pub fn spawn_server(spec: &ServerSpec) -> std::io::Result<Pid> {
     let (uid, gid) = (spec.uid, spec.gid);
     let mut command = Command::new(&spec.path);
@@ -37,7 +38,8 @@ pub fn spawn_server(spec: &ServerSpec) -> std::io::Result<Pid> {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", "/")
-        .current_dir("/");
+        .current_dir("/")
+        .stdin(Stdio::null());
     // SAFETY: the closure runs between fork and exec and only makes raw system calls.
     unsafe {
         command.pre_exec(move || drop_privileges(uid, gid));

@@ -1,7 +1,8 @@
 //! Boots edge-init as PID 1 of a real Alpine `linux-virt` kernel in QEMU and checks what a
 //! device relies on: module loading (virtio_net, virtio_blk, ext4 from `.ko.gz`), DHCP from
 //! QEMU's user network, the data partition found by label + PARTUUID, the server started
-//! unprivileged, READY, a restart after the server is killed, and a clean power-off on
+//! unprivileged, READY and the audit line, a read-only root, no console shell (even when the
+//! command line asks for one), a restart after the server is killed, and a clean power-off on
 //! ctrl-alt-del (SIGINT to PID 1).
 //!
 //! The server is a stand-in (a busybox script that serves a report at `/v2/health/ready`):
@@ -35,12 +36,14 @@ busybox mkdir -p /tmp/www/v2/health
   echo "hostname=$(busybox hostname)"
   busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|SigBlk|SigIgn)' /proc/self/status
   busybox grep ' /data ' /proc/mounts
+  busybox grep '^rootfs / ' /proc/mounts
   busybox touch /data/written-by-server && echo data-writable
+  busybox touch /tmp/written-by-server && echo tmp-writable
 } > /tmp/www/v2/health/ready 2>&1
 exec busybox httpd -f -p 8000 -h /tmp/www
 "#;
 
-fn device_config(modules: Vec<String>, with_data: bool) -> DeviceConfig {
+fn device_config(modules: Vec<String>, with_data: bool, debug_shell: bool) -> DeviceConfig {
     DeviceConfig {
         hostname: "edge-init-test".to_string(),
         init: InitConfig {
@@ -59,7 +62,7 @@ fn device_config(modules: Vec<String>, with_data: bool) -> DeviceConfig {
             server_gid: SERVER_GID,
             server_path: "/bin/health-server".to_string(),
             server_args: vec!["--from-test".to_string()],
-            debug_shell: false,
+            debug_shell,
         },
         runtime: RuntimeConfig {
             engine: Engine::Tract,
@@ -78,7 +81,7 @@ fn device_config(modules: Vec<String>, with_data: bool) -> DeviceConfig {
     }
 }
 
-fn initramfs(init: &Path, alpine: &AlpineKernel, with_data: bool) -> Vec<u8> {
+fn initramfs(init: &Path, alpine: &AlpineKernel, with_data: bool, debug_shell: bool) -> Vec<u8> {
     let wanted = [
         "kernel/drivers/net/virtio_net.ko.gz",
         "kernel/drivers/block/virtio_blk.ko.gz",
@@ -122,19 +125,21 @@ fn initramfs(init: &Path, alpine: &AlpineKernel, with_data: bool) -> Vec<u8> {
     image.file(
         edge_config::DEVICE_CONFIG_PATH,
         0o644,
-        device_config(modules, with_data).to_toml().into_bytes(),
+        device_config(modules, with_data, debug_shell)
+            .to_toml()
+            .into_bytes(),
     );
     image.into_bytes()
 }
 
 /// A work dir, the Alpine kernel and an initramfs with edge-init as /init.
-fn prepare(name: &str, with_data: bool) -> (PathBuf, AlpineKernel, PathBuf) {
+fn prepare(name: &str, with_data: bool, debug_shell: bool) -> (PathBuf, AlpineKernel, PathBuf) {
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&work).unwrap();
     let alpine = AlpineKernel::x86_64();
     let init = support::build::edge_init(Arch::X86_64);
     let initrd = work.join("initramfs.cpio");
-    std::fs::write(&initrd, initramfs(&init, &alpine, with_data)).unwrap();
+    std::fs::write(&initrd, initramfs(&init, &alpine, with_data, debug_shell)).unwrap();
     (work, alpine, initrd)
 }
 
@@ -158,13 +163,34 @@ fn http_get(port: u16, path: &str) -> String {
     response
 }
 
+/// Typed on the console; a shell would print [`CONSOLE_ANSWER`], which the echo cannot.
+const CONSOLE_PROBE: &str = "echo shell-probe-$((6*7))";
+const CONSOLE_ANSWER: &str = "shell-probe-42";
+
+/// The audit line of a default device: the server's ids, nothing privileged, root read-only,
+/// no console shell.
+fn assert_default_audit(vm: &mut Vm, audit: &str) {
+    let zero = "0000000000000000";
+    let want = format!(
+        "uid={SERVER_UID} gid={SERVER_GID} groups=none cap_prm={zero} cap_eff={zero} \
+cap_bnd={zero} cap_amb={zero} no_new_privs=1 root=ro console_shell=none"
+    );
+    let fields = audit
+        .strip_prefix("EDGEIMG-AUDIT server_pid=")
+        .and_then(|rest| rest.split_once(' '));
+    match fields {
+        Some((pid, rest)) if pid.parse::<u32>().is_ok() && rest == want => {}
+        _ => vm.fail(&format!("audit line {audit:?} is not the default {want:?}")),
+    }
+}
+
 #[test]
 fn boots_serves_restarts_and_powers_off_in_qemu() {
     if !support::qemu::qemu_x86_64_available() {
         eprintln!("qemu-system-x86_64 not installed: skipping the edge-init boot test");
         return;
     }
-    let (work, alpine, initrd) = prepare("edge-init-boot", true);
+    let (work, alpine, initrd) = prepare("edge-init-boot", true, false);
     let disk = work.join("data.img");
     support::disk::mbr_ext4_disk(&disk, 16, "edge-data", DISK_SIGNATURE);
 
@@ -174,7 +200,8 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         arch: Arch::X86_64,
         kernel: &alpine.kernel,
         initrd: &initrd,
-        append: "console=ttyS0 panic=-1 edgeimg.selftest=kill-server",
+        // Asking for a shell on the command line must not open one.
+        append: "console=ttyS0 panic=-1 edgeimg.selftest=kill-server edgeimg.debug_shell=1",
         disk: Some(&disk),
         host_port: port,
         guest_port: 8000,
@@ -182,6 +209,11 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
     });
     // Generous: TCG on a busy 2-core machine; a healthy boot takes ~10 s.
     let boot = Duration::from_secs(90);
+    let refused = vm.expect_line("EDGEIMG-ERROR cmdline", boot);
+    assert!(
+        refused.contains("edgeimg.debug_shell is ignored"),
+        "{refused}"
+    );
     let net = vm.expect_line("EDGEIMG-NET", boot);
     assert_eq!(
         net,
@@ -194,6 +226,10 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         ready.starts_with("EDGEIMG-READY model=standin listen=0.0.0.0:8000 ms_since_boot="),
         "{ready}"
     );
+    let audit = vm.expect_line("EDGEIMG-AUDIT", boot);
+    assert_default_audit(&mut vm, &audit);
+    // Nothing reads the console: the terminal echoes what is typed, nothing answers it.
+    vm.type_on_console(&format!("{CONSOLE_PROBE}\n"));
 
     let exit = vm.expect_line("EDGEIMG-SERVER-EXIT", boot);
     assert!(
@@ -206,6 +242,8 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         "{restarted}"
     );
     vm.expect_line("EDGEIMG-READY model=standin", boot);
+    let audit = vm.expect_line("EDGEIMG-AUDIT", boot);
+    assert_default_audit(&mut vm, &audit);
 
     // Through QEMU's port forward to 10.0.2.15: only answers if DHCP configured the guest.
     let report = http_get(port, "/v2/health/ready");
@@ -221,7 +259,9 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         // init's blocked signals must not leak into the server (it would ignore SIGTERM).
         "SigBlk:\t0000000000000000",
         "/dev/vda1 /data ext4 rw,nosuid,nodev,noatime",
+        "rootfs / rootfs ro,nodev",
         "data-writable",
+        "tmp-writable",
     ];
     for needle in expect {
         if !report.contains(needle) {
@@ -244,8 +284,20 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         vm.wait_exit(Duration::from_secs(30)),
         "QEMU did not exit cleanly"
     );
-    if let Some(error) = vm.log.iter().find(|l| l.contains("EDGEIMG-ERROR")).cloned() {
+    let refusal = |l: &String| l.contains("EDGEIMG-ERROR cmdline edgeimg.debug_shell");
+    if let Some(error) = vm
+        .log
+        .iter()
+        .find(|l| l.contains("EDGEIMG-ERROR") && !refusal(l))
+        .cloned()
+    {
         vm.fail(&format!("init reported an error: {error}"));
+    }
+    if !vm.log.iter().any(|l| l.contains(CONSOLE_PROBE)) {
+        vm.fail("the console did not echo the typed probe: it proves nothing");
+    }
+    if vm.log.iter().any(|l| l.contains(CONSOLE_ANSWER)) {
+        vm.fail("a command typed on the console was run, but no shell was asked for");
     }
     for line in vm
         .log
@@ -257,25 +309,32 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
     eprintln!("server report:\n{report}");
 }
 
+/// `init.debug_shell = true` (the recipe's `runtime.debug_shell`): the only way to a shell.
 #[test]
 fn debug_shell_runs_as_root_and_busybox_poweroff_powers_off() {
     if !support::qemu::qemu_x86_64_available() {
         eprintln!("qemu-system-x86_64 not installed: skipping the edge-init debug-shell test");
         return;
     }
-    let (work, alpine, initrd) = prepare("edge-init-shell", false);
+    let (work, alpine, initrd) = prepare("edge-init-shell", false, true);
     let monitor = work.join("monitor.sock");
     let mut vm = Vm::boot(&BootSpec {
         arch: Arch::X86_64,
         kernel: &alpine.kernel,
         initrd: &initrd,
-        append: "console=ttyS0 panic=-1 edgeimg.debug_shell=1",
+        append: "console=ttyS0 panic=-1",
         disk: None,
         host_port: free_port(),
         guest_port: 8000,
         monitor: &monitor,
     });
     vm.expect_line("EDGEIMG-READY model=standin", Duration::from_secs(90));
+    let audit = vm.expect_line("EDGEIMG-AUDIT", Duration::from_secs(10));
+    if !(audit.contains(":sh") && audit.contains("root=ro") && audit.contains("uid=1000 ")) {
+        vm.fail(&format!("the audit should show the shell: {audit}"));
+    }
+    vm.type_on_console(&format!("{CONSOLE_PROBE}\n"));
+    vm.expect_line(CONSOLE_ANSWER, Duration::from_secs(20));
     // Arithmetic in the command, so the echo of what was typed cannot match.
     vm.type_on_console("echo shell-uid-$((40+2))-$(busybox id -u)\n");
     vm.expect_line("shell-uid-42-0", Duration::from_secs(20));

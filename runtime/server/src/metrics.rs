@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{text::encode, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabel {
@@ -35,29 +37,62 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
 }
 
+/// `process_resident_memory_bytes`, Prometheus' standard name, read from /proc on each
+/// scrape: how a device's memory under load is watched through the API.
+#[derive(Debug)]
+struct ResidentMemory;
+
+impl Collector for ResidentMemory {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(bytes) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| resident_bytes(&status))
+        else {
+            return Ok(());
+        };
+        let gauge = ConstGauge::new(bytes as i64);
+        let metric = encoder.encode_descriptor(
+            "process_resident_memory",
+            "Resident memory size in bytes",
+            Some(&Unit::Bytes),
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
+pub fn resident_bytes(status: &str) -> Option<u64> {
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = kib.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("edge");
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ResidentMemory));
+        let edge = registry.sub_registry_with_prefix("edge");
         let requests = Family::<ModelLabel, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let inference: Histograms = Family::new_with_constructor(latency_histogram);
         let request: Histograms = Family::new_with_constructor(latency_histogram);
-        registry.register(
+        edge.register(
             "infer_requests",
             "Inference requests received",
             requests.clone(),
         );
-        registry.register(
+        edge.register(
             "infer_errors",
             "Inference requests answered with an error, by HTTP status",
             errors.clone(),
         );
-        registry.register(
+        edge.register(
             "inference_duration_seconds",
             "Time spent in the engine per request",
             inference.clone(),
         );
-        registry.register(
+        edge.register(
             "request_duration_seconds",
             "Time from request to response for inference requests",
             request.clone(),
@@ -130,5 +165,18 @@ mod tests {
             text.contains("edge_inference_duration_seconds_count{model=\"cls\"} 1"),
             "{text}"
         );
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .unwrap_or_else(|| panic!("no resident memory gauge:\n{text}"));
+        // This test process holds at least its own code and heap: more than a megabyte.
+        assert!(rss.parse::<u64>().unwrap() > 1 << 20, "{rss}");
+    }
+
+    #[test]
+    fn resident_memory_comes_from_vmrss() {
+        let status = "Name:\tedge-runtime\nVmHWM:\t   20000 kB\nVmRSS:\t   12345 kB\n";
+        assert_eq!(resident_bytes(status), Some(12345 * 1024));
+        assert_eq!(resident_bytes("Name:\tx\n"), None);
     }
 }
