@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::boot::BootFigures;
 use super::build::BuildFigures;
 use super::flash::{ratio, FlashFigures};
-use super::inference::{InferenceFigures, InferenceRatio};
+use super::inference::{EngineCost, InferenceFigures, InferenceRatio};
 use super::stock_alpine::StockFigures;
 use super::{boot, build, flash, inference, stock_alpine, Phase};
 use crate::writers::atomic::AtomicFile;
@@ -26,6 +26,8 @@ pub struct BenchReport {
     pub boot_ratios: Vec<BootRatio>,
     pub inference: Vec<InferenceFigures>,
     pub inference_ratios: Vec<InferenceRatio>,
+    /// Each engine's image size and boot to ready, from the guest inference images.
+    pub engine_costs: Vec<EngineCost>,
     pub flashes: Vec<FlashFigures>,
 }
 
@@ -98,6 +100,7 @@ impl BenchReport {
             boot_ratios: Vec::new(),
             inference: Vec::new(),
             inference_ratios: Vec::new(),
+            engine_costs: Vec::new(),
             flashes: Vec::new(),
         }
     }

@@ -279,6 +279,31 @@ pub fn render(report: &BenchReport) -> String {
         }
         sections.push(r.render());
     }
+    if !report.engine_costs.is_empty() {
+        let mut t = Table::new(
+            "Engine cost (the guest inference images, same run)",
+            &[
+                "where",
+                "engine",
+                "initramfs",
+                "engine libraries",
+                "ready host s",
+                "ready guest ms",
+            ],
+            2,
+        );
+        for c in &report.engine_costs {
+            t.row(vec![
+                c.place.clone(),
+                c.engine.clone(),
+                bytes(c.initramfs_bytes),
+                bytes(c.engine_library_bytes),
+                s(c.host_ready_s),
+                c.guest_ready_ms.to_string(),
+            ]);
+        }
+        sections.push(t.render());
+    }
     if !report.flashes.is_empty() {
         let mut t = Table::new(
             "Flash vs dd",

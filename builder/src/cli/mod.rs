@@ -43,7 +43,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Scaffold a new recipe (recipes/<name>.toml) for a board.
     New(new::NewArgs),
-    /// Measure build time, image size, boot-to-ready (also against stock Alpine) and flashing.
+    /// Measure build time, image size, boot-to-ready (also against stock Alpine), inference per
+    /// engine (host, guests, Python) and flashing.
     Bench(bench::BenchArgs),
 }
 

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use edge_config::Engine;
+use serde::Serialize;
 
 use super::models::PreparedModel;
 use super::timing::Endpoint;
 use super::{engine_name, served_figures, warmup, InferenceFigures};
 use crate::bench::boot::boot_to_ready;
+use crate::bench::secs;
 use crate::manifest::Manifest;
 use crate::plan::{ModelPlan, Plan};
 use crate::vm::qemu_board;
@@ -18,6 +20,20 @@ use crate::vm::qemu_board;
 pub const GUEST_MODEL: &str = "ppocr-cls";
 /// Concurrent clients against a guest (its one or two emulated CPUs).
 const GUEST_CLIENTS: usize = 2;
+
+/// What an engine costs a guest image, from the same builds and boots as its speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineCost {
+    pub place: String,
+    pub engine: String,
+    /// The initramfs the guest boots (the whole root file system).
+    pub initramfs_bytes: u64,
+    /// libonnxruntime and its private glibc; none for tract, which is linked into the server.
+    pub engine_library_bytes: u64,
+    /// Boot to the EDGEIMG-READY line: host clock, and the guest's own from kernel start.
+    pub host_ready_s: f64,
+    pub guest_ready_ms: u64,
+}
 
 /// `plan` serving `model` with `engine`, in its own output folder beside the plan's.
 pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
@@ -42,7 +58,7 @@ pub fn measure_guest(
     manifest: &Manifest,
     model: &PreparedModel,
     ready_timeout: Duration,
-) -> Result<InferenceFigures> {
+) -> Result<(InferenceFigures, EngineCost)> {
     let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
     let addr = vm.api_addr().context("the API port was not forwarded")?;
     let board = qemu_board(plan.board);
@@ -70,5 +86,24 @@ pub fn measure_guest(
     .with_context(|| format!("--- console tail ---\n{}", vm.console_tail(20)))?;
     vm.powerdown(Duration::from_secs(60))
         .context("the guest did not power off cleanly after the benchmark")?;
-    Ok(figures)
+    let initrd = manifest.boot.as_ref().and_then(|b| b.initrd.as_deref());
+    let cost = EngineCost {
+        place,
+        engine: engine_name(plan.runtime.engine).to_string(),
+        initramfs_bytes: manifest
+            .outputs
+            .iter()
+            .find(|o| Some(o.file.as_str()) == initrd)
+            .context("the guest image has no initramfs output")?
+            .size,
+        engine_library_bytes: manifest
+            .engine
+            .iter()
+            .flat_map(|e| &e.libraries)
+            .map(|l| l.size)
+            .sum(),
+        host_ready_s: secs(ready.host_boot_to_ready),
+        guest_ready_ms: ready.line.ms_since_boot,
+    };
+    Ok((figures, cost))
 }

@@ -18,7 +18,7 @@ use crate::reference::{start_host_server, HostServer, HostServerSpec};
 use models::PreparedModel;
 use timing::{Endpoint, Latency};
 
-pub use guest::{guest_plan, measure_guest, GUEST_MODEL};
+pub use guest::{guest_plan, measure_guest, EngineCost, GUEST_MODEL};
 
 pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1.4.4 wheel, \
     dims frozen as an image carries them, one seeded input each, sent with the binary tensor \
