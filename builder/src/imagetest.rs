@@ -157,10 +157,7 @@ fn device_checks(
     wait_in_log(log, Duration::from_secs(15), |text| {
         text.matches(AUDIT_MARKER).count() >= text.matches("EDGEIMG-READY").count()
     });
-    let audit = check_audit(
-        &std::fs::read_to_string(log).unwrap_or_default(),
-        debug_shell,
-    );
+    let audit = check_audit(&read_console_log(log), debug_shell);
     let console = match probe {
         Ok(()) => {
             // An absent answer needs some time to mean anything; a shell answers within it.
@@ -185,7 +182,7 @@ const CONSOLE_PATIENCE: Duration = Duration::from_secs(2);
 fn wait_in_log(log: &Path, patience: Duration, until: impl Fn(&str) -> bool) -> bool {
     let deadline = Instant::now() + patience;
     loop {
-        if until(&std::fs::read_to_string(log).unwrap_or_default()) {
+        if until(&read_console_log(log)) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -215,8 +212,14 @@ fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<
     Ok(())
 }
 
+/// The console log as text. A UART may print stray non-UTF-8 bytes (the Pi's does when its
+/// clock is set), and they must not hide every line of the log.
+fn read_console_log(log: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned()
+}
+
 fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let text = read_console_log(log);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
@@ -249,4 +252,26 @@ pub fn write_junit(report: &TestReport, image: &str, path: &Path) -> Result<()> 
     junit.add_test_suite(suite);
     std::fs::write(path, junit.to_string()?)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stray_byte_on_the_uart_hides_no_line_of_the_console_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        std::fs::write(
+            &log,
+            b"\xb2[    0.000000] Booting\r\nEDGEIMG-AUDIT uid=1000\r\n",
+        )
+        .unwrap();
+        assert!(read_console_log(&log).contains("EDGEIMG-AUDIT uid=1000"));
+        assert!(
+            tail(&log).ends_with("EDGEIMG-AUDIT uid=1000"),
+            "{}",
+            tail(&log)
+        );
+    }
 }
