@@ -68,7 +68,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::map_response(close_after_error))
         .with_state(state)
+}
+
+/// An error may be answered before the request body is read (413, 401, a full queue); closing
+/// with unread bytes resets the connection, so the client must not send its next request on it.
+async fn close_after_error(mut response: Response) -> Response {
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -108,6 +108,31 @@ fn inference_responses_carry_the_engine_time() {
     assert_good_answer(&json_of(response).1);
 }
 
+/// A body refused unread must not leave the connection open for the client's next request:
+/// the unread bytes would reset it under that request.
+#[test]
+fn error_answers_close_the_connection_and_good_ones_keep_it() {
+    let server = small_server(|r| r.max_body_bytes = 1024);
+    let connection = |body: Vec<u8>| {
+        let response = client()
+            .post(server.url("/v2/models/small/infer"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let header = response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status().as_u16(), header)
+    };
+    let good = connection(serde_json::to_vec(&good_request()).unwrap());
+    assert_eq!(good, (200, None));
+    let oversized = connection(vec![b' '; 4096]);
+    assert_eq!(oversized, (413, Some("close".into())));
+    let garbage = connection(b"{not json".to_vec());
+    assert_eq!(garbage, (400, Some("close".into())));
+}
+
 #[test]
 fn infers_with_json_and_versioned_paths() {
     let server = small_server(|_| {});
