@@ -93,8 +93,6 @@ fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_serv
     );
 }
 
-/// Also the recipe's load check: 16 clients through the forwarded port, hostile requests
-/// among them, memory read from the device's /metrics.
 #[test]
 fn qemu_aarch64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
     passes("qemu-aarch64.toml", "onnxruntime");
