@@ -18,6 +18,7 @@ use crate::board::MachineProfile;
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::port::{free_local_port, is_port_conflict};
+use crate::relay::ApiRelay;
 use crate::spec::{BootSpec, ConsoleMode, SpawnOptions};
 use crate::vm::RunningVm;
 
@@ -169,10 +170,11 @@ impl Launch<'_> {
             qmp: None,
             profile: self.profile.clone(),
             accel: self.accel.clone(),
-            api_addr: self
+            api: self
                 .run
                 .host_port
-                .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                .map(|port| ApiRelay::start(SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+                .transpose()?,
             log_path,
             started,
             ready: None,

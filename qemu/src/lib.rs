@@ -30,6 +30,7 @@ mod launch;
 mod port;
 mod qmp;
 pub mod ready;
+mod relay;
 pub mod spec;
 mod vm;
 

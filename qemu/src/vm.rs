@@ -16,6 +16,7 @@ use crate::console::{Console, GuestFailure};
 use crate::error::{Error, Result, ERROR_TAIL_LINES};
 use crate::qmp::Qmp;
 use crate::ready::Ready;
+use crate::relay::ApiRelay;
 
 /// How long QEMU gets to set the machine up and answer on QMP.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,7 +52,8 @@ pub struct RunningVm {
     pub(crate) qmp: Option<Qmp>,
     pub(crate) profile: MachineProfile,
     pub(crate) accel: AccelChoice,
-    pub(crate) api_addr: Option<SocketAddr>,
+    /// Where the guest's forwarded API port is reached (see `relay`).
+    pub(crate) api: Option<ApiRelay>,
     pub(crate) log_path: PathBuf,
     pub(crate) started: Instant,
     pub(crate) ready: Option<Ready>,
@@ -148,7 +150,7 @@ impl RunningVm {
 
     /// `127.0.0.1:PORT` forwarded to the spec's `forward_port` in the guest.
     pub fn api_addr(&self) -> Option<SocketAddr> {
-        self.api_addr
+        self.api.as_ref().map(ApiRelay::addr)
     }
 
     pub fn console_log_path(&self) -> &Path {
