@@ -16,15 +16,25 @@ APT_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs dosfstools mt
   # the arm64 C library to link the glibc build of edge-runtime against.
   libc6-amd64-cross libstdc++6-amd64-cross libgcc-s1-amd64-cross
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross libc6-dev-arm64-cross)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+missing_packages() {
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+}
+# Twice: installing QEMU 7.2 removes a newer qemu-utils (e.g. from backports) found the first time.
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+for pass in 1 2; do
+  missing_packages
+  ((${#missing[@]})) || break
   say "installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
+  [ "$pass" -eq 2 ] || $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+done
+missing_packages
+if ((${#missing[@]})); then
+  say "still missing after apt-get install: ${missing[*]}; install them by hand and rerun"
+  exit 1
 fi
 
 # rust-toolchain.toml names the targets, but rustup will not auto-install them here.
