@@ -65,7 +65,7 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
     let mut report = TestReport {
         host_boot_to_ready: ready.host_boot_to_ready,
         guest_ms_since_boot: ready.line.ms_since_boot,
-        accel: format!("{:?}", ready.accel),
+        accel: ready.accel.to_string(),
         cases: Vec::new(),
         poweroff: None,
         failure: None,

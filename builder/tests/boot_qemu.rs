@@ -40,6 +40,12 @@ fn passes(recipe: &str, engine: &str) -> (tempfile::TempDir, String) {
         stderr(&result)
     );
     assert!(stdout.contains("ready in"), "{stdout}");
+    // The harness's accelerator choice and its reason reach the user.
+    assert!(
+        stderr(&result).contains("QEMU accelerator for "),
+        "{}",
+        stderr(&result)
+    );
     assert!(
         stdout.contains("ONNX Runtime (max |diff|"),
         "no comparison with ORT:\n{stdout}"

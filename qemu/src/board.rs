@@ -82,6 +82,7 @@ impl Board {
                 board: self,
                 machine: "q35",
                 tcg_cpu: None,
+                kvm_capable: true,
                 memory_mb: 256,
                 fixed_memory: false,
                 console_serial_index: 0,
@@ -102,6 +103,7 @@ impl Board {
                 board: self,
                 machine: "virt",
                 tcg_cpu: Some("cortex-a57"),
+                kvm_capable: true,
                 memory_mb: 256,
                 fixed_memory: false,
                 console_serial_index: 0,
@@ -124,6 +126,7 @@ impl Board {
                 board: self,
                 machine: "raspi3b",
                 tcg_cpu: None,
+                kvm_capable: false,
                 memory_mb: 1024,
                 fixed_memory: true,
                 console_serial_index: 1,
@@ -191,6 +194,8 @@ pub struct MachineProfile {
     pub machine: &'static str,
     /// `-cpu` value under TCG (`None`: QEMU's default); KVM always uses `-cpu host`.
     pub tcg_cpu: Option<&'static str>,
+    /// QEMU can run this machine under KVM (on a host of the same architecture).
+    pub kvm_capable: bool,
     /// Default guest memory.
     pub memory_mb: u32,
     /// The machine only accepts `memory_mb` (raspi3b is always 1 GiB).

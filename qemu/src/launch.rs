@@ -42,7 +42,7 @@ impl Qemu {
                 accel,
                 reason: "chosen by the caller".into(),
             },
-            None => accel::choose(profile.arch(), &qemu)?,
+            None => accel::choose(&profile, &qemu, spec.kernel.as_deref())?,
         };
         let dir = tempfile::Builder::new()
             .prefix("edgeimg-qemu-")

@@ -182,3 +182,107 @@ fn x86_64_uefi_firmware_runs_for_a_disk_boot() {
 fn aarch64_uefi_firmware_runs_for_a_disk_boot() {
     uefi_firmware_runs_for_a_disk_boot(Arch::Aarch64);
 }
+
+/// The accelerator the harness picks is one a Linux guest really boots under. On a host whose
+/// KVM hangs Linux (this project's CI machines: firmware runs, the kernel prints nothing) the
+/// probe must say TCG; on a host with a working KVM it says KVM. Either way the guest must then
+/// reach READY, and the verdict is remembered so the next choice costs nothing.
+#[test]
+fn the_accelerator_chosen_is_one_a_linux_guest_boots_under() {
+    use edgeimg_qemu::accel::{decide, VerdictStore};
+    use edgeimg_qemu::{find_qemu, Accel};
+
+    let arch = Arch::host().expect("an x86_64 or aarch64 host");
+    let profile = board(arch).profile();
+    let qemu = find_qemu(arch).unwrap();
+    let (kernel, _) = alpine_kernel_and_initrd(arch);
+    let verdicts = tempfile::tempdir().unwrap();
+    let store = VerdictStore::at(verdicts.path());
+
+    let choice = decide(&profile, &qemu, Some(&kernel), None, &store);
+    eprintln!("{arch}: {choice}");
+    let kvm_opens = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if kvm_opens && choice.accel == Accel::Tcg {
+        assert!(
+            choice.reason.contains("under KVM"),
+            "a TCG choice on a host with /dev/kvm names what the KVM probe saw: {choice}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = BootSpec::kernel(board(arch), &kernel);
+    spec.initrd = Some(fixture_initramfs(arch, Some(SERVING_INIT), dir.path()));
+    spec.append = "quiet".into();
+    let opts = SpawnOptions {
+        accel: Some(choice.accel),
+        ..Default::default()
+    };
+    let mut vm = Qemu::spawn(&spec, &opts).expect("QEMU starts");
+    let ready = vm.wait_for_ready(READY_TIMEOUT);
+    vm.kill();
+    ready.unwrap_or_else(|e| panic!("the guest did not boot under {choice}: {e}"));
+
+    // A decisive probe is remembered: the same question again is answered from the store.
+    let again_started = Instant::now();
+    let again = decide(&profile, &qemu, Some(&kernel), None, &store);
+    assert_eq!(again.accel, choice.accel, "{again}");
+    if !choice.reason.contains("inconclusive") {
+        assert!(again_started.elapsed() < Duration::from_secs(2), "{again}");
+        let fresh = VerdictStore::at(verdicts.path());
+        let from_disk = decide(&profile, &qemu, Some(&kernel), None, &fresh);
+        assert_eq!(from_disk.accel, choice.accel, "{from_disk}");
+        assert!(
+            std::fs::read_dir(verdicts.path()).unwrap().count() == 1,
+            "one verdict file per host, QEMU and kernel"
+        );
+    }
+}
+
+/// A KVM that hangs Linux shows as a guest that never prints. Reproduced with the real QEMU and
+/// kernel, started but never let run (`-S`, under TCG so it starts on any host): the probe
+/// must give up at its deadline, pick TCG, say why, and remember it.
+#[test]
+fn a_guest_silent_under_kvm_sends_the_harness_to_tcg_once() {
+    use edgeimg_qemu::accel::{VerdictStore, PROBE_DEADLINE};
+    use edgeimg_qemu::find_qemu;
+    use std::os::unix::fs::PermissionsExt;
+
+    let arch = Arch::host().expect("an x86_64 or aarch64 host");
+    let profile = board(arch).profile();
+    let (kernel, _) = alpine_kernel_and_initrd(arch);
+    let dir = tempfile::tempdir().unwrap();
+    let hanging_qemu = dir.path().join("qemu-that-hangs-under-kvm");
+    let script = format!(
+        "#!/bin/sh\n# the probe's arguments, with KVM swapped for a guest that never runs\n\
+         for a in \"$@\"; do shift; case \"$a\" in kvm) a=tcg;; host) a=max;; esac; set -- \"$@\" \"$a\"; done\n\
+         exec {} \"$@\" -S\n",
+        find_qemu(arch).unwrap().display()
+    );
+    std::fs::write(&hanging_qemu, script).unwrap();
+    std::fs::set_permissions(&hanging_qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let store = VerdictStore::at(&dir.path().join("verdicts"));
+    let started = Instant::now();
+    let verdict = store.verdict_for_kernel(&profile, &hanging_qemu, &kernel);
+    let took = started.elapsed();
+    assert!(!verdict.kvm_runs_linux, "{verdict:?}");
+    assert!(verdict.reason.contains("printed nothing"), "{verdict:?}");
+    assert!(took >= PROBE_DEADLINE, "gave up after {took:?}");
+    assert!(took < PROBE_DEADLINE + Duration::from_secs(5), "{took:?}");
+
+    let started = Instant::now();
+    let again = VerdictStore::at(&dir.path().join("verdicts")).verdict_for_kernel(
+        &profile,
+        &hanging_qemu,
+        &kernel,
+    );
+    assert!(!again.kvm_runs_linux, "{again:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the verdict was not remembered"
+    );
+}

@@ -57,7 +57,7 @@ pub fn measure(cache_dir: &Path, board: Board, timeout: Duration) -> Result<Stoc
     spec.append = CMDLINE.to_string();
     spec.disks.push(Disk::new(&image.qcow2).snapshot());
     // Chosen before the clock starts: the first choice in a process may run a KVM probe.
-    let accel = accel::choose(arch, &find_qemu(arch)?)?;
+    let accel = accel::choose(&board.profile(), &find_qemu(arch)?, Some(&image.kernel))?;
     let started = Instant::now();
     let mut vm = Qemu::spawn(
         &spec,
