@@ -25,7 +25,7 @@ pub struct VerdictStore {
     dir: Option<PathBuf>,
 }
 
-/// Verdicts already reached in this process, by file name.
+/// Verdicts already reached in this process, by store and file name.
 static MEMO: Mutex<Option<HashMap<String, Verdict>>> = Mutex::new(None);
 
 impl VerdictStore {
@@ -123,8 +123,16 @@ impl VerdictStore {
         })
     }
 
+    fn memo_key(&self, name: &str) -> String {
+        match &self.dir {
+            Some(dir) => dir.join(name).to_string_lossy().into_owned(),
+            None => name.to_string(),
+        }
+    }
+
     fn remembered(&self, name: &str) -> Option<Verdict> {
-        if let Some(v) = MEMO.lock().unwrap().as_ref().and_then(|m| m.get(name)) {
+        let key = self.memo_key(name);
+        if let Some(v) = MEMO.lock().unwrap().as_ref().and_then(|m| m.get(&key)) {
             return Some(v.clone());
         }
         let v = read_verdict(&self.dir.as_ref()?.join(name))?;
@@ -138,7 +146,7 @@ impl VerdictStore {
         MEMO.lock()
             .unwrap()
             .get_or_insert_with(HashMap::new)
-            .insert(name.to_string(), verdict.clone());
+            .insert(self.memo_key(name), verdict.clone());
         let Some(dir) = self.dir.as_ref().filter(|_| decisive) else {
             return;
         };
