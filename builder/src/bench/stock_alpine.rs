@@ -12,7 +12,7 @@ use edgeimg_qemu::{accel, find_qemu, Arch, Board, BootSpec, Disk, Qemu, SpawnOpt
 use serde::Serialize;
 
 use super::secs;
-use crate::kernel::unwrap_kernel;
+use crate::image::kernel::unwrap_kernel;
 
 pub const WHEEL_VERSION: &str = "0.10.1";
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use edgeimg::manifest::{Manifest, MANIFEST_FILE};
+use edgeimg::outputs::manifest::{Manifest, MANIFEST_FILE};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use edgeimg::build::{install_packages, BuildOptions};
-use edgeimg::device::device_binaries;
-use edgeimg::lock::{lock_path, Lockfile};
+use edgeimg::image::device::device_binaries;
+use edgeimg::outputs::lock::{lock_path, Lockfile};
+use edgeimg::pipeline::{install_packages, BuildOptions};
 use edgeimg::rootfs::RootfsTree;
 
 use super::build::plan_with_lock;

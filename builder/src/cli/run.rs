@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use edgeimg_qemu::{ConsoleMode, Qemu, SpawnOptions};
 
-use edgeimg::build::BuildOptions;
-use edgeimg::vm::boot_spec;
+use edgeimg::imagetest::qemu_boot::boot_spec;
+use edgeimg::pipeline::BuildOptions;
 
 use super::build::plan_for;
 use super::BuildFlags;

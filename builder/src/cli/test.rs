@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use edgeimg::build::BuildOptions;
 use edgeimg::imagetest::{test_image, write_junit, TestOptions};
+use edgeimg::pipeline::BuildOptions;
 
 use super::build::plan_for;
 use super::BuildFlags;

@@ -12,9 +12,9 @@ use super::timing::Endpoint;
 use super::{engine_name, served_figures, warmup, InferenceFigures};
 use crate::bench::boot::boot_to_ready;
 use crate::bench::secs;
-use crate::manifest::Manifest;
+use crate::imagetest::qemu_boot::qemu_board;
+use crate::outputs::manifest::Manifest;
 use crate::plan::{ModelPlan, Plan};
-use crate::vm::qemu_board;
 
 /// The model guests serve: under emulation the others take seconds per run.
 pub const GUEST_MODEL: &str = "ppocr-cls";

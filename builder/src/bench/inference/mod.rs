@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use edge_config::Engine;
 use serde::Serialize;
 
-use crate::reference::{start_host_server, HostServer, HostServerSpec};
+use crate::imagetest::host_server::{start_host_server, HostServer, HostServerSpec};
 use models::PreparedModel;
 use timing::{Endpoint, Latency};
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::device::DeviceBinaries;
-use crate::manifest::{Manifest, OutputRecord, MANIFEST_FILE};
+use crate::image::device::DeviceBinaries;
+use crate::outputs::manifest::{Manifest, OutputRecord, MANIFEST_FILE};
 use crate::plan::{FileSource, Plan};
 
 pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
@@ -142,13 +142,13 @@ mod tests {
             arch: "x86_64".into(),
             recipe: String::new(),
             source_date_epoch: 0,
-            alpine: crate::manifest::AlpineSource {
+            alpine: crate::outputs::manifest::AlpineSource {
                 mirror: String::new(),
                 branch: String::new(),
                 repositories: Vec::new(),
             },
             packages: Vec::new(),
-            rootfs: crate::manifest::RootfsSummary {
+            rootfs: crate::outputs::manifest::RootfsSummary {
                 entries: 0,
                 file_bytes: 0,
             },

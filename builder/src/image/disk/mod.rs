@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use edge_config::DataPartition;
 use serde::{Deserialize, Serialize};
 
-use crate::boot::BootKernel;
-use crate::manifest::OutputRecord;
+use crate::image::kernel::BootKernel;
+use crate::outputs::manifest::OutputRecord;
 use crate::plan::Plan;
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};

@@ -105,7 +105,7 @@ fn random(seed: i64) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::TensorMetadata;
+    use crate::imagetest::checks::TensorMetadata;
 
     fn meta() -> ModelMetadata {
         let input = |name: &str| TensorMetadata {

@@ -14,7 +14,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use edge_config::Engine;
 
-use crate::onnxruntime::{engine_libraries, loader_in_image, EngineLibrary, ENGINE_DIR};
+use crate::image::onnxruntime::{engine_libraries, loader_in_image, EngineLibrary, ENGINE_DIR};
 use crate::recipe::Arch;
 
 /// Binaries to use instead of building: a folder holding `<musl-target>/edge-init`,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, RuntimeConfig};
 
-use crate::checks::InferClient;
-use crate::onnxruntime::{onnxruntime_library, LIBRARY_ENV};
+use crate::image::onnxruntime::{onnxruntime_library, LIBRARY_ENV};
+use crate::imagetest::checks::InferClient;
 use crate::recipe::Arch;
 
 /// An edge-runtime running on this machine: the server code the device runs, for references
@@ -61,7 +61,7 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
     let host = host_arch()?;
     let (mut command, library) = match spec.engine {
         Engine::Tract => {
-            let binaries = crate::device::device_binaries(host, Engine::Tract, cache_dir)?;
+            let binaries = crate::image::device::device_binaries(host, Engine::Tract, cache_dir)?;
             (Command::new(binaries.runtime), None)
         }
         Engine::Onnxruntime => {
@@ -71,7 +71,7 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
             };
             // The binary names the image's private loader; here the host's own one runs it.
             let mut command = Command::new(host.glibc_loader().1);
-            command.arg(crate::device::glibc_runtime(host)?);
+            command.arg(crate::image::device::glibc_runtime(host)?);
             (command, Some(library))
         }
     };

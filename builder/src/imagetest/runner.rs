@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use edgeimg_qemu::{Qemu, RunningVm, SpawnOptions};
 
-use crate::checks::device::{
+use crate::imagetest::checks::device::{
     check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
 };
-use crate::checks::{run_case, CheckOutcome, InferClient};
-use crate::manifest::Manifest;
+use crate::imagetest::checks::{run_case, CheckOutcome, InferClient};
+use crate::imagetest::host_server::start_reference;
+use crate::imagetest::qemu_boot::boot_spec;
+use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
-use crate::reference::start_reference;
-use crate::vm::boot_spec;
 
 pub struct TestOptions {
     pub ready_timeout: Duration,

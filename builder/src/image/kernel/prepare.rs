@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::{unwrap_kernel, ModuleSet};
+use super::{unwrap_kernel, ModuleSet};
 use crate::plan::Plan;
 use crate::rootfs::{NodeKind, RootPath, RootfsTree};
 

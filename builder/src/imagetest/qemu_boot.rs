@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use edgeimg_qemu::{Board as QemuBoard, BootSpec, Disk};
 
-use crate::disk_image::{read_boot_file, DiskRecord};
-use crate::manifest::Manifest;
+use crate::image::disk::{read_boot_file, DiskRecord};
+use crate::outputs::manifest::Manifest;
 use crate::recipe::Board;
 use crate::writers::disk::copy_sparse;
 

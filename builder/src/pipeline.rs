@@ -7,19 +7,19 @@ use anyhow::{Context, Result};
 
 use std::io::Write;
 
-use crate::boot::{prepare_kernel, BootKernel};
-use crate::device;
-use crate::disk_image::{write_disk_image, DiskPlan};
-use crate::freshness::{inputs_digest, reusable_build};
-use crate::manifest::{
+use crate::image::device;
+use crate::image::disk::{write_disk_image, DiskPlan};
+use crate::image::kernel::{prepare_kernel, BootKernel};
+use crate::outputs::freshness::{inputs_digest, reusable_build};
+use crate::outputs::manifest::{
     AlpineSource, BootRecord, EngineRecord, Manifest, ModelRecord, OutputRecord, PackageRecord,
     RootfsSummary,
 };
+use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
-use crate::sbom::{write_sbom, SbomInputs};
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
 use crate::writers::compression::Compression;

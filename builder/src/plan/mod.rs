@@ -34,7 +34,7 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct LockedBuild {
     pub path: PathBuf,
-    pub lock: crate::lock::Lockfile,
+    pub lock: crate::outputs::lock::Lockfile,
 }
 
 #[derive(Debug, Clone)]

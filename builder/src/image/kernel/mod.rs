@@ -1,13 +1,16 @@
 //! The kernel stage: turn the packaged kernel into what QEMU and firmware boot, and cut the
 //! packaged modules down to the ones the image needs, decompressed, with `modules.*` to match.
+//! [`prepare_kernel`] does both for a plan's installed kernel package.
 
-mod image;
 mod moddep;
 mod modules;
+mod prepare;
+mod unwrap;
 
-pub use image::{unwrap_kernel, KernelFormat};
 pub use moddep::ModuleName;
 pub use modules::{ModuleError, ModuleSet};
+pub use prepare::{prepare_kernel, BootKernel};
+pub use unwrap::{unwrap_kernel, KernelFormat};
 
 #[cfg(test)]
 pub(crate) mod testdata;

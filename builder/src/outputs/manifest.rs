@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::onnxruntime::{EngineLibrary, ENGINE_DIR};
+use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::writers::atomic::AtomicFile;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -32,11 +32,11 @@ pub struct Manifest {
     pub boot: Option<BootRecord>,
     /// The partitioned disk image, when one was built.
     #[serde(default)]
-    pub disk: Option<crate::disk_image::DiskRecord>,
+    pub disk: Option<crate::image::disk::DiskRecord>,
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,
-    /// Digest of everything the build read (see [`crate::freshness`]).
+    /// Digest of everything the build read (see [`crate::outputs::freshness`]).
     #[serde(default)]
     pub inputs_sha256: Option<String>,
 }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::onnxruntime::EngineLibrary;
+use crate::image::onnxruntime::EngineLibrary;
 use crate::packages::InstalledSet;
 use crate::plan::Plan;
 use crate::writers::atomic::AtomicFile;

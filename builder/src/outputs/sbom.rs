@@ -8,9 +8,9 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::device::DeviceBinaries;
-use crate::manifest::{Manifest, PackageRecord};
-use crate::onnxruntime::ENGINE_DIR;
+use crate::image::device::DeviceBinaries;
+use crate::image::onnxruntime::ENGINE_DIR;
+use crate::outputs::manifest::{Manifest, PackageRecord};
 use crate::writers::atomic::AtomicFile;
 
 /// What the SBOM needs besides the manifest.
@@ -221,7 +221,7 @@ fn rfc3339(unix: u64) -> String {
 fn source_commit() -> String {
     std::process::Command::new("git")
         .args(["describe", "--always", "--dirty", "--abbrev=40"])
-        .current_dir(crate::device::workspace_root())
+        .current_dir(crate::image::device::workspace_root())
         .output()
         .ok()
         .filter(|o| o.status.success())

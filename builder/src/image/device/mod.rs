@@ -16,8 +16,8 @@ use edge_config::{
     DataPartition, DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH,
 };
 
-use crate::kernel::ModuleSet;
-use crate::onnxruntime::{EngineLibrary, ENGINE_DIR};
+use crate::image::kernel::ModuleSet;
+use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::plan::Plan;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
 

@@ -4,9 +4,9 @@
 use anyhow::{Context, Result};
 use edge_config::BOOT_MODULES_PATH;
 
-use crate::boot::BootKernel;
-use crate::device::INIT_PATH;
-use crate::kernel::ModuleSet;
+use crate::image::device::INIT_PATH;
+use crate::image::kernel::BootKernel;
+use crate::image::kernel::ModuleSet;
 use crate::rootfs::{Meta, NodeKind, RootPath, RootfsTree};
 
 /// Built from the finished image `tree` (its modules already pruned and decompressed), so the
