@@ -3,7 +3,8 @@
 //! The folder tree is the pipeline, one module per stage, in the order a build runs them:
 //!
 //! - [`recipe`]: stage 1, the TOML a user writes, parsed strictly and validated; board profiles.
-//! - [`plan`]: stage 2, recipe + board + command-line overrides -> one concrete description.
+//! - [`plan`]: stage 2, recipe + board + command-line overrides -> one concrete description;
+//!   - [`plan::lockfile`]: the `RECIPE.lock` format, read so the plan pins what was locked.
 //! - [`packages`]: stage 3, signed Alpine repositories -> verified .apk files -> the tree.
 //! - [`rootfs`]: stage 4, the in-memory tree of the image's file system every stage adds to.
 //! - [`image`]: stage 5, what makes the tree an edgeimg image, and the disk a board boots from:
@@ -11,11 +12,12 @@
 //!   - [`image::device`]: our device binaries, the prepared model, users and device config;
 //!   - [`image::onnxruntime`]: ONNX Runtime's libraries and their private glibc;
 //!   - [`image::disk`]: the partitioned disk image (boot partition, squashfs root, ext4 data).
-//! - [`writers`]: stage 6, the file formats: tar, cpio, squashfs, ext4, FAT, MBR/GPT, bmap, qcow2.
+//! - [`writers`]: stage 6, the file formats: tar, cpio, squashfs, ext4, FAT, MBR/GPT, bmap, qcow2;
+//!   [`writers::record`] is the hashed record of each file written.
 //! - [`outputs`]: what a build records beside its images:
 //!   - [`outputs::manifest`]: `manifest.json`, what the image holds and how each output hashes;
 //!   - [`outputs::sbom`]: the SPDX bill of materials;
-//!   - [`outputs::lock`]: `RECIPE.lock`, which pins the next build to what this one installed;
+//!   - [`outputs::lock`]: writes `RECIPE.lock` from a build and holds a locked build to it;
 //!   - [`outputs::freshness`]: whether an existing build can be reused.
 //! - [`pipeline`]: runs the stages for one plan (`edgeimg build`).
 //!
@@ -33,6 +35,21 @@
 //!
 //! - [`model`]: read an ONNX model and freeze its input shapes.
 //! - [`pypi`]: wheels from PyPI (ONNX Runtime, models), cached.
+//!
+//! Dependencies run one way, later stages reading earlier ones, never the reverse:
+//!
+//! - [`recipe`], [`rootfs`], [`model`] and [`pypi`] read no other module;
+//! - [`writers`] and [`packages`] read only [`rootfs`] (the pipeline turns the plan into
+//!   package requests);
+//! - [`plan`] reads [`recipe`] and [`rootfs`]; of the lock it reads only the format
+//!   ([`plan::lockfile`]), while writing and checking a lock, which needs the plan, is
+//!   [`outputs::lock`];
+//! - [`image`] reads the plan and adds to the tree; [`image::disk`] writes the tree with
+//!   [`writers`] and hands back its own [`image::disk::DiskRecord`];
+//! - [`outputs`] describe what [`image`] put in and what [`writers`] wrote, so they read those
+//!   and the plan; nothing before them reads an output module;
+//! - [`pipeline`] runs them all; [`imagetest`], [`flash`] and [`bench`](mod@bench) sit on
+//!   top, and nothing in the pipeline reads them.
 //!
 //! The command line itself (`src/cli/`, one file per subcommand) is a thin layer in the binary.
 

@@ -12,8 +12,7 @@ use crate::image::disk::{write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build};
 use crate::outputs::manifest::{
-    AlpineSource, BootRecord, EngineRecord, Manifest, ModelRecord, OutputRecord, PackageRecord,
-    RootfsSummary,
+    AlpineSource, BootRecord, EngineRecord, Manifest, ModelRecord, PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
@@ -23,6 +22,7 @@ use crate::rootfs::{Meta, RootPath, RootfsTree};
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
 use crate::writers::compression::Compression;
+use crate::writers::record::OutputRecord;
 
 /// What a finished build produced.
 #[derive(Debug)]

@@ -5,8 +5,8 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use edgeimg::outputs::lock::{lock_path, Lockfile};
 use edgeimg::pipeline::{build, build_if_stale, BuildOptions, BuildReport};
+use edgeimg::plan::lockfile::{lock_path, Lockfile};
 use edgeimg::plan::{LockedBuild, Overrides, Plan};
 use edgeimg::recipe::LoadedRecipe;
 

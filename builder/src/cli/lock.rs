@@ -5,8 +5,8 @@ use anyhow::Result;
 use clap::Args;
 
 use edgeimg::image::device::device_binaries;
-use edgeimg::outputs::lock::{lock_path, Lockfile};
 use edgeimg::pipeline::{install_packages, BuildOptions};
+use edgeimg::plan::lockfile::{lock_path, Lockfile};
 use edgeimg::rootfs::RootfsTree;
 
 use super::build::plan_with_lock;

@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::image::device::DeviceBinaries;
-use crate::outputs::manifest::{Manifest, OutputRecord, MANIFEST_FILE};
+use crate::outputs::manifest::{Manifest, MANIFEST_FILE};
 use crate::plan::{FileSource, Plan};
+use crate::writers::record::OutputRecord;
 
 pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     let mut hasher = Sha256::new();

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::image::disk::DiskRecord;
 use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::writers::atomic::AtomicFile;
+use crate::writers::record::OutputRecord;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -32,7 +33,7 @@ pub struct Manifest {
     pub boot: Option<BootRecord>,
     /// The partitioned disk image, when one was built.
     #[serde(default)]
-    pub disk: Option<crate::image::disk::DiskRecord>,
+    pub disk: Option<DiskRecord>,
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -134,33 +135,6 @@ pub struct BootRecord {
     pub kernel_version: String,
     /// Modules init loads, in order.
     pub modules: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OutputRecord {
-    pub kind: String,
-    pub file: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-impl OutputRecord {
-    /// Hash a finished output file.
-    pub fn of_file(kind: &str, path: &Path) -> Result<Self> {
-        let mut file =
-            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher)?;
-        Ok(OutputRecord {
-            kind: kind.to_string(),
-            file: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        })
-    }
 }
 
 impl Manifest {

@@ -1,6 +1,8 @@
 //! Stage 2: the plan. Recipe + board profile + command-line overrides -> one concrete
 //! description of the image. Every later stage reads only the plan, never the recipe.
 
+pub mod lockfile;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -34,7 +36,7 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct LockedBuild {
     pub path: PathBuf,
-    pub lock: crate::outputs::lock::Lockfile,
+    pub lock: lockfile::Lockfile,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod fat;
 mod fat_fixups;
 pub mod ids;
 pub mod qcow2;
+pub mod record;
 pub mod squashfs;
 pub mod tar;
 mod tool;

@@ -15,13 +15,13 @@ use edge_config::DataPartition;
 use serde::{Deserialize, Serialize};
 
 use crate::image::kernel::BootKernel;
-use crate::outputs::manifest::OutputRecord;
 use crate::plan::Plan;
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
 use crate::writers::compression::Compression;
 use crate::writers::disk::{self, DiskSpec, PartitionSpec, PartitionTable, PartitionType, MIB};
 use crate::writers::ext4::{write_ext4, Ext4Options};
+use crate::writers::record::OutputRecord;
 use crate::writers::squashfs::{write_squashfs, SquashfsCompression};
 use crate::writers::{bmap, cpio, fat, qcow2};
 
