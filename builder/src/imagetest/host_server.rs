@@ -12,7 +12,7 @@ use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, RuntimeConfig};
 
 use crate::image::onnxruntime::{onnxruntime_library, LIBRARY_ENV};
 use crate::imagetest::checks::InferClient;
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 /// An edge-runtime running on this machine: the server code the device runs, for references
 /// and benchmarks. Killed on drop.
@@ -159,9 +159,10 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
 }
 
 pub fn host_arch() -> Result<Arch> {
-    match std::env::consts::ARCH {
-        "x86_64" => Ok(Arch::X86_64),
-        "aarch64" => Ok(Arch::Aarch64),
-        other => bail!("no ONNX Runtime reference for host arch {other}"),
-    }
+    Arch::host().with_context(|| {
+        format!(
+            "no ONNX Runtime reference for host arch {}",
+            std::env::consts::ARCH
+        )
+    })
 }

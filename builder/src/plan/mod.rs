@@ -6,11 +6,10 @@ pub mod lockfile;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use edge_config::Engine;
+use edge_config::{Arch, Engine};
 
 use crate::recipe::{
-    parse_mode, parse_size, Arch, Board, LoadedRecipe, OutputKind, RecipeError, TestCase,
-    DEFAULT_MIRROR,
+    parse_mode, parse_size, Board, LoadedRecipe, OutputKind, RecipeError, TestCase, DEFAULT_MIRROR,
 };
 use crate::rootfs::RootPath;
 

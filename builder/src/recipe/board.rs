@@ -1,6 +1,7 @@
 //! Board profiles: what a board implies (arch, kernel, firmware, console, image layout), so a
 //! recipe only states what differs.
 
+use edge_config::Arch;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -11,63 +12,6 @@ pub enum Board {
     #[serde(rename = "qemu-x86_64")]
     QemuX86_64,
     QemuAarch64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    /// Alpine's name for the arch (repository folder, `A:` field).
-    pub fn alpine(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// The Rust target our static device binaries are built for.
-    pub fn musl_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-musl",
-            Arch::Aarch64 => "aarch64-unknown-linux-musl",
-        }
-    }
-
-    /// The Rust target of the glibc build of edge-runtime that loads the real ONNX Runtime.
-    pub fn gnu_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-gnu",
-            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
-        }
-    }
-
-    /// Debian's multiarch triplet, which names the `*-cross` packages' folder `/usr/<it>/lib`.
-    pub fn gnu_triplet(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-linux-gnu",
-            Arch::Aarch64 => "aarch64-linux-gnu",
-        }
-    }
-
-    /// Debian's name for the arch (`libc6-<it>-cross`).
-    pub fn debian(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        }
-    }
-
-    /// glibc's dynamic loader: the file name, and where glibc binaries ask for it by default.
-    pub fn glibc_loader(self) -> (&'static str, &'static str) {
-        match self {
-            Arch::X86_64 => ("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"),
-            Arch::Aarch64 => ("ld-linux-aarch64.so.1", "/lib/ld-linux-aarch64.so.1"),
-        }
-    }
 }
 
 /// Everything a board decides by default.

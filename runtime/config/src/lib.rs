@@ -2,6 +2,11 @@
 //! read by `edge-init` (PID 1) and `edge-runtime` (the inference server).
 //!
 //! One schema shared by both sides, so the builder can never write a file the device cannot read.
+//! Also [`Arch`], the one architecture type the builder, the QEMU harness and the tests share.
+
+mod arch;
+
+pub use arch::Arch;
 
 use serde::{Deserialize, Serialize};
 

@@ -107,10 +107,11 @@ fn initramfs(init: &Path, root: &AlpineRoot, arch: Arch) -> Vec<u8> {
 
 fn power_button_powers_off(arch: Arch) {
     if !support::qemu::qemu_available(arch) {
-        eprintln!("qemu-system-{} not installed: skipping", arch.name());
+        eprintln!("qemu-system-{} not installed: skipping", arch.alpine());
         return;
     }
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("power-button-{}", arch.name()));
+    let work =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("power-button-{}", arch.alpine()));
     std::fs::create_dir_all(&work).unwrap();
     let root = AlpineRoot::extract(arch);
     let init = support::build::edge_init(arch);
@@ -164,7 +165,7 @@ fn power_button_powers_off(arch: Arch) {
     }
     eprintln!(
         "{}: {button}; POWEROFF {} ms and QEMU exit {} ms after system_powerdown",
-        arch.name(),
+        arch.alpine(),
         printed.as_millis(),
         exited.as_millis()
     );

@@ -8,7 +8,6 @@
 
 pub mod alpine;
 pub mod apk;
-pub mod arch;
 pub mod cache;
 pub mod debian;
 pub mod index;
@@ -24,5 +23,5 @@ pub mod stamp;
 pub mod tarball;
 pub mod wheel;
 
-pub use arch::Arch;
+pub use edge_config::Arch;
 pub use mirror::{build_mirror, MirrorOptions, MirrorReport};

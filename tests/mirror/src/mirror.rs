@@ -3,7 +3,6 @@
 
 use crate::alpine::packages_from_root;
 use crate::apk::{write_apk, WrittenApk};
-use crate::arch::Arch;
 use crate::debian;
 use crate::index::write_index;
 use crate::package::PackageContent;
@@ -12,6 +11,7 @@ use crate::signing::Signer;
 use crate::stamp::Fingerprint;
 use crate::wheel::{ensure_wheel, ALPINE_RELEASE};
 use anyhow::{bail, Context, Result};
+use edge_config::Arch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fs;

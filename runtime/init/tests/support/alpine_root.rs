@@ -20,10 +20,10 @@ pub struct AlpineRoot {
 impl AlpineRoot {
     pub fn extract(arch: Arch) -> AlpineRoot {
         let dir = cached_dir(
-            &format!("alpine-{KERNEL_VERSION}-{}-root", arch.name()),
+            &format!("alpine-{KERNEL_VERSION}-{}-root", arch.alpine()),
             |into| extract_root(arch, into),
         );
-        let ld_musl_name = format!("ld-musl-{}.so.1", arch.name());
+        let ld_musl_name = format!("ld-musl-{}.so.1", arch.alpine());
         AlpineRoot {
             kernel: AlpineKernel::from_dir(
                 dir.join("kernel"),
@@ -38,7 +38,7 @@ impl AlpineRoot {
 
 fn extract_root(arch: Arch, into: &Path) {
     let wheel = wheel(arch);
-    let image = arch.image_name();
+    let image = arch.debian();
     let kernel = wheel_image(&wheel, &format!("alpine-3.23-{image}.kernel"));
     let kernel = match arch {
         Arch::X86_64 => kernel,
@@ -58,7 +58,7 @@ fn extract_root(arch: Arch, into: &Path) {
         .arg(&qcow2)
         .arg(&raw));
     std::fs::create_dir_all(into.join("modules")).unwrap();
-    let ld_musl = format!("ld-musl-{}.so.1", arch.name());
+    let ld_musl = format!("ld-musl-{}.so.1", arch.alpine());
     for request in [
         format!(
             "rdump /lib/modules/{KERNEL_VERSION} {}",

@@ -12,13 +12,13 @@ pub fn edge_init(arch: Arch) -> PathBuf {
     let _guard = BUILDING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let target = format!("{}-unknown-linux-musl", arch.name());
+    let target = arch.musl_target();
     // A target dir of its own: the outer `cargo test` may hold the lock on the usual one.
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge-init-musl");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(cargo)
         .args(["build", "--profile", "device", "-p", "edge-init"])
-        .args(["--target", &target])
+        .args(["--target", target])
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()

@@ -14,16 +14,12 @@ pub fn qemu_x86_64_available() -> bool {
 }
 
 pub fn qemu_available(arch: Arch) -> bool {
-    Command::new(binary(arch))
+    Command::new(arch.qemu_binary())
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn binary(arch: Arch) -> String {
-    format!("qemu-system-{}", arch.name())
 }
 
 pub struct Vm {
@@ -50,7 +46,7 @@ pub struct BootSpec<'a> {
 impl Vm {
     pub fn boot(spec: &BootSpec) -> Vm {
         let _ = std::fs::remove_file(spec.monitor);
-        let mut command = Command::new(binary(spec.arch));
+        let mut command = Command::new(spec.arch.qemu_binary());
         match spec.arch {
             Arch::X86_64 => command.args(["-M", "q35"]),
             // cortex-a57: `max` emulates pointer authentication, which is slow under TCG.
@@ -85,7 +81,7 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary(spec.arch)));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", spec.arch.qemu_binary()));
         let stdout = child.stdout.take().unwrap();
         let console_in = child.stdin.take().unwrap();
         let (send, lines) = channel();
