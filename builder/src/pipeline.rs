@@ -12,7 +12,8 @@ use crate::image::disk::{write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build};
 use crate::outputs::manifest::{
-    AlpineSource, BootRecord, EngineRecord, Manifest, ModelRecord, PackageRecord, RootfsSummary,
+    AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest, ModelRecord,
+    PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
@@ -131,6 +132,7 @@ fn build_with(
         plan.runtime.engine,
         &binaries.runtime_libraries,
     )?);
+    manifest.device_binaries = Some(DeviceBinariesRecord::new(binaries)?);
     manifest.model = model.map(|m| ModelRecord {
         name: m.name,
         source: plan
@@ -296,6 +298,7 @@ fn manifest(
         },
         model: None,
         engine: None,
+        device_binaries: None,
         boot: None,
         disk: None,
         outputs,

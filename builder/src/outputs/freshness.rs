@@ -96,6 +96,12 @@ mod tests {
             init: root.join("edge-init"),
             runtime: root.join("edge-runtime"),
             runtime_libraries: Vec::new(),
+            origin: crate::image::device::Origin {
+                kind: "folder",
+                found_as: "test".into(),
+                base: root.to_path_buf(),
+                source_commit: "unknown".into(),
+            },
         };
         Fixture { dir, binaries }
     }
@@ -155,6 +161,7 @@ mod tests {
             },
             model: None,
             engine: None,
+            device_binaries: None,
             boot: None,
             disk: None,
             outputs: vec![OutputRecord::of_file("disk", &output).unwrap()],

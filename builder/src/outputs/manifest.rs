@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::image::device::{DeviceBinaries, INIT_PATH, RUNTIME_PATH};
 use crate::image::disk::DiskRecord;
 use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::writers::atomic::AtomicFile;
@@ -28,6 +29,9 @@ pub struct Manifest {
     /// The inference engine and the libraries it brings into the image.
     #[serde(default)]
     pub engine: Option<EngineRecord>,
+    /// Our own binaries in the image: where they came from and how they hash.
+    #[serde(default)]
+    pub device_binaries: Option<DeviceBinariesRecord>,
     /// How to boot the image directly (kernel + initramfs), for `edgeimg run`/`test`.
     #[serde(default)]
     pub boot: Option<BootRecord>,
@@ -121,6 +125,61 @@ impl EngineRecord {
         Ok(EngineRecord {
             name: name.into(),
             libraries,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceBinariesRecord {
+    /// `installed` (the folder of this edgeimg's version from its distribution), `folder`
+    /// (named by `EDGEIMG_DEVICE_BINARIES`) or `source` (built by cargo in the source tree).
+    pub origin: String,
+    /// How they were found, in words: no host paths, so builds on two machines compare.
+    pub found_as: String,
+    /// The edgeimg commit they were built from.
+    pub source_commit: String,
+    pub files: Vec<BinaryRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BinaryRecord {
+    pub name: String,
+    pub path_in_image: String,
+    /// Where it was taken from, relative to the origin's folder (the installed
+    /// `share/edgeimg/<version>/`, the named folder, or the source tree).
+    pub from: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl DeviceBinariesRecord {
+    pub fn new(binaries: &DeviceBinaries) -> Result<Self> {
+        let origin = &binaries.origin;
+        let files = [
+            ("edge-init", INIT_PATH, &binaries.init),
+            ("edge-runtime", RUNTIME_PATH, &binaries.runtime),
+        ]
+        .into_iter()
+        .map(|(name, path_in_image, source)| {
+            let hashed = OutputRecord::of_file(name, source)?;
+            Ok(BinaryRecord {
+                name: name.into(),
+                path_in_image: path_in_image.into(),
+                from: source
+                    .strip_prefix(&origin.base)
+                    .unwrap_or(source)
+                    .display()
+                    .to_string(),
+                size: hashed.size,
+                sha256: hashed.sha256,
+            })
+        })
+        .collect::<Result<_>>()?;
+        Ok(DeviceBinariesRecord {
+            origin: origin.kind.to_string(),
+            found_as: origin.found_as.clone(),
+            source_commit: origin.source_commit.clone(),
+            files,
         })
     }
 }

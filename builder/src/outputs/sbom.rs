@@ -44,23 +44,28 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
         "comment": format!("edgeimg image for board {} ({})", manifest.board, manifest.arch),
     })];
     packages.extend(manifest.packages.iter().map(apk_package));
-    let commit = source_commit();
-    for (name, path) in [
-        ("edge-init", &inputs.binaries.init),
-        ("edge-runtime", &inputs.binaries.runtime),
-    ] {
+    for binary in manifest
+        .device_binaries
+        .iter()
+        .flat_map(|d| d.files.iter().map(move |f| (d, f)))
+    {
+        let (origin, file) = binary;
         packages.push(json!({
-            "SPDXID": format!("SPDXRef-Binary-{name}"),
-            "name": name,
+            "SPDXID": format!("SPDXRef-Binary-{}", file.name),
+            "name": file.name,
             "versionInfo": env!("CARGO_PKG_VERSION"),
             "primaryPackagePurpose": "APPLICATION",
             "downloadLocation": "NOASSERTION",
-            "sourceInfo": format!("built by cargo from the edgeimg workspace at commit {commit}"),
+            "sourceInfo": format!(
+                "{} ({}); edgeimg source at commit {}",
+                file.from, origin.found_as, origin.source_commit
+            ),
             "filesAnalyzed": false,
-            "checksums": [sha256_checksum(&std::fs::read(path)?)],
+            "checksums": [{"algorithm": "SHA256", "checksumValue": file.sha256}],
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",
+            "comment": format!("{} in the image", file.path_in_image),
         }));
     }
     for library in &inputs.binaries.runtime_libraries {
@@ -215,18 +220,6 @@ fn rfc3339(unix: u64) -> String {
     chrono::DateTime::from_timestamp(i64::try_from(unix).unwrap_or(i64::MAX), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// The workspace commit the device binaries were built from (`-dirty` with local changes).
-fn source_commit() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=40"])
-        .current_dir(crate::image::device::workspace_root())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

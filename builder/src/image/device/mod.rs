@@ -2,12 +2,12 @@
 //! Our static binaries, the prepared model, the unprivileged server account, the kernel
 //! modules to load and the device configuration that `edge-init` and `edge-runtime` read.
 
-mod binaries;
+pub mod binaries;
 mod model;
 mod users;
 
 pub use binaries::{
-    device_binaries, glibc_runtime, target_dir, workspace_root, DeviceBinaries, PREBUILT_ENV,
+    device_binaries, folder, glibc_runtime, source, DeviceBinaries, Origin, Provider, SELECT_ENV,
 };
 pub use model::{add_model, PreparedModel};
 
