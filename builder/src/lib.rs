@@ -29,6 +29,8 @@
 //!   - [`imagetest::host_server`]: edge-runtime on this machine, the reference answers;
 //!   - [`imagetest::qemu_boot`]: from a built image to a QEMU boot (also `edgeimg run`).
 //! - [`flash`]: `edgeimg flash`, write a disk image to a card, guarded, sparse and verified.
+//! - [`host`]: `edgeimg doctor`, and the check every command makes at its start: the host
+//!   tools, QEMU machines, firmware and device binaries it needs, each with what to install.
 //! - [`bench`](mod@bench): `edgeimg bench`, the product's measured figures.
 //!
 //! And the libraries the stages share:
@@ -48,13 +50,14 @@
 //!   [`writers`] and hands back its own [`image::disk::DiskRecord`];
 //! - [`outputs`] describe what [`image`] put in and what [`writers`] wrote, so they read those
 //!   and the plan; nothing before them reads an output module;
-//! - [`pipeline`] runs them all; [`imagetest`], [`flash`] and [`bench`](mod@bench) sit on
-//!   top, and nothing in the pipeline reads them.
+//! - [`pipeline`] runs them all; [`imagetest`], [`flash`], [`host`] and
+//!   [`bench`](mod@bench) sit on top, and nothing in the pipeline reads them.
 //!
 //! The command line itself (`src/cli/`, one file per subcommand) is a thin layer in the binary.
 
 pub mod bench;
 pub mod flash;
+pub mod host;
 pub mod image;
 pub mod imagetest;
 pub mod model;

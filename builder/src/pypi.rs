@@ -47,6 +47,11 @@ impl Wheel<'_> {
         }
     }
 
+    /// The wheel file when it is already in the cache.
+    pub fn cached(&self, cache_dir: &Path) -> Option<PathBuf> {
+        self.find(&cache_dir.join("wheels"))
+    }
+
     fn find(&self, dir: &Path) -> Option<PathBuf> {
         let prefix = format!("{}-{}-", self.name.replace('-', "_"), self.version);
         let suffix = match self.platform {

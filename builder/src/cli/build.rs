@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
+use edgeimg::host::{for_build, preflight};
 use edgeimg::pipeline::{build, build_if_stale, BuildOptions, BuildReport};
 use edgeimg::plan::lockfile::{lock_path, Lockfile};
 use edgeimg::plan::{LockedBuild, Overrides, Plan};
@@ -23,7 +24,9 @@ pub struct BuildArgs {
 pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let plan = plan_for(&args.recipe, &args.flags)?;
-    let report = build(&plan, &BuildOptions::from_env()?)?;
+    let opts = BuildOptions::from_env()?;
+    preflight("build", for_build(&plan, &opts.cache_dir))?;
+    let report = build(&plan, &opts)?;
     for warning in &report.manifest.warnings {
         eprintln!("warning: {warning}");
     }

@@ -8,6 +8,7 @@ use bytesize::ByteSize;
 use clap::Args;
 
 use edgeimg::flash::{flash, BmapChoice, Interrupted, Source, SystemPaths, Target};
+use edgeimg::host::{for_flash, preflight};
 
 #[derive(Debug, Args)]
 #[command(
@@ -40,6 +41,7 @@ pub struct FlashArgs {
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 pub fn run(args: FlashArgs) -> Result<ExitCode> {
+    preflight("flash", for_flash())?;
     let choice = match (&args.bmap, args.no_bmap) {
         (_, true) => BmapChoice::Off,
         (Some(p), false) => BmapChoice::File(p.clone()),

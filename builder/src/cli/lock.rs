@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use edgeimg::host::{for_build, preflight};
 use edgeimg::image::device::device_binaries;
 use edgeimg::pipeline::{install_packages, BuildOptions};
 use edgeimg::plan::lockfile::{lock_path, Lockfile};
@@ -25,6 +26,7 @@ pub fn run(args: LockArgs) -> Result<ExitCode> {
     let plan = plan_with_lock(&args.recipe, &args.flags, None)?;
     let mut scratch = RootfsTree::new(plan.source_date_epoch);
     let opts = BuildOptions::from_env()?;
+    preflight("lock", for_build(&plan, &opts.cache_dir))?;
     let installed = install_packages(&plan, &opts, &mut scratch)?;
     let binaries = device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let lock = Lockfile::from_install(&plan, &installed, &binaries.runtime_libraries)?;

@@ -2,9 +2,11 @@
 
 mod bench;
 mod build;
+mod doctor;
 mod flash;
 mod inspect;
 mod lock;
+mod mirror;
 mod new;
 mod run;
 mod test;
@@ -20,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
     name = "edgeimg",
     version,
     about = "Turn a TOML recipe into a minimal, bootable Alpine-based image that serves an ONNX model",
-    after_help = "Typical use:\n  edgeimg new mydevice --board rpi4\n  edgeimg build recipes/mydevice.toml\n  edgeimg test recipes/qemu-aarch64.toml\n  edgeimg flash images/mydevice/mydevice.img /dev/sdX"
+    after_help = "Typical use:\n  edgeimg doctor\n  edgeimg new mydevice --board rpi4\n  edgeimg build recipes/mydevice.toml\n  edgeimg test recipes/qemu-aarch64.toml\n  edgeimg flash images/mydevice/mydevice.img /dev/sdX"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,6 +45,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Scaffold a new recipe (recipes/<name>.toml) for a board.
     New(new::NewArgs),
+    /// Check this machine for what builds, tests, runs and flashes need, and say what to install.
+    Doctor(doctor::DoctorArgs),
+    /// Build the offline Alpine mirror (for machines that cannot reach Alpine's).
+    Mirror(mirror::MirrorArgs),
     /// Measure build time, image size, boot-to-ready (also against stock Alpine), inference per
     /// engine (host, guests, Python) and flashing.
     Bench(bench::BenchArgs),
@@ -79,6 +85,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args),
         Command::New(args) => new::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Mirror(args) => mirror::run(args),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Flash(args) => flash::run(args),

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use edgeimg_qemu::{ConsoleMode, Qemu, SpawnOptions};
 
+use edgeimg::host::{for_run, preflight};
 use edgeimg::imagetest::qemu_boot::boot_spec;
 use edgeimg::pipeline::BuildOptions;
 
@@ -28,7 +29,9 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let plan = plan_for(&args.recipe, &args.flags)?;
-    let built = super::build::build_or_reuse(&plan, &BuildOptions::from_env()?, args.rebuild)?;
+    let opts = BuildOptions::from_env()?;
+    preflight("run", for_run(&plan, &opts.cache_dir))?;
+    let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
     let spec = boot_spec(plan.board, &plan.out_dir, &built.manifest, &args.append)?;
     let mut vm = Qemu::spawn(
         &spec,

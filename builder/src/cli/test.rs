@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
+use edgeimg::host::{for_test, preflight};
 use edgeimg::imagetest::{test_image, write_junit, TestOptions};
 use edgeimg::pipeline::BuildOptions;
 
@@ -31,6 +32,7 @@ pub struct TestArgs {
 pub fn run(args: TestArgs) -> Result<ExitCode> {
     let plan = plan_for(&args.recipe, &args.flags)?;
     let opts = BuildOptions::from_env()?;
+    preflight("test", for_test(&plan, &opts.cache_dir))?;
     let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
     let report = test_image(
         &plan,

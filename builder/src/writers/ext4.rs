@@ -60,7 +60,7 @@ pub fn write_ext4(opts: &Ext4Options, out: &Path) -> Result<Ext4Info> {
             opts.label
         );
     }
-    let mke2fs = tool::find("mke2fs", "e2fsprogs")?;
+    let mke2fs = tool::find(&tool::MKE2FS)?;
     let uuid = derived_uuid(&opts.seed, "ext4-uuid");
     let hash_seed = derived_uuid(&opts.seed, "ext4-hash-seed");
 

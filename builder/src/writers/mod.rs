@@ -19,7 +19,7 @@ pub mod qcow2;
 pub mod record;
 pub mod squashfs;
 pub mod tar;
-mod tool;
+pub mod tool;
 
 #[cfg(test)]
 mod tests;

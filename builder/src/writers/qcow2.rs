@@ -11,7 +11,7 @@ use super::tool;
 
 /// Convert the raw image `raw` to a qcow2 image at `out` (holes stay unallocated).
 pub fn write_qcow2(raw: &Path, out: &Path) -> Result<()> {
-    let qemu_img = tool::find("qemu-img", "qemu-utils")?;
+    let qemu_img = tool::find(&tool::QEMU_IMG)?;
     let file = AtomicFile::create(out)?;
     tool::run(
         Command::new(qemu_img)

@@ -31,35 +31,12 @@ fn main() -> Result<()> {
         },
     };
     let report = build_mirror(&opts)?;
-    for missing in &report.missing_files {
-        eprintln!(
-            "warning: listed in the installed db but missing from the root, skipped: {missing}"
-        );
+    for note in report.notes() {
+        eprintln!("{note}");
     }
-    for restored in &report.restored_files {
-        eprintln!("note: changed in the image, packaged content recovered (checksum matches Alpine's): {restored}");
-    }
-    for changed in &report.changed_files {
-        eprintln!(
-            "note: differs from Alpine's recorded checksum (changed in the image), kept: {changed}"
-        );
-    }
-    let counts: Vec<String> = report
-        .packages
-        .iter()
-        .map(|(arch, n)| format!("{arch}: {n} packages"))
-        .collect();
     println!(
-        "mirror {} at {} ({}; key {}) in {:.1}s",
-        if report.up_to_date {
-            "up to date"
-        } else {
-            "built"
-        },
-        opts.out.display(),
-        counts.join(", "),
-        report.public_key.display(),
-        started.elapsed().as_secs_f64()
+        "{}",
+        report.summary(&opts.out, started.elapsed().as_secs_f64())
     );
     Ok(())
 }

@@ -45,6 +45,44 @@ pub struct MirrorReport {
     pub changed_files: Vec<String>,
 }
 
+impl MirrorReport {
+    /// What the build noticed about individual files, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        let missing = self.missing_files.iter().map(|m| {
+            format!("warning: listed in the installed db but missing from the root, skipped: {m}")
+        });
+        let restored = self.restored_files.iter().map(|r| {
+            format!("note: changed in the image, packaged content recovered (checksum matches Alpine's): {r}")
+        });
+        let changed = self.changed_files.iter().map(|c| {
+            format!(
+                "note: differs from Alpine's recorded checksum (changed in the image), kept: {c}"
+            )
+        });
+        missing.chain(restored).chain(changed).collect()
+    }
+
+    /// One line: built or up to date, where, how many packages, which key, how long.
+    pub fn summary(&self, out: &Path, seconds: f64) -> String {
+        let counts: Vec<String> = self
+            .packages
+            .iter()
+            .map(|(arch, n)| format!("{arch}: {n} packages"))
+            .collect();
+        format!(
+            "mirror {} at {} ({}; key {}) in {seconds:.1}s",
+            if self.up_to_date {
+                "up to date"
+            } else {
+                "built"
+            },
+            out.display(),
+            counts.join(", "),
+            self.public_key.display(),
+        )
+    }
+}
+
 /// The repository directory for one architecture, e.g. `<out>/v3.23/main/x86_64`.
 pub fn repository_dir(out: &Path, arch: Arch) -> PathBuf {
     repository_root(out).join(arch.alpine())

@@ -31,6 +31,22 @@ impl Owner {
     }
 }
 
+/// The files the engine takes from the cross packages for `arch` (the loader, the C library,
+/// libstdc++ and libgcc_s), each with the package that installs it.
+pub fn cross_files(arch: Arch) -> Vec<(PathBuf, String)> {
+    let dir = Path::new("/usr").join(arch.gnu_triplet()).join("lib");
+    let deb = arch.debian();
+    [
+        (arch.glibc_loader().0, "libc6"),
+        ("libc.so.6", "libc6"),
+        ("libstdc++.so.6", "libstdc++6"),
+        ("libgcc_s.so.1", "libgcc-s1"),
+    ]
+    .into_iter()
+    .map(|(file, package)| (dir.join(file), format!("{package}-{deb}-cross")))
+    .collect()
+}
+
 pub struct CrossLibs {
     dir: PathBuf,
     arch: Arch,

