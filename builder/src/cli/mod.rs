@@ -43,7 +43,7 @@ enum Command {
     Lock(lock::LockArgs),
     /// Show what an image contains: packages, files, model, outputs and sizes.
     Inspect(inspect::InspectArgs),
-    /// Scaffold a new recipe (recipes/<name>.toml) for a board.
+    /// Scaffold a new recipe (recipes/<name>.toml) for a board, with your model or an example.
     New(new::NewArgs),
     /// Check this machine for what builds, tests, runs and flashes need, and say what to install.
     Doctor(doctor::DoctorArgs),
