@@ -31,6 +31,8 @@
 //! - [`flash`]: `edgeimg flash`, write a disk image to a card, guarded, sparse and verified.
 //! - [`host`]: `edgeimg doctor`, and the check every command makes at its start: the host
 //!   tools, QEMU machines, firmware and device binaries it needs, each with what to install.
+//! - [`dist`]: the distribution archive (`cargo xtask dist`): edgeimg plus the device
+//!   binaries of its version, which an installed edgeimg finds beside itself.
 //! - [`bench`](mod@bench): `edgeimg bench`, the product's measured figures.
 //!
 //! And the libraries the stages share:
@@ -50,12 +52,13 @@
 //!   [`writers`] and hands back its own [`image::disk::DiskRecord`];
 //! - [`outputs`] describe what [`image`] put in and what [`writers`] wrote, so they read those
 //!   and the plan; nothing before them reads an output module;
-//! - [`pipeline`] runs them all; [`imagetest`], [`flash`], [`host`] and
+//! - [`pipeline`] runs them all; [`imagetest`], [`flash`], [`host`], [`dist`] and
 //!   [`bench`](mod@bench) sit on top, and nothing in the pipeline reads them.
 //!
 //! The command line itself (`src/cli/`, one file per subcommand) is a thin layer in the binary.
 
 pub mod bench;
+pub mod dist;
 pub mod flash;
 pub mod host;
 pub mod image;
