@@ -154,24 +154,28 @@ pub fn everything(cache_dir: &Path) -> Vec<Requirement> {
     needs
 }
 
-/// The device binaries for `arch` and `engine`: installed ones (present, hashes right), or the
-/// Rust toolchain, targets and C cross compilers that build them from source.
+/// The device binaries for `arch` and `engine`.
 fn device_binaries(arch: Arch, engine: Engine) -> Vec<Requirement> {
+    let (runtime, engine_name) = match engine {
+        Engine::Tract => (BinaryKind::StaticRuntime, "tract"),
+        Engine::Onnxruntime => (BinaryKind::GlibcRuntime, "onnxruntime"),
+    };
+    binaries(
+        arch,
+        &[BinaryKind::Init, runtime],
+        &format!("{arch} images with engine = \"{engine_name}\""),
+    )
+}
+
+/// `kinds` for `arch`: installed ones (present, hashes right), or the Rust toolchain, targets
+/// and C cross compilers that build them from source.
+fn binaries(arch: Arch, kinds: &[BinaryKind], purpose: &str) -> Vec<Requirement> {
     let group = "device binaries";
-    let runtime = match engine {
-        Engine::Tract => BinaryKind::StaticRuntime,
-        Engine::Onnxruntime => BinaryKind::GlibcRuntime,
-    };
-    let engine_name = match engine {
-        Engine::Tract => "tract",
-        Engine::Onnxruntime => "onnxruntime",
-    };
-    let purpose = format!("{arch} images with engine = \"{engine_name}\"");
     match Provider::select() {
         Err(e) => vec![Requirement {
             group,
             what: "device binaries".into(),
-            purpose,
+            purpose: purpose.into(),
             probe: Probe::Never(format!("{e:#}")),
             fix: Fix::Do(
                 "install edgeimg from its distribution archive (README, \"Install\")".into(),
@@ -180,12 +184,16 @@ fn device_binaries(arch: Arch, engine: Engine) -> Vec<Requirement> {
         }],
         Ok(Provider::Folder { folder, .. }) => vec![Requirement {
             group,
-            what: format!("{arch} edge-init + edge-runtime ({engine_name})"),
-            purpose,
+            what: kinds
+                .iter()
+                .map(|k| k.relative_path(arch))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            purpose: purpose.into(),
             probe: Probe::DeviceFolder {
                 folder,
                 arch,
-                kinds: vec![BinaryKind::Init, runtime],
+                kinds: kinds.to_vec(),
             },
             fix: Fix::Do("reinstall edgeimg from its distribution archive".into()),
             optional: false,
@@ -199,15 +207,12 @@ fn device_binaries(arch: Arch, engine: Engine) -> Vec<Requirement> {
                 fix: Fix::Do("install Rust with rustup (https://rustup.rs)".into()),
                 optional: false,
             }];
-            let mut targets = vec![BinaryKind::Init.target(arch)];
-            if engine == Engine::Onnxruntime {
-                targets.push(runtime.target(arch));
-            }
-            for triple in targets {
+            for kind in kinds {
+                let triple = kind.target(arch);
                 needs.push(Requirement {
                     group,
                     what: format!("Rust target {triple}"),
-                    purpose: purpose.clone(),
+                    purpose: purpose.into(),
                     probe: Probe::RustTarget {
                         tree: tree.root.clone(),
                         triple: triple.into(),
@@ -215,56 +220,35 @@ fn device_binaries(arch: Arch, engine: Engine) -> Vec<Requirement> {
                     fix: Fix::Do(format!("rustup target add {triple}")),
                     optional: false,
                 });
+                needs.push(c_compiler(arch, *kind, purpose));
             }
-            needs.extend(c_compilers(arch, engine, &purpose));
             needs
         }
     }
 }
 
-/// The C compilers (and C library) the device crates' C and assembly parts build with.
-fn c_compilers(arch: Arch, engine: Engine, purpose: &str) -> Vec<Requirement> {
+/// What compiles and links the C and assembly parts of a device binary for its target.
+fn c_compiler(arch: Arch, kind: BinaryKind, purpose: &str) -> Requirement {
     let group = "device binaries";
-    let mut needs = Vec::new();
-    match arch {
-        // tract's kernels for x86_64 musl: the `cc` crate calls musl-gcc.
-        Arch::X86_64 => needs.push(tool(
+    let tool_for = |command, package| tool(group, &HostTool { command, package }, purpose);
+    match (arch, kind) {
+        // tract's x86_64 kernels: the `cc` crate compiles them with musl-gcc for musl.
+        (Arch::X86_64, BinaryKind::Init | BinaryKind::StaticRuntime) => {
+            tool_for("musl-gcc", "musl-tools")
+        }
+        (Arch::X86_64, BinaryKind::GlibcRuntime) => tool_for("cc", "gcc"),
+        // .cargo/config.toml: the aarch64 C parts build with Debian's cross gcc...
+        (Arch::Aarch64, BinaryKind::Init | BinaryKind::StaticRuntime) => {
+            tool_for("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
+        }
+        // ... which links the glibc build against the arm64 C library.
+        (Arch::Aarch64, BinaryKind::GlibcRuntime) => file(
             group,
-            &HostTool {
-                command: "musl-gcc",
-                package: "musl-tools",
-            },
+            "/usr/aarch64-linux-gnu/lib/crt1.o",
+            "libc6-dev-arm64-cross",
             purpose,
-        )),
-        // .cargo/config.toml: the aarch64 C parts and the glibc link use Debian's cross gcc.
-        Arch::Aarch64 => needs.push(tool(
-            group,
-            &HostTool {
-                command: "aarch64-linux-gnu-gcc",
-                package: "gcc-aarch64-linux-gnu",
-            },
-            purpose,
-        )),
+        ),
     }
-    if engine == Engine::Onnxruntime {
-        needs.push(match arch {
-            Arch::X86_64 => tool(
-                group,
-                &HostTool {
-                    command: "cc",
-                    package: "gcc",
-                },
-                purpose,
-            ),
-            Arch::Aarch64 => file(
-                group,
-                "/usr/aarch64-linux-gnu/lib/crt1.o",
-                "libc6-dev-arm64-cross",
-                purpose,
-            ),
-        });
-    }
-    needs
 }
 
 /// engine = "onnxruntime" for `arch`: the private glibc from Debian's cross packages (named
@@ -299,10 +283,9 @@ fn host_reference(cache_dir: &Path) -> Vec<Requirement> {
         return Vec::new();
     };
     let purpose = "the host's ONNX Runtime server that compare_onnxruntime checks against";
-    let mut needs = device_binaries(host, Engine::Onnxruntime);
+    let mut needs = binaries(host, &[BinaryKind::GlibcRuntime], purpose);
     for need in &mut needs {
         need.group = "test: the host's reference";
-        need.purpose = purpose.into();
     }
     needs.push(wheel(
         "test: the host's reference",
