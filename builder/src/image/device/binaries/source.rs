@@ -171,7 +171,8 @@ fn run_step(mut cargo: Command, label: &str) -> Result<()> {
         bar.finish_and_clear();
         if compiled > 0 {
             eprintln!(
-                "edgeimg: cargo: {label}: {compiled} crates compiled in {:.0}s",
+                "edgeimg: cargo: {label}: {compiled} crate{} compiled in {:.0}s",
+                if compiled == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64()
             );
         }
