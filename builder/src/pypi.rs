@@ -32,7 +32,7 @@ impl Wheel<'_> {
             .arg(&dir)
             .arg(format!("{}=={}", self.name, self.version))
             .status()
-            .context("cannot run pip to fetch a wheel from PyPI (tests/setup.sh installs what is needed)")?;
+            .context("cannot run pip to fetch a wheel from PyPI; install python3-pip (`edgeimg doctor` lists what is missing)")?;
         match self.find(&dir) {
             Some(found) if status.success() => Ok(found),
             _ => bail!(

@@ -58,7 +58,7 @@ impl CrossLibs {
         let libs = CrossLibs { dir, arch };
         if !libs.dir.join(arch.glibc_loader().0).is_file() {
             bail!(
-                "engine = \"onnxruntime\" needs glibc for {} from Debian's cross packages, and {} has none; install them with `apt-get install {}` (tests/setup.sh does)",
+                "engine = \"onnxruntime\" needs glibc for {} from Debian's cross packages, and {} has none; install them with `apt-get install {}` (`edgeimg doctor` lists what is missing)",
                 arch.alpine(),
                 libs.dir.display(),
                 libs.packages().join(" ")
