@@ -47,11 +47,18 @@ fn without_sources(program: &Path, cwd: &Path) -> Command {
 
 impl Installed {
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let mut cmd = without_sources(&self.prefix.join("bin/edgeimg"), &self.project);
         cmd.args(args)
             .env("HOME", &self.home)
             .env("EDGEIMG_CACHE", &self.cache);
         for (key, value) in &self.mirror {
+            cmd.env(key, value);
+        }
+        for (key, value) in env {
             cmd.env(key, value);
         }
         let step = Instant::now();
@@ -226,6 +233,29 @@ fn installed_edgeimg_scaffolds_builds_and_tests_without_its_sources() {
                 .display()
         )),
         "{doctor}"
+    );
+
+    // EDGEIMG_DEVICE_BINARIES: `source` needs the tree, which is gone; a folder is taken as is.
+    let share = prefix.join("share/edgeimg").join(env!("CARGO_PKG_VERSION"));
+    let source = edgeimg.run_with(
+        &["doctor"],
+        &[("EDGEIMG_DEVICE_BINARIES", Path::new("source"))],
+    );
+    let said = String::from_utf8_lossy(&source.stdout);
+    assert!(!source.status.success(), "{said}");
+    assert!(
+        said.contains("EDGEIMG_DEVICE_BINARIES=source, but the source tree this edgeimg was built from is gone"),
+        "{said}"
+    );
+    let named = edgeimg.run_with(&["doctor"], &[("EDGEIMG_DEVICE_BINARIES", &share)]);
+    let said = String::from_utf8_lossy(&named.stdout);
+    assert!(named.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "device binaries: {} (EDGEIMG_DEVICE_BINARIES",
+            share.display()
+        )),
+        "{said}"
     );
 
     // The offline mirror, the way a user behind a firewall gets it.
