@@ -171,6 +171,28 @@ mod tests {
     }
 
     #[test]
+    fn raspi4b_console_is_the_first_uart_and_it_has_no_network() {
+        let mut spec = BootSpec::kernel(Board::Raspi4b, "/k/Image");
+        spec.disks.push(Disk::new("/i/pi.img"));
+        let line = joined(&spec, Accel::Tcg);
+        assert!(line.contains("-M raspi4b -accel tcg -m 2048"), "{line}");
+        assert!(line.contains("-serial chardev:con"), "{line}");
+        assert!(!line.contains("-serial null"), "{line}");
+        assert!(line.contains("console=ttyAMA0,115200"), "{line}");
+        assert!(line.contains("if=sd,format=raw"), "{line}");
+        assert!(!line.contains("-netdev"), "{line}");
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, card) = (dir.path().join("Image"), dir.path().join("pi.img"));
+        std::fs::write(&kernel, b"k").unwrap();
+        std::fs::write(&card, b"c").unwrap();
+        let mut with_port = BootSpec::kernel(Board::Raspi4b, kernel);
+        with_port.disks.push(Disk::new(card));
+        with_port.forward_port = Some(8000);
+        let error = with_port.validate(&Board::Raspi4b.profile()).unwrap_err();
+        assert!(error.to_string().contains("no network"), "{error}");
+    }
+
+    #[test]
     fn disk_boot_uses_uefi_with_writable_vars_and_kvm_uses_host_cpu() {
         let spec = BootSpec::disk(Board::QemuX86_64, Disk::new("/i/a,b.qcow2").snapshot());
         let line = joined(&spec, Accel::Kvm);

@@ -16,25 +16,34 @@ pub enum Board {
     QemuX86_64,
     /// Generic arm64 machine (`-M virt -cpu cortex-a57`).
     QemuAarch64,
-    /// Raspberry Pi 3 Model B (`-M raspi3b`): kernel + DTB boot, SD card, no usable network.
+    /// Raspberry Pi 3 Model B (`-M raspi3b`): kernel + DTB boot, SD card, USB networking.
     Raspi3b,
+    /// Raspberry Pi 4 Model B (`-M raspi4b`, QEMU 9.0 and later): kernel + DTB boot, SD card,
+    /// no network (QEMU models neither genet nor the PCIe USB controller).
+    Raspi4b,
 }
 
 impl Board {
-    pub const ALL: [Board; 3] = [Board::QemuX86_64, Board::QemuAarch64, Board::Raspi3b];
+    pub const ALL: [Board; 4] = [
+        Board::QemuX86_64,
+        Board::QemuAarch64,
+        Board::Raspi3b,
+        Board::Raspi4b,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Board::QemuX86_64 => "qemu-x86_64",
             Board::QemuAarch64 => "qemu-aarch64",
             Board::Raspi3b => "raspi3b",
+            Board::Raspi4b => "raspi4b",
         }
     }
 
     pub fn arch(self) -> Arch {
         match self {
             Board::QemuX86_64 => Arch::X86_64,
-            Board::QemuAarch64 | Board::Raspi3b => Arch::Aarch64,
+            Board::QemuAarch64 | Board::Raspi3b | Board::Raspi4b => Arch::Aarch64,
         }
     }
 
@@ -104,6 +113,24 @@ impl Board {
                 poweroff_only_halts: true,
                 keyboard: Some("usb-kbd"),
             },
+            // The Pi 4's Linux console is the PL011 (ttyAMA0), QEMU's first -serial. QEMU has
+            // no genet and no PCIe (so no xHCI): no network. Its dwc2 takes the USB keyboard
+            // that asks for a power-off, as on raspi3b.
+            Board::Raspi4b => MachineProfile {
+                board: self,
+                machine: "raspi4b",
+                tcg_cpu: None,
+                kvm_capable: false,
+                memory_mb: 2048,
+                fixed_memory: true,
+                console_serial_index: 0,
+                kernel_console: "ttyAMA0,115200",
+                nic: None,
+                disk_interface: DiskInterface::Sd,
+                uefi: None,
+                poweroff_only_halts: true,
+                keyboard: Some("usb-kbd"),
+            },
         }
     }
 }
@@ -123,13 +150,9 @@ impl FromStr for Board {
             "qemu-x86_64" | "pc-efi" => Ok(Board::QemuX86_64),
             "qemu-aarch64" => Ok(Board::QemuAarch64),
             "raspi3b" | "rpi3" => Ok(Board::Raspi3b),
-            "rpi4" => Err(Error::BadSpec(
-                "QEMU 7.2 cannot emulate a Raspberry Pi 4 (no raspi4b machine); \
-                 boot the same image on `qemu-aarch64` or `rpi3` instead"
-                    .into(),
-            )),
+            "raspi4b" | "rpi4" => Ok(Board::Raspi4b),
             other => Err(Error::BadSpec(format!(
-                "unknown board `{other}`; QEMU can boot: qemu-x86_64, pc-efi, qemu-aarch64, rpi3 (raspi3b)"
+                "unknown board `{other}`; QEMU can boot: qemu-x86_64, pc-efi, qemu-aarch64, rpi3 (raspi3b), rpi4 (raspi4b)"
             ))),
         }
     }

@@ -17,6 +17,13 @@ pub enum Error {
     )]
     QemuNotFound { binary: String },
 
+    #[error(
+        "no QEMU here has machine `{machine}` (tried {tried}); run tests/setup.sh, which unpacks \
+         Debian bookworm-backports' QEMU 10 into the edgeimg cache (qemu/bin/), or install a \
+         QEMU that lists it in `-M help` (raspi4b: QEMU 9.0 or later)"
+    )]
+    MachineMissing { machine: String, tried: String },
+
     #[error("invalid boot spec: {0}")]
     BadSpec(String),
 

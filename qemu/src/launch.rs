@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::accel::{self, AccelChoice};
 use crate::args::{qemu_args, RunPaths};
-use crate::binary::find_qemu;
+use crate::binary::find_qemu_for;
 use crate::board::MachineProfile;
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ impl Qemu {
     pub fn spawn(spec: &BootSpec, opts: &SpawnOptions) -> Result<RunningVm> {
         let profile = spec.board.profile();
         spec.validate(&profile)?;
-        let qemu = find_qemu(profile.arch())?;
+        let qemu = find_qemu_for(&profile)?;
         let accel = match opts.accel {
             Some(accel) => AccelChoice {
                 accel,

@@ -24,6 +24,7 @@ pub mod accel;
 mod args;
 mod binary;
 pub mod board;
+mod cache;
 mod console;
 pub mod error;
 mod launch;
@@ -35,7 +36,7 @@ pub mod spec;
 mod vm;
 
 pub use accel::{Accel, AccelChoice, ACCEL_ENV};
-pub use binary::find_qemu;
+pub use binary::{find_qemu, find_qemu_for};
 pub use board::{Arch, Board, DiskInterface, MachineProfile, UefiFirmware};
 pub use error::{Error, Result};
 pub use launch::Qemu;

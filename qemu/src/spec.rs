@@ -146,8 +146,8 @@ impl BootSpec {
         }
         if self.forward_port.is_some() && profile.nic.is_none() {
             return bad(format!(
-                "{board} has no network QEMU can forward a port to (USB networking only); \
-                 unset forward_port or boot on qemu-aarch64"
+                "{board} has no network QEMU can forward a port to; unset forward_port or boot \
+                 on a board with one (qemu-aarch64, raspi3b)"
             ));
         }
         if self.cpus == 0 {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::probe::{boot_kernel_under_kvm, ProbeOutcome, PROBE_DEADLINE};
 use crate::board::MachineProfile;
+use crate::cache::edgeimg_cache_root;
 
 /// Whether KVM runs a Linux guest here, and the sentence that says how we know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,16 +228,4 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The edgeimg cache folder, by the same rule as the builder's.
-fn edgeimg_cache_root() -> Option<PathBuf> {
-    let from = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    from("EDGEIMG_CACHE")
-        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("edgeimg")))
-        .or_else(|| from("HOME").map(|d| d.join(".cache/edgeimg")))
 }
