@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 /// Where the builder puts the device configuration inside the image.
 pub const DEVICE_CONFIG_PATH: &str = "/etc/edgeimg/device.toml";
 
-/// In a disk boot's initramfs: the modules that reach the root partition, one absolute path
-/// per line in load order. A plain list, since that initramfs holds nothing else to configure.
+/// In a disk boot's initramfs: the modules it loads whatever the hardware (the root's file
+/// system), one absolute path per line in load order; the drivers of the devices on the way to
+/// the root are loaded by their modalias. A plain list, since that initramfs holds nothing else
+/// to configure.
 pub const BOOT_MODULES_PATH: &str = "/etc/edgeimg/boot-modules";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,8 +31,10 @@ pub struct DeviceConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitConfig {
-    /// Kernel modules to load, in dependency order, as paths inside the image
-    /// (e.g. `/lib/modules/6.18.56-0-virt/kernel/drivers/net/virtio_net.ko.gz`).
+    /// Kernel modules to load at every boot whatever the hardware (file systems, input
+    /// handlers, the recipe's extras), in dependency order, as paths inside the image (e.g.
+    /// `/lib/modules/6.18.56-0-virt/kernel/fs/ext4/ext4.ko`). Device drivers are not listed:
+    /// init loads them by their devices' modaliases.
     #[serde(default)]
     pub modules: Vec<String>,
     #[serde(default)]

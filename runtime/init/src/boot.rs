@@ -59,9 +59,9 @@ pub fn boot() -> ! {
     if let Err(errno) = nix::unistd::sethostname(&config.hostname) {
         console::error("hostname", format!("{:?}: {errno}", config.hostname));
     }
-    let loaded = modules::load_all(&config.init.modules);
+    let coldplug = modules::load_at_boot(&config.init.modules);
     step(&format!(
-        "{loaded}/{} modules loaded",
+        "coldplug: {coldplug}; {} listed modules",
         config.init.modules.len()
     ));
     // After the modules: the button and input drivers may be among them.
@@ -70,8 +70,7 @@ pub fn boot() -> ! {
         Err(errno) => console::error("power-button", format!("cannot watch: {errno}")),
     }
     net::bring_up_loopback();
-    net::configure(&config.init.network, &config.hostname);
-    step("network configured");
+    net::start(&config.init.network, &config.hostname);
     let data_mount =
         config.init.data.as_ref().and_then(|data| {
             data::mount_data(data, (config.init.server_uid, config.init.server_gid))

@@ -1,19 +1,24 @@
 //! `edge-init`: PID 1 of an edgeimg device.
 //!
 //! At boot it mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /run and /tmp, reads the device
-//! config at [`edge_config::DEVICE_CONFIG_PATH`], sets the hostname, loads the configured
-//! kernel modules in order (decompressing `.ko.gz` itself), brings up loopback and DHCP,
-//! mounts the data partition (found by label and/or PARTUUID without udev), then starts the
-//! server as the configured unprivileged user and keeps it running with exponential backoff.
+//! config at [`edge_config::DEVICE_CONFIG_PATH`], sets the hostname, loads the drivers the
+//! hardware asks for (each device's modalias matched against the image's `modules.alias`, as
+//! udev/mdev coldplug does; see [`modules`]) and the modules the config lists, brings up
+//! loopback, starts DHCP in the background (the server never waits for a network), mounts the
+//! data partition (found by label and/or PARTUUID without udev), then starts the server as the
+//! configured unprivileged user and keeps it running with exponential backoff. Devices that
+//! appear later (a USB adapter, a hot-plugged card) get their drivers from the kernel's uevents.
 //!
 //! # Disk boots
-//! With `root=PARTUUID=<uuid>` on the command line and `/` still the initramfs, init first
-//! loads the modules listed in `/etc/edgeimg/boot-modules`, waits for that partition, mounts it
-//! (squashfs, read-only) and execs `/sbin/edge-init` there, which then boots as above.
+//! With `root=PARTUUID=<uuid>` on the command line and `/` still the initramfs, init loads the
+//! modules listed in `/etc/edgeimg/boot-modules` (the root's file system) and the drivers the
+//! hardware asks for until that partition shows up, mounts it (squashfs, read-only) and execs
+//! `/sbin/edge-init` there, which then boots as above.
 //!
 //! # Console protocol
 //! One line per event, `EDGEIMG-<EVENT>` then `key=value` words, on stdout and /dev/console:
-//! - `EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2` once DHCP is done.
+//! - `EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2` each time a lease is
+//!   put on the interface: at boot or whenever the link comes up (before or after READY).
 //! - `EDGEIMG-DATA device=/dev/vda1 mountpoint=/data` once the data partition is mounted.
 //! - `EDGEIMG-READY model=<names> listen=<addr> ms_since_boot=<n>` when
 //!   `GET /v2/health/ready` answers 200 on loopback; again after every restart.

@@ -1,14 +1,17 @@
 //! Disk boots: the kernel starts us from a small initramfs with `root=PARTUUID=...` on its
-//! command line. Load the modules that reach the card, mount the read-only root, move the
+//! command line. Load the drivers the hardware asks for (coldplug, until the root partition
+//! shows up) and the listed ones (the root's file system), mount the read-only root, move the
 //! pseudo file systems over, make it `/` and exec the image's own edge-init there.
 
 use std::ffi::CString;
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use edge_config::{DataPartition, BOOT_MODULES_PATH};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
 
+use crate::modules::{Loader, Until};
 use crate::{console, data, modules, mounts, readiness, shutdown};
 
 const NEW_ROOT: &str = "/newroot";
@@ -46,9 +49,11 @@ pub fn switch_to(root: &str) -> ! {
         shutdown::power_off("root", None)
     };
     let partuuid = parse_root(root).unwrap_or_else(|why| fail(why));
+    let mut loader = Loader::for_running_kernel();
     let list = std::fs::read_to_string(BOOT_MODULES_PATH).unwrap_or_default();
-    let wanted: Vec<String> = list.lines().map(str::to_string).collect();
-    modules::load_all(&wanted);
+    for path in list.lines().filter(|l| !l.trim().is_empty()) {
+        loader.load_listed(path.trim());
+    }
 
     let spec = DataPartition {
         label: None,
@@ -56,9 +61,21 @@ pub fn switch_to(root: &str) -> ! {
         fstype: "squashfs".into(),
         mountpoint: NEW_ROOT.into(),
     };
-    let Some(device) = data::wait_for_device(&spec, ROOT_PATIENCE) else {
+    let mut device = None;
+    let mut root_found = || {
+        device = data::find_device(&spec);
+        device.is_some()
+    };
+    let coldplug = modules::coldplug::run(
+        &mut loader,
+        Path::new(modules::sysfs::SYS_DEVICES),
+        Until::Found(&mut root_found),
+        Instant::now() + ROOT_PATIENCE,
+    );
+    console::info(format!("boot coldplug: {coldplug}"));
+    let Some(device) = device else {
         fail(format!(
-            "no partition with PARTUUID {partuuid} after {}s (is the card in, and its driver in {BOOT_MODULES_PATH}?)",
+            "no partition with PARTUUID {partuuid} after {}s (is the card in? does the boot initramfs carry its controller's driver and suppliers? `edgeimg inspect` lists them)",
             ROOT_PATIENCE.as_secs()
         ))
     };

@@ -17,7 +17,7 @@ use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, 
 use support::alpine::{Arch, KERNEL_VERSION};
 use support::alpine_root::AlpineRoot;
 use support::initramfs::Initramfs;
-use support::qemu::{BootSpec, Vm};
+use support::qemu::{BootSpec, Nic, Vm};
 
 /// A server that runs until told to stop (Alpine's busybox has no httpd; readiness is
 /// covered by qemu_boot.rs).
@@ -129,6 +129,7 @@ fn power_button_powers_off(arch: Arch) {
         initrd: &initrd,
         append: &format!("console={console} panic=-1"),
         disk: None,
+        nic: Nic::Plugged,
         host_port: std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()

@@ -1,9 +1,11 @@
 //! Boots edge-init as PID 1 of a real Alpine `linux-virt` kernel in QEMU and checks what a
-//! device relies on: module loading (virtio_net, virtio_blk, ext4 from `.ko.gz`), DHCP from
-//! QEMU's user network, the data partition found by label + PARTUUID, the server started
-//! unprivileged, READY and the audit line, a read-only root, no console shell (even when the
-//! command line asks for one), a restart after the server is killed, and a clean power-off on
-//! ctrl-alt-del (SIGINT to PID 1).
+//! device relies on: drivers loaded by what the hardware asks for (virtio_net and virtio_blk
+//! from their devices' modaliases, at boot and for a card plugged in later; ext4 because the
+//! config lists it; all from `.ko.gz`), DHCP from QEMU's user network and again when the link
+//! comes back, the server serving before any network, the data partition found by label +
+//! PARTUUID, the server started unprivileged, READY and the audit line, a read-only root, no
+//! console shell (even when the command line asks for one), a restart after the server is
+//! killed, and a clean power-off on ctrl-alt-del (SIGINT to PID 1).
 //!
 //! The server is a stand-in (a busybox script that serves a report at `/v2/health/ready`):
 //! init is what is under test. Runs when `qemu-system-x86_64` is installed; skipped otherwise.
@@ -20,7 +22,7 @@ use edge_config::{
 };
 use support::alpine::{AlpineKernel, Arch, KERNEL_VERSION};
 use support::initramfs::Initramfs;
-use support::qemu::{BootSpec, Vm};
+use support::qemu::{BootSpec, Nic, Vm};
 
 const SERVER_UID: u32 = 1000;
 const SERVER_GID: u32 = 1001;
@@ -88,16 +90,26 @@ fn initramfs(init: &Path, alpine: &AlpineKernel, with_data: bool, debug_shell: b
         "kernel/fs/ext4/ext4.ko.gz",
     ];
     let mut image = Initramfs::default();
-    let mut modules = Vec::new();
-    for relative in alpine.load_order(&wanted) {
-        let in_image = format!("/lib/modules/{KERNEL_VERSION}/{relative}");
+    let shipped = alpine.load_order(&wanted);
+    for relative in &shipped {
         image.file(
-            &in_image,
+            &format!("/lib/modules/{KERNEL_VERSION}/{relative}"),
             0o644,
-            std::fs::read(alpine.module_file(&relative)).unwrap(),
+            std::fs::read(alpine.module_file(relative)).unwrap(),
         );
-        modules.push(in_image);
     }
+    for (name, text) in alpine.index_files(&shipped) {
+        image.file(
+            &format!("/lib/modules/{KERNEL_VERSION}/{name}"),
+            0o644,
+            text.into_bytes(),
+        );
+    }
+    // No device asks for a file system: the config lists it. The virtio drivers come from
+    // their devices' modaliases.
+    let modules = vec![format!(
+        "/lib/modules/{KERNEL_VERSION}/kernel/fs/ext4/ext4.ko.gz"
+    )];
     for dir in [
         "/dev",
         "/proc",
@@ -163,6 +175,9 @@ fn http_get(port: u16, path: &str) -> String {
     response
 }
 
+/// QEMU's user network always leases this.
+const LEASE_LINE: &str = "EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2";
+
 /// Typed on the console; a shell would print [`CONSOLE_ANSWER`], which the echo cannot.
 const CONSOLE_PROBE: &str = "echo shell-probe-$((6*7))";
 const CONSOLE_ANSWER: &str = "shell-probe-42";
@@ -203,6 +218,7 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         // Asking for a shell on the command line must not open one.
         append: "console=ttyS0 panic=-1 edgeimg.selftest=kill-server edgeimg.debug_shell=1",
         disk: Some(&disk),
+        nic: Nic::Plugged,
         host_port: port,
         guest_port: 8000,
         monitor: &monitor,
@@ -214,11 +230,12 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
         refused.contains("edgeimg.debug_shell is ignored"),
         "{refused}"
     );
-    let net = vm.expect_line("EDGEIMG-NET", boot);
-    assert_eq!(
-        net,
-        "EDGEIMG-NET interface=eth0 address=10.0.2.15/24 gateway=10.0.2.2"
-    );
+    let coldplug = vm.expect_line("edge-init: coldplug:", boot);
+    for driver in ["virtio_net", "virtio_blk"] {
+        if !coldplug.contains(driver) {
+            vm.fail(&format!("coldplug did not load {driver}: {coldplug}"));
+        }
+    }
     let data = vm.expect_line("EDGEIMG-DATA", boot);
     assert_eq!(data, "EDGEIMG-DATA device=/dev/vda1 mountpoint=/data");
     let ready = vm.expect_line("EDGEIMG-READY", boot);
@@ -247,6 +264,9 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
     vm.type_on_console(&format!("{CONSOLE_PROBE}\n"));
     vm.expect_line(CONSOLE_PROBE, Duration::from_secs(30));
 
+    // DHCP runs beside the server, so its line may come before or after READY.
+    let net = vm.expect_line_anytime("EDGEIMG-NET", boot);
+    assert_eq!(net, LEASE_LINE);
     // Through QEMU's port forward to 10.0.2.15: only answers if DHCP configured the guest.
     let report = http_get(port, "/v2/health/ready");
     let expect = [
@@ -277,6 +297,14 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
             "server identity is not exactly {id_line:?}:\n{report}"
         ));
     }
+
+    // The cable pulled and plugged back in: DHCP again, and the API answers again.
+    vm.set_link(false);
+    vm.expect_line("eth0: link down", Duration::from_secs(30));
+    vm.set_link(true);
+    let again = vm.expect_line("EDGEIMG-NET", Duration::from_secs(60));
+    assert_eq!(again, LEASE_LINE);
+    assert!(http_get(port, "/v2/health/ready").contains("200 OK"));
 
     // Ctrl-alt-del reaches PID 1 as SIGINT (init disabled CAD) and must power off cleanly.
     vm.monitor("sendkey ctrl-alt-delete");
@@ -309,26 +337,41 @@ fn boots_serves_restarts_and_powers_off_in_qemu() {
 }
 
 /// `init.debug_shell = true` (the recipe's `runtime.debug_shell`): the only way to a shell.
+/// The machine has no network card at boot: the server must serve without one, and a card
+/// plugged in later must get its driver (hotplug, by modalias) and a DHCP lease.
 #[test]
-fn debug_shell_runs_as_root_and_busybox_poweroff_powers_off() {
+fn debug_shell_runs_as_root_a_late_network_card_gets_dhcp_and_busybox_poweroff_powers_off() {
     if !support::qemu::qemu_x86_64_available() {
         eprintln!("qemu-system-x86_64 not installed: skipping the edge-init debug-shell test");
         return;
     }
     let (work, alpine, initrd) = prepare("edge-init-shell", false, true);
     let monitor = work.join("monitor.sock");
+    let port = free_port();
     let mut vm = Vm::boot(&BootSpec {
         arch: Arch::X86_64,
         kernel: &alpine.kernel,
         initrd: &initrd,
         append: "console=ttyS0 panic=-1",
         disk: None,
-        host_port: free_port(),
+        nic: Nic::EmptySlot,
+        host_port: port,
         guest_port: 8000,
         monitor: &monitor,
     });
     vm.expect_line("EDGEIMG-READY model=standin", Duration::from_secs(90));
     let audit = vm.expect_line("EDGEIMG-AUDIT", Duration::from_secs(10));
+    if !vm
+        .log
+        .iter()
+        .any(|l| l.contains("no Ethernet interface yet"))
+    {
+        vm.fail("init did not say it serves without a network interface");
+    }
+    vm.plug_nic(port, 8000);
+    let net = vm.expect_line("EDGEIMG-NET", Duration::from_secs(60));
+    assert_eq!(net, LEASE_LINE);
+    assert!(http_get(port, "/v2/health/ready").contains("200 OK"));
     if !(audit.contains(":sh") && audit.contains("root=ro") && audit.contains("uid=1000 ")) {
         vm.fail(&format!("the audit should show the shell: {audit}"));
     }

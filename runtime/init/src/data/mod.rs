@@ -23,7 +23,7 @@ pub fn mount_data(data: &DataPartition, owner: (u32, u32)) -> Option<PathBuf> {
         console::error(
             &what,
             format!(
-                "no block device with {} (is the disk attached and its driver in init.modules?)",
+                "no block device with {} (is the disk attached and its driver in the image?)",
                 describe(data)
             ),
         );
@@ -95,7 +95,7 @@ pub fn wait_for_device(data: &DataPartition, patience: Duration) -> Option<PathB
 }
 
 /// Scans `/sys/class/block` for the device that matches `data`.
-fn find_device(data: &DataPartition) -> Option<PathBuf> {
+pub fn find_device(data: &DataPartition) -> Option<PathBuf> {
     let mut entries: Vec<_> = std::fs::read_dir(SYS_BLOCK).ok()?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     entries.into_iter().find_map(|entry| {

@@ -113,6 +113,32 @@ pub fn set_address(name: &str, address: Ipv4Addr, netmask: Ipv4Addr) -> Result<(
 
 /// Adds `default via gateway dev name`; an existing default route counts as done.
 pub fn add_default_route(name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
+    match default_route("adding default route", libc::SIOCADDRT, name, gateway) {
+        Err(IfError {
+            errno: Errno::EEXIST,
+            ..
+        }) => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes `default via gateway dev name`; a route that is already gone counts as done.
+pub fn delete_default_route(name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
+    match default_route("deleting default route", libc::SIOCDELRT, name, gateway) {
+        Err(IfError {
+            errno: Errno::ESRCH,
+            ..
+        }) => Ok(()),
+        other => other,
+    }
+}
+
+fn default_route(
+    what: &'static str,
+    request: libc::c_ulong,
+    name: &str,
+    gateway: Ipv4Addr,
+) -> Result<(), IfError> {
     let mut device = std::ffi::CString::new(name)
         .unwrap_or_default()
         .into_bytes_with_nul();
@@ -123,16 +149,5 @@ pub fn add_default_route(name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
     route.rt_gateway = sockaddr(gateway);
     route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
     route.rt_dev = device.as_mut_ptr() as *mut libc::c_char;
-    match ioctl(
-        "adding default route",
-        name,
-        libc::SIOCADDRT as libc::Ioctl,
-        &mut route,
-    ) {
-        Err(IfError {
-            errno: Errno::EEXIST,
-            ..
-        }) => Ok(()),
-        other => other,
-    }
+    ioctl(what, name, request as libc::Ioctl, &mut route)
 }

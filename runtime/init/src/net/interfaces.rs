@@ -1,7 +1,6 @@
 //! Finding the network interface to configure, from `/sys/class/net`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 const SYS_NET: &str = "/sys/class/net";
 /// `ARPHRD_ETHER` in `/sys/class/net/<if>/type`.
@@ -56,23 +55,22 @@ pub fn list() -> Vec<Interface> {
         .collect()
 }
 
-/// Waits up to `patience` for `wanted` (or any Ethernet interface) to show up: drivers may
-/// probe after their module is loaded.
-pub fn wait_for(wanted: Option<&str>, patience: Duration) -> Option<String> {
-    let deadline = Instant::now() + patience;
-    loop {
-        let found = match wanted {
-            Some(name) => Path::new(SYS_NET)
-                .join(name)
-                .exists()
-                .then(|| name.to_string()),
-            None => first_ethernet(&list()).map(str::to_string),
-        };
-        if found.is_some() || Instant::now() >= deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// `wanted` (or the first Ethernet interface), if it is there now.
+pub fn find(wanted: Option<&str>) -> Option<String> {
+    match wanted {
+        Some(name) => Path::new(SYS_NET)
+            .join(name)
+            .exists()
+            .then(|| name.to_string()),
+        None => first_ethernet(&list()).map(str::to_string),
     }
+}
+
+/// Whether the interface has a link (a cable in, a peer up). The kernel answers only for an
+/// interface that is up; anything unreadable counts as no link.
+pub fn carrier(name: &str) -> bool {
+    std::fs::read_to_string(Path::new(SYS_NET).join(name).join("carrier"))
+        .is_ok_and(|text| text.trim() == "1")
 }
 
 pub fn mac_address(name: &str) -> Option<[u8; 6]> {

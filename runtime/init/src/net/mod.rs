@@ -1,11 +1,14 @@
-//! Networking at boot: loopback, then DHCP on the chosen Ethernet interface.
+//! Networking: loopback at boot, then DHCP in a thread of its own, so the server never waits
+//! for a network. The thread watches for the Ethernet interface (a driver may bind late, a
+//! USB adapter may be plugged in later) and its link (a cable plugged in later), runs DHCP
+//! whenever the link comes up, and renews the lease.
 
 mod dhcp;
 pub mod dhcp_packet;
 mod ifconfig;
 pub mod interfaces;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edge_config::NetworkConfig;
 
@@ -13,10 +16,11 @@ use dhcp_packet::Reply;
 
 use crate::console;
 
-/// How long to wait for the interface to appear and for a lease.
-/// USB network adapters (a Pi 3's Ethernet, QEMU raspi3b's usb-net) enumerate slowly.
-const INTERFACE_PATIENCE: Duration = Duration::from_secs(20);
+/// How often the interface and its link are looked at.
+const POLL: Duration = Duration::from_secs(1);
+/// How long one DHCP exchange may take, and the pause before the next after it failed.
 const LEASE_PATIENCE: Duration = Duration::from_secs(30);
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Written when the lease names DNS servers; the image links /etc/resolv.conf here since /etc
 /// may be read-only.
 const RESOLV_CONF: &str = "/run/resolv.conf";
@@ -27,103 +31,233 @@ pub fn bring_up_loopback() {
     }
 }
 
-/// Configures the network as the config asks; problems are reported, boot goes on (the API
-/// still answers on loopback).
-pub fn configure(network: &NetworkConfig, hostname: &str) {
+/// Starts DHCP as the config asks, in the background; problems are reported as they happen.
+pub fn start(network: &NetworkConfig, hostname: &str) {
     if !network.dhcp {
         return;
     }
-    let Some(interface) = interfaces::wait_for(network.interface.as_deref(), INTERFACE_PATIENCE)
-    else {
-        let what = network.interface.as_deref().unwrap_or("ethernet");
-        console::error(
-            &format!("net:{what}"),
-            "no such network interface (is its driver module in init.modules?)",
-        );
-        return;
+    let mut watch = Watch {
+        wanted: network.interface.clone(),
+        hostname: hostname.to_string(),
+        link: None,
+        said_waiting: false,
     };
-    let what = format!("dhcp:{interface}");
-    if let Err(error) = ifconfig::link_up(&interface) {
-        console::error(&what, error);
-        return;
-    }
-    let Some(mac) = interfaces::mac_address(&interface) else {
-        console::error(
-            &what,
-            "cannot read the interface's hardware address from sysfs",
-        );
-        return;
-    };
-    let lease = match dhcp::acquire(&interface, mac, hostname, LEASE_PATIENCE) {
-        Ok(lease) => lease,
-        Err(error) => return console::error(&what, error),
-    };
-    if apply_lease(&interface, &lease) {
-        keep_lease(interface, mac, hostname.to_string(), lease);
-    }
-}
-
-/// Puts a lease on the interface and prints `EDGEIMG-NET`; false when the address failed.
-fn apply_lease(interface: &str, lease: &Reply) -> bool {
-    let what = format!("dhcp:{interface}");
-    let netmask = dhcp_packet::netmask_or_default(lease);
-    if let Err(error) = ifconfig::set_address(interface, lease.your_address, netmask) {
-        console::error(&what, error);
-        return false;
-    }
-    if let Some(router) = lease.router {
-        if let Err(error) = ifconfig::add_default_route(interface, router) {
-            console::error(&what, error);
-        }
-    }
-    if !lease.dns.is_empty() {
-        let text: String = lease
-            .dns
-            .iter()
-            .map(|d| format!("nameserver {d}\n"))
-            .collect();
-        if let Err(error) = std::fs::write(RESOLV_CONF, text) {
-            console::error("net:resolv.conf", format!("{RESOLV_CONF}: {error}"));
-        }
-    }
-    let router = lease
-        .router
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "-".into());
-    console::line(&format!(
-        "EDGEIMG-NET interface={interface} address={}/{} gateway={router}",
-        lease.your_address,
-        dhcp_packet::prefix_len(netmask)
-    ));
-    true
-}
-
-/// Renews the lease in a thread of its own (so the run loop keeps reaping) at half its
-/// time, by running the DHCP exchange again; a changed address is applied and printed.
-fn keep_lease(interface: String, mac: [u8; 6], hostname: String, mut lease: Reply) {
     let spawned = std::thread::Builder::new()
-        .name("dhcp-renew".to_string())
-        .spawn(move || {
-            while let Some(wait) = renew_after(lease.lease_secs) {
-                std::thread::sleep(wait);
-                match dhcp::acquire(&interface, mac, &hostname, wait.min(LEASE_PATIENCE)) {
-                    Ok(renewed) => {
-                        let changed = renewed.your_address != lease.your_address
-                            || renewed.subnet_mask != lease.subnet_mask
-                            || renewed.router != lease.router;
-                        if changed {
-                            apply_lease(&interface, &renewed);
-                        }
-                        lease = renewed;
-                    }
-                    // Keep the address (Linux never expires it) and try again later.
-                    Err(error) => console::error(&format!("dhcp-renew:{interface}"), error),
-                }
-            }
+        .name("net".into())
+        .spawn(move || loop {
+            watch.step();
+            std::thread::sleep(POLL);
         });
     if let Err(error) = spawned {
-        console::error("dhcp-renew", error);
+        console::error("net", format!("cannot start the network thread: {error}"));
     }
+}
+
+struct Watch {
+    /// `network.interface`, or the first physical Ethernet interface.
+    wanted: Option<String>,
+    hostname: String,
+    link: Option<Link>,
+    said_waiting: bool,
+}
+
+/// The interface being configured.
+struct Link {
+    name: String,
+    mac: [u8; 6],
+    /// The lease in force since the link last came up.
+    lease: Option<Lease>,
+    /// What is on the interface now (kept across a link down: Linux keeps the address).
+    applied: Option<Reply>,
+    retry_at: Instant,
+    said_no_carrier: bool,
+    reported_failure: bool,
+}
+
+struct Lease {
+    renew_at: Option<Instant>,
+}
+
+impl Watch {
+    fn step(&mut self) {
+        let Some(name) = interfaces::find(self.wanted.as_deref()) else {
+            if !self.said_waiting {
+                let what = self.wanted.as_deref().unwrap_or("Ethernet");
+                console::info(format!(
+                    "no {what} interface yet: the server runs without one, DHCP starts when it appears"
+                ));
+                self.said_waiting = true;
+            }
+            self.link = None;
+            return;
+        };
+        if self.link.as_ref().is_none_or(|l| l.name != name) {
+            match Link::bring_up(&name) {
+                Ok(link) => self.link = Some(link),
+                // Reported; tried again at the next poll.
+                Err(()) => return,
+            }
+        }
+        if let Some(link) = &mut self.link {
+            link.step(&self.hostname);
+        }
+    }
+}
+
+impl Link {
+    fn bring_up(name: &str) -> Result<Link, ()> {
+        let what = format!("dhcp:{name}");
+        if let Err(error) = ifconfig::link_up(name) {
+            console::error(&what, error);
+            return Err(());
+        }
+        let Some(mac) = interfaces::mac_address(name) else {
+            console::error(
+                &what,
+                "cannot read the interface's hardware address from sysfs",
+            );
+            return Err(());
+        };
+        Ok(Link {
+            name: name.to_string(),
+            mac,
+            lease: None,
+            applied: None,
+            retry_at: Instant::now(),
+            said_no_carrier: false,
+            reported_failure: false,
+        })
+    }
+
+    fn step(&mut self, hostname: &str) {
+        let now = Instant::now();
+        let carrier = interfaces::carrier(&self.name);
+        let renew_due = self
+            .lease
+            .as_ref()
+            .and_then(|l| l.renew_at)
+            .is_some_and(|at| now >= at);
+        match (carrier, self.lease.is_some()) {
+            (false, true) => {
+                console::info(format!(
+                    "{}: link down; DHCP again when it comes back",
+                    self.name
+                ));
+                self.lease = None;
+                self.reported_failure = false;
+                self.retry_at = now;
+            }
+            (false, false) => {
+                if !self.said_no_carrier {
+                    console::info(format!(
+                        "{}: no link (is a cable in?); DHCP starts when it comes up",
+                        self.name
+                    ));
+                    self.said_no_carrier = true;
+                }
+            }
+            (true, false) if now >= self.retry_at => self.acquire(hostname),
+            (true, true) if renew_due => self.renew(hostname),
+            (true, _) => {}
+        }
+    }
+
+    fn acquire(&mut self, hostname: &str) {
+        self.said_no_carrier = false;
+        match dhcp::acquire(&self.name, self.mac, hostname, LEASE_PATIENCE) {
+            Ok(reply) => {
+                self.apply(&reply);
+                self.lease = Some(Lease {
+                    renew_at: renew_after(reply.lease_secs).map(|d| Instant::now() + d),
+                });
+                self.applied = Some(reply);
+            }
+            Err(error) => {
+                // Once per link-up: a missing DHCP server is one problem, not one per retry.
+                if !self.reported_failure {
+                    console::error(&format!("dhcp:{}", self.name), error);
+                    self.reported_failure = true;
+                }
+                self.retry_at = Instant::now() + RETRY_AFTER;
+            }
+        }
+    }
+
+    /// Renews at half the lease by running the exchange again; a changed lease is applied.
+    fn renew(&mut self, hostname: &str) {
+        let wait = renew_after(self.applied.as_ref().and_then(|r| r.lease_secs));
+        match dhcp::acquire(&self.name, self.mac, hostname, LEASE_PATIENCE) {
+            Ok(reply) => {
+                if self
+                    .applied
+                    .as_ref()
+                    .is_none_or(|old| lease_changed(old, &reply))
+                {
+                    self.apply(&reply);
+                }
+                self.lease = Some(Lease {
+                    renew_at: renew_after(reply.lease_secs).map(|d| Instant::now() + d),
+                });
+                self.applied = Some(reply);
+            }
+            // Keep the address (Linux never expires it) and try again later.
+            Err(error) => {
+                console::error(&format!("dhcp-renew:{}", self.name), error);
+                self.lease = Some(Lease {
+                    renew_at: wait.map(|d| Instant::now() + d),
+                });
+            }
+        }
+    }
+
+    /// Puts a lease on the interface and prints `EDGEIMG-NET`.
+    fn apply(&self, lease: &Reply) {
+        let what = format!("dhcp:{}", self.name);
+        let netmask = dhcp_packet::netmask_or_default(lease);
+        if let Err(error) = ifconfig::set_address(&self.name, lease.your_address, netmask) {
+            console::error(&what, error);
+            return;
+        }
+        // A cable moved to another network: the old gateway is gone.
+        if let Some(old) = self.applied.as_ref().and_then(|a| a.router) {
+            if lease.router != Some(old) {
+                if let Err(error) = ifconfig::delete_default_route(&self.name, old) {
+                    console::error(&what, error);
+                }
+            }
+        }
+        if let Some(router) = lease.router {
+            if let Err(error) = ifconfig::add_default_route(&self.name, router) {
+                console::error(&what, error);
+            }
+        }
+        if !lease.dns.is_empty() {
+            let text: String = lease
+                .dns
+                .iter()
+                .map(|d| format!("nameserver {d}\n"))
+                .collect();
+            if let Err(error) = std::fs::write(RESOLV_CONF, text) {
+                console::error("net:resolv.conf", format!("{RESOLV_CONF}: {error}"));
+            }
+        }
+        let router = lease
+            .router
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "-".into());
+        console::line(&format!(
+            "EDGEIMG-NET interface={} address={}/{} gateway={router}",
+            self.name,
+            lease.your_address,
+            dhcp_packet::prefix_len(netmask)
+        ));
+    }
+}
+
+fn lease_changed(old: &Reply, new: &Reply) -> bool {
+    new.your_address != old.your_address
+        || new.subnet_mask != old.subnet_mask
+        || new.router != old.router
 }
 
 /// When to renew a lease of `lease_secs` (T1 = half the lease, at least a minute apart);

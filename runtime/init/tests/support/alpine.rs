@@ -135,6 +135,42 @@ impl AlpineKernel {
     pub fn module_file(&self, relative: &str) -> PathBuf {
         self.modules_dir.join(relative)
     }
+
+    /// depmod's text files cut down to `shipped` (paths as in [`Self::load_order`]), as the
+    /// builder ships them: what init's coldplug reads. (file name, contents)
+    pub fn index_files(&self, shipped: &[String]) -> Vec<(&'static str, String)> {
+        let name = |path: &str| {
+            let file = path.rsplit('/').next().unwrap_or(path);
+            file.split(".ko").next().unwrap_or(file).replace('-', "_")
+        };
+        let names: Vec<String> = shipped.iter().map(|p| name(p)).collect();
+        let read = |file: &str| std::fs::read_to_string(self.modules_dir.join(file)).unwrap();
+        let keep = |text: String, pick: &dyn Fn(&str) -> Option<String>| -> String {
+            text.lines()
+                .filter(|l| pick(l).is_some_and(|n| names.contains(&n)))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        vec![
+            (
+                "modules.dep",
+                keep(read("modules.dep"), &|l| l.split(':').next().map(name)),
+            ),
+            (
+                "modules.alias",
+                keep(read("modules.alias"), &|l| {
+                    l.split_whitespace().nth(2).map(|m| m.replace('-', "_"))
+                }),
+            ),
+            (
+                "modules.softdep",
+                keep(read("modules.softdep"), &|l| {
+                    l.split_whitespace().nth(1).map(|m| m.replace('-', "_"))
+                }),
+            ),
+            ("modules.builtin", read("modules.builtin")),
+        ]
+    }
 }
 
 fn extract_kernel_and_modules(wheel: &Path, into: &Path) {

@@ -32,15 +32,32 @@ pub struct Vm {
     monitor: PathBuf,
 }
 
+/// The guest's network card (virtio-net on QEMU's user network, the API port forwarded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nic {
+    /// Present from power-on, its link up.
+    Plugged,
+    /// None at boot: an empty PCIe slot, filled by [`Vm::plug_nic`] (a hot-plugged card).
+    EmptySlot,
+}
+
 pub struct BootSpec<'a> {
     pub arch: Arch,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub append: &'a str,
     pub disk: Option<&'a Path>,
+    pub nic: Nic,
     pub host_port: u16,
     pub guest_port: u16,
     pub monitor: &'a Path,
+}
+
+/// The card's QEMU id, for `set_link`.
+const NIC_ID: &str = "nic0";
+
+fn netdev(host_port: u16, guest_port: u16) -> String {
+    format!("user,id=net0,hostfwd=tcp:127.0.0.1:{host_port}-:{guest_port}")
 }
 
 impl Vm {
@@ -61,16 +78,21 @@ impl Vm {
             .arg(spec.initrd)
             .arg("-append")
             .arg(spec.append)
-            .arg("-nic")
-            .arg(format!(
-                "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{}-:{}",
-                spec.host_port, spec.guest_port
-            ))
             .arg("-monitor")
             .arg(format!(
                 "unix:{},server=on,wait=off",
                 spec.monitor.display()
             ));
+        match spec.nic {
+            Nic::Plugged => command
+                .arg("-netdev")
+                .arg(netdev(spec.host_port, spec.guest_port))
+                .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=net0,id={NIC_ID}")),
+            Nic::EmptySlot => command
+                .arg("-device")
+                .arg("pcie-root-port,id=slot0,chassis=1,slot=1"),
+        };
         if let Some(disk) = spec.disk {
             command
                 .arg("-drive")
@@ -99,6 +121,34 @@ impl Vm {
             lines,
             log: Vec::new(),
             monitor: spec.monitor.to_path_buf(),
+        }
+    }
+
+    /// Plugs a network card into the empty slot of a [`Nic::EmptySlot`] boot.
+    pub fn plug_nic(&mut self, host_port: u16, guest_port: u16) {
+        self.monitor(&format!("netdev_add {}", netdev(host_port, guest_port)));
+        self.monitor(&format!(
+            "device_add virtio-net-pci,netdev=net0,id={NIC_ID},bus=slot0"
+        ));
+    }
+
+    /// Pulls the card's cable (`false`) or plugs it back in.
+    pub fn set_link(&mut self, up: bool) {
+        self.monitor(&format!(
+            "set_link {NIC_ID} {}",
+            if up { "on" } else { "off" }
+        ));
+    }
+
+    /// Like [`Vm::expect_line`], but a matching line printed earlier counts too.
+    pub fn expect_line_anytime(&mut self, prefix: &str, timeout: Duration) -> String {
+        let earlier = self
+            .log
+            .iter()
+            .find_map(|line| line.find(prefix).map(|at| line[at..].to_string()));
+        match earlier {
+            Some(line) => line,
+            None => self.expect_line(prefix, timeout),
         }
     }
 

@@ -1,0 +1,79 @@
+//! Coldplug, as udev/mdev do it at boot: load the driver of every device already in sysfs,
+//! then look again, since a driver brings new devices (a USB controller its USB devices, an
+//! MDIO bus its PHYs), until the caller has what it waits for or nothing new appears.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::loader::Loader;
+use super::sysfs;
+
+/// Between two looks at sysfs.
+const RESCAN: Duration = Duration::from_millis(150);
+
+/// How a coldplug run went, for the boot's progress line.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub devices: usize,
+    pub loaded: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} devices, {} modules loaded for them ({}) in {} ms",
+            self.devices,
+            self.loaded.len(),
+            if self.loaded.is_empty() {
+                "none".to_string()
+            } else {
+                self.loaded.join(" ")
+            },
+            self.elapsed.as_millis()
+        )
+    }
+}
+
+/// When a run ends (besides its deadline).
+pub enum Until<'a> {
+    /// A look at sysfs found no device it had not seen (later ones are hotplug's).
+    NothingNew,
+    /// The caller found what it waits for (e.g. the root partition).
+    Found(&'a mut dyn FnMut() -> bool),
+}
+
+/// Loads drivers for the devices under `sys_devices` until `until` or `deadline`.
+pub fn run(loader: &mut Loader, sys_devices: &Path, until: Until, deadline: Instant) -> Summary {
+    let started = Instant::now();
+    let first_loaded = loader.newly_loaded.len();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut until = until;
+    loop {
+        let mut changed = false;
+        if loader.has_index() {
+            for modalias in sysfs::modaliases(sys_devices) {
+                if seen.contains(&modalias) {
+                    continue;
+                }
+                loader.load_for_modalias(&modalias);
+                seen.insert(modalias);
+                changed = true;
+            }
+        }
+        let done = match &mut until {
+            Until::NothingNew => !changed,
+            Until::Found(found) => found(),
+        };
+        if done || Instant::now() >= deadline {
+            return Summary {
+                devices: seen.len(),
+                loaded: loader.newly_loaded[first_loaded..].to_vec(),
+                elapsed: started.elapsed(),
+            };
+        }
+        std::thread::sleep(RESCAN.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
