@@ -13,7 +13,7 @@ use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build};
 use crate::outputs::manifest::{
     AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest, ModelRecord,
-    PackageRecord, RootfsSummary,
+    ModuleRecord, PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
@@ -127,6 +127,13 @@ fn build_with(
     let mut manifest = manifest(plan, &tree, &installed, outputs);
     manifest.boot = boot;
     manifest.disk = disk_record;
+    manifest.kernel_modules = kernel
+        .modules
+        .modules
+        .iter()
+        .map(ModuleRecord::of)
+        .collect();
+    manifest.warnings.extend(kernel.undriven_nodes());
     manifest.inputs_sha256 = Some(digest);
     manifest.engine = Some(EngineRecord::new(
         plan.runtime.engine,
@@ -301,6 +308,7 @@ fn manifest(
         device_binaries: None,
         boot: None,
         disk: None,
+        kernel_modules: Vec::new(),
         outputs,
         warnings: installed.warnings.clone(),
         inputs_sha256: None,

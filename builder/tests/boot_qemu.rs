@@ -102,11 +102,36 @@ fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_serv
 // recipes/qemu-aarch64.toml's boot (its checks, the load check among them) runs in
 // `installed.rs`, from a recipe `edgeimg new` scaffolds from it, with the installed edgeimg.
 
-/// The Pi's SD-card image itself on QEMU's raspi3b: kernel, initramfs and device tree from its
-/// boot partition, root from the card through the mmc driver, API over USB networking.
+/// The Pi's SD-card image itself, as a Pi 4 on QEMU's raspi4b (no network there: ready,
+/// audited, powered off) and as a Pi 3 on raspi3b (API over USB networking): kernel,
+/// initramfs and the machine's own device tree from its boot partition (raspi4b's with the
+/// emulation-only edits on a copy), root from the card through the mmc driver, the drivers
+/// on the way loaded by their devices' modaliases.
 #[test]
-fn pi_sd_card_image_boots_on_raspi3b_and_answers_like_onnxruntime() {
-    passes("pi.toml", "tract");
+fn pi_sd_card_image_boots_as_a_pi_4_and_as_a_pi_3_and_answers_like_onnxruntime() {
+    let (out, stdout) = passes("pi.toml", "tract");
+    for line in [
+        "edge-pi on raspi4b: ready in",
+        "no network on raspi4b",
+        "edge-pi on raspi3b: ready in",
+    ] {
+        assert!(stdout.contains(line), "no {line:?}:\n{stdout}");
+    }
+    let pi4 = console_log(&out.path().join("image"));
+    for line in [
+        "root /dev/mmcblk0p2 mounted",
+        // The SD host's regulators: modules, loaded for their device-tree nodes.
+        "gpio_regulator",
+        "EDGEIMG-POWEROFF",
+    ] {
+        assert!(pi4.contains(line), "raspi4b console lacks {line:?}:\n{pi4}");
+    }
+    assert!(
+        !pi4.contains("EDGEIMG-ERROR"),
+        "raspi4b reported an error:\n{pi4}"
+    );
+    let pi3 = std::fs::read(out.path().join("image/console.raspi3b.log")).unwrap();
+    assert!(String::from_utf8_lossy(&pi3).contains("EDGEIMG-NET interface=usb0"));
 }
 
 /// `outputs = ["disk", "qcow2"]` on a QEMU board: a GPT disk with the squashfs root and ext4

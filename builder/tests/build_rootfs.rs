@@ -2,6 +2,7 @@
 //! clear failures a user gets from bad recipes, bad mirrors and damaged caches.
 
 mod common;
+mod pi_drivers;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -276,7 +277,7 @@ fn check_sbom(out: &Path, manifest: &serde_json::Value) {
 }
 
 #[test]
-fn pi_rootfs_has_alpine_userland_kernel_and_db() {
+fn pi_rootfs_has_alpine_userland_kernel_and_db_and_its_card_every_pi4_driver() {
     let out = build_recipe("pi.toml", "", "lib/ld-musl-aarch64.so.1");
     check_pi_sd_card(&out.path().join("edge-pi.img"));
 }
@@ -394,6 +395,8 @@ fn check_pi_sd_card(image: &Path) {
     // The block map covers every partition's data, so flashing it yields a working card.
     let bmap = std::fs::read_to_string(image.with_extension("img.bmap")).unwrap();
     assert!(bmap.contains("<MappedBlocksCount>"), "{bmap}");
+
+    pi_drivers::check(image.parent().unwrap(), &boot, &files, &mirror().dir);
 }
 
 #[test]

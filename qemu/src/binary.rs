@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use crate::board::{Arch, MachineProfile};
-use crate::cache::edgeimg_cache_root;
+use crate::cache::{default_cache_root, edgeimg_cache_root};
 use crate::error::{Error, Result};
 
 /// Where, under the edgeimg cache, `tests/setup.sh` puts its QEMU's launchers.
@@ -25,13 +25,16 @@ pub fn find_qemu(arch: Arch) -> Result<PathBuf> {
 }
 
 /// The first QEMU for the board's architecture that has its machine: the one on PATH, then
-/// the one in the edgeimg cache.
+/// the one in the edgeimg cache (`$EDGEIMG_CACHE`'s, then the default one's).
 pub fn find_qemu_for(profile: &MachineProfile) -> Result<PathBuf> {
     let binary = profile.arch().qemu_binary();
     let mut candidates: Vec<PathBuf> = which::which(binary).into_iter().collect();
-    if let Some(cache) = edgeimg_cache_root() {
+    for cache in [edgeimg_cache_root(), default_cache_root()]
+        .into_iter()
+        .flatten()
+    {
         let cached = cache.join(CACHED_QEMU_DIR).join(binary);
-        if cached.is_file() {
+        if cached.is_file() && !candidates.contains(&cached) {
             candidates.push(cached);
         }
     }

@@ -18,9 +18,10 @@ pub enum Error {
     QemuNotFound { binary: String },
 
     #[error(
-        "no QEMU here has machine `{machine}` (tried {tried}); run tests/setup.sh, which unpacks \
-         Debian bookworm-backports' QEMU 10 into the edgeimg cache (qemu/bin/), or install a \
-         QEMU that lists it in `-M help` (raspi4b: QEMU 9.0 or later)"
+        "no QEMU here has machine `{machine}` (tried {tried}); install a QEMU that lists it in \
+         `-M help` (raspi4b: QEMU 9.0 or later; `edgeimg doctor` says how; in the source tree \
+         tests/setup.sh unpacks Debian bookworm-backports' QEMU 10 into the edgeimg cache, \
+         qemu/bin/)"
     )]
     MachineMissing { machine: String, tried: String },
 

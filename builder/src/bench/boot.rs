@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use edgeimg_qemu::{Qemu, Ready, RunningVm, SpawnOptions};
+use edgeimg_qemu::{Board as QemuBoard, Qemu, Ready, RunningVm, SpawnOptions};
 use serde::Serialize;
 
 use super::secs;
-use crate::imagetest::qemu_boot::{boot_spec, qemu_board};
+use crate::imagetest::qemu_boot::{boot_spec, qemu_boards};
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
 
@@ -31,13 +31,14 @@ pub struct BootFigures {
     pub poweroff_s: f64,
 }
 
-/// Boot a built image headless as `edgeimg test` does, up to its ready line.
+/// Boot a built image headless on `machine` as `edgeimg test` does, up to its ready line.
 pub fn boot_to_ready(
     plan: &Plan,
     manifest: &Manifest,
+    machine: QemuBoard,
     ready_timeout: Duration,
 ) -> Result<(RunningVm, Ready)> {
-    let spec = boot_spec(plan.board, &plan.out_dir, manifest, "")?;
+    let spec = boot_spec(plan.board, machine, &plan.out_dir, manifest, "")?;
     let mut vm = Qemu::spawn(
         &spec,
         &SpawnOptions {
@@ -49,12 +50,31 @@ pub fn boot_to_ready(
     Ok((vm, ready))
 }
 
-pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Result<BootFigures> {
-    let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
+/// One boot per machine that stands in for the board (a Pi 4 card: raspi4b and raspi3b).
+pub fn measure(
+    plan: &Plan,
+    manifest: &Manifest,
+    ready_timeout: Duration,
+) -> Result<Vec<BootFigures>> {
+    qemu_boards(plan.board)
+        .iter()
+        .map(|&machine| {
+            measure_on(plan, manifest, machine, ready_timeout)
+                .with_context(|| format!("on {machine}"))
+        })
+        .collect()
+}
+
+fn measure_on(
+    plan: &Plan,
+    manifest: &Manifest,
+    board: QemuBoard,
+    ready_timeout: Duration,
+) -> Result<BootFigures> {
+    let (mut vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
     let poweroff = vm
         .powerdown(Duration::from_secs(60))
         .context("the guest did not power off cleanly after it was ready")?;
-    let board = qemu_board(plan.board);
     Ok(BootFigures {
         recipe: plan.name.clone(),
         board: plan.board.name().to_string(),

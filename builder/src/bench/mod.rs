@@ -140,7 +140,7 @@ impl Bench {
         if self.has(Phase::Boot) {
             for (plan, manifest) in self.plans.iter().zip(&manifests) {
                 steps.step(&format!("boot {}", plan.name));
-                report.boots.push(
+                report.boots.extend(
                     boot::measure(plan, manifest, self.ready_timeout)
                         .with_context(|| format!("benchmarking the boot of {}", plan.name))?,
                 );

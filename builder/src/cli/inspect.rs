@@ -66,6 +66,30 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
             );
         }
     }
+    if !manifest.kernel_modules.is_empty() {
+        let boot = manifest
+            .kernel_modules
+            .iter()
+            .filter(|m| m.boot_initramfs)
+            .count();
+        println!(
+            "modules ({}, {boot} of them also in the boot initramfs; loaded at boot by name or by a device's modalias):",
+            manifest.kernel_modules.len()
+        );
+        for m in &manifest.kernel_modules {
+            let mut reasons = m.reasons.iter();
+            println!(
+                "  {:<20} {:<9} {:<4} {}",
+                m.name,
+                m.loaded,
+                if m.boot_initramfs { "boot" } else { "" },
+                reasons.next().map_or("", String::as_str)
+            );
+            for reason in reasons {
+                println!("  {:<20} {:<9} {:<4} {reason}", "", "", "");
+            }
+        }
+    }
     println!("packages ({}):", manifest.packages.len());
     for p in &manifest.packages {
         println!(

@@ -7,7 +7,7 @@ use clap::Args;
 use edgeimg_qemu::{ConsoleMode, Qemu, SpawnOptions};
 
 use edgeimg::host::{for_run, preflight};
-use edgeimg::imagetest::qemu_boot::boot_spec;
+use edgeimg::imagetest::qemu_boot::{boot_spec, qemu_board};
 use edgeimg::pipeline::BuildOptions;
 
 use super::build::plan_for;
@@ -32,7 +32,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let opts = BuildOptions::from_env()?;
     preflight("run", for_run(&plan, &opts.cache_dir))?;
     let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
-    let spec = boot_spec(plan.board, &plan.out_dir, &built.manifest, &args.append)?;
+    let machine = qemu_board(plan.board);
+    let spec = boot_spec(
+        plan.board,
+        machine,
+        &plan.out_dir,
+        &built.manifest,
+        &args.append,
+    )?;
     let mut vm = Qemu::spawn(
         &spec,
         &SpawnOptions {
@@ -41,11 +48,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             ..Default::default()
         },
     )?;
-    if let Some(addr) = vm.api_addr() {
-        eprintln!(
-            "edgeimg: API of {} forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)",
+    match vm.api_addr() {
+        Some(addr) => eprintln!(
+            "edgeimg: {} on {machine}, API forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)",
             plan.name
-        );
+        ),
+        None => eprintln!(
+            "edgeimg: {} on {machine}, which has no network: console only (Ctrl-a x quits QEMU)",
+            plan.name
+        ),
     }
     let _ = vm.wait_for_ready(Duration::from_secs(600));
     let status = vm.wait()?;

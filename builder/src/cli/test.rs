@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use edgeimg::host::{for_test, preflight};
-use edgeimg::imagetest::{test_image, write_junit, TestOptions};
+use edgeimg::imagetest::{test_image, write_junit, TestOptions, TestReport};
 use edgeimg::pipeline::BuildOptions;
 
 use super::build::plan_for;
@@ -34,7 +34,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
     let opts = BuildOptions::from_env()?;
     preflight("test", for_test(&plan, &opts.cache_dir))?;
     let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
-    let report = test_image(
+    let reports = test_image(
         &plan,
         &built.manifest,
         &TestOptions {
@@ -42,13 +42,48 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
             cache_dir: opts.cache_dir.clone(),
         },
     )?;
-    println!(
-        "{}: ready in {:.2}s (guest: {} ms since kernel start, {})",
+    for report in &reports {
+        print_report(&plan.name, report);
+    }
+    if let Some(path) = &args.junit {
+        write_junit(&reports, &plan.name, path)?;
+    }
+    let cases = reports.iter().flat_map(|r| &r.cases);
+    let passed = cases.clone().filter(|c| c.passed).count();
+    let failed = cases.count() - passed;
+    if reports.iter().all(TestReport::passed) {
+        println!("{}: {passed} passed, 0 failed", plan.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for report in reports.iter().filter(|r| !r.passed()) {
+        if let Some(failure) = &report.failure {
+            eprintln!("on {}: {failure}", report.machine);
+        }
+    }
+    let logs: Vec<String> = reports
+        .iter()
+        .map(|r| r.console_log.display().to_string())
+        .collect();
+    eprintln!(
+        "{}: {passed} passed, {failed} failed (console logs: {})",
         plan.name,
+        logs.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// One machine's boot: its figures, each check, and why checks ran elsewhere.
+fn print_report(name: &str, report: &TestReport) {
+    println!(
+        "{name} on {}: ready in {:.2}s (guest: {} ms since kernel start, {})",
+        report.machine,
         report.host_boot_to_ready.as_secs_f64(),
         report.guest_ms_since_boot,
         report.accel
     );
+    if let Some(elsewhere) = &report.checks_elsewhere {
+        println!("  --   {elsewhere}");
+    }
     for case in &report.cases {
         println!(
             "  {} {}: {}",
@@ -59,24 +94,5 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
     }
     if let Some(took) = report.poweroff {
         println!("  powered off in {:.2}s", took.as_secs_f64());
-    }
-    if let Some(path) = &args.junit {
-        write_junit(&report, &plan.name, path)?;
-    }
-    let passed = report.cases.iter().filter(|c| c.passed).count();
-    let failed = report.cases.len() - passed;
-    if report.passed() {
-        println!("{}: {passed} passed, 0 failed", plan.name);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if let Some(failure) = &report.failure {
-            eprintln!("{failure}");
-        }
-        eprintln!(
-            "{}: {passed} passed, {failed} failed (console log: {})",
-            plan.name,
-            report.console_log.display()
-        );
-        Ok(ExitCode::FAILURE)
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use edge_config::{Arch, Engine};
+use edgeimg_qemu::Board as QemuBoard;
 
 use super::probe::Probe;
 use super::{Fix, Requirement};
@@ -11,7 +12,7 @@ use crate::image::device::folder::BinaryKind;
 use crate::image::device::Provider;
 use crate::image::disk::DiskPlan;
 use crate::image::onnxruntime::{cross_files, ORT_VERSION};
-use crate::imagetest::qemu_boot::qemu_board;
+use crate::imagetest::qemu_boot::{qemu_board, qemu_boards};
 use crate::plan::Plan;
 use crate::recipe::{Board, OutputKind};
 use crate::writers::tool::{HostTool, MKE2FS, QEMU_IMG};
@@ -38,13 +39,17 @@ pub fn for_build(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
 /// `edgeimg run`: a build, and QEMU with the machine the board boots on.
 pub fn for_run(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
     let mut needs = for_build(plan, cache_dir);
-    needs.push(qemu(&[plan.board]));
+    needs.push(qemu(qemu_board(plan.board), &[plan.board]));
     needs
 }
 
-/// `edgeimg test`: a run, and the host's own ONNX Runtime server when a check compares with it.
+/// `edgeimg test`: a build, QEMU with every machine the board's image boots on (a Pi 4 card:
+/// raspi4b and raspi3b), and the host's own ONNX Runtime server when a check compares with it.
 pub fn for_test(plan: &Plan, cache_dir: &Path) -> Vec<Requirement> {
-    let mut needs = for_run(plan, cache_dir);
+    let mut needs = for_build(plan, cache_dir);
+    for &machine in qemu_boards(plan.board) {
+        needs.push(qemu(machine, &[plan.board]));
+    }
     if plan.tests.iter().any(|t| t.compare_onnxruntime) {
         needs.extend(host_reference(cache_dir));
     }
@@ -135,18 +140,20 @@ pub fn everything(cache_dir: &Path) -> Vec<Requirement> {
     for arch in Arch::ALL {
         needs.extend(onnxruntime_engine(arch, cache_dir));
     }
-    let mut by_machine: Vec<Vec<Board>> = Vec::new();
+    let mut by_machine: Vec<(QemuBoard, Vec<Board>)> = Vec::new();
     for board in Board::ALL {
-        let machine = qemu_board(board).profile().machine;
-        match by_machine
-            .iter_mut()
-            .find(|boards| qemu_board(boards[0]).profile().machine == machine)
-        {
-            Some(boards) => boards.push(board),
-            None => by_machine.push(vec![board]),
+        for &machine in qemu_boards(board) {
+            match by_machine.iter_mut().find(|(m, _)| *m == machine) {
+                Some((_, boards)) => boards.push(board),
+                None => by_machine.push((machine, vec![board])),
+            }
         }
     }
-    needs.extend(by_machine.iter().map(|boards| qemu(boards)));
+    needs.extend(
+        by_machine
+            .iter()
+            .map(|(machine, boards)| qemu(*machine, boards)),
+    );
     needs.extend(host_reference(cache_dir));
     needs.extend(uefi_firmware());
     needs.extend(for_mirror());
@@ -296,13 +303,21 @@ fn host_reference(cache_dir: &Path) -> Vec<Requirement> {
     needs
 }
 
-/// The machine the harness boots `boards`' images on (one machine for all of them).
-fn qemu(boards: &[Board]) -> Requirement {
-    let profile = qemu_board(boards[0]).profile();
+/// A machine the harness boots `boards`' images on.
+fn qemu(machine: QemuBoard, boards: &[Board]) -> Requirement {
+    let profile = machine.profile();
     let arch = profile.arch();
-    let package = match arch {
-        Arch::X86_64 => "qemu-system-x86",
-        Arch::Aarch64 => "qemu-system-arm",
+    let fix = match (arch, machine) {
+        // Debian 12's QEMU 7.2 has no raspi4b (QEMU 9.0 and later).
+        (_, QemuBoard::Raspi4b) => Fix::Do(
+            "a QEMU with raspi4b (9.0 or later): in the source tree tests/setup.sh unpacks Debian \
+             bookworm-backports' QEMU 10 into ~/.cache/edgeimg/qemu beside the system's; or \
+             `apt-get install -t bookworm-backports qemu-system-arm`, which moves every QEMU \
+             machine to it"
+                .into(),
+        ),
+        (Arch::X86_64, _) => Fix::Apt("qemu-system-x86".into()),
+        (Arch::Aarch64, _) => Fix::Apt("qemu-system-arm".into()),
     };
     Requirement {
         group: "test and run (QEMU)",
@@ -315,11 +330,8 @@ fn qemu(boards: &[Board]) -> Requirement {
                 .collect::<Vec<_>>()
                 .join(" and ")
         ),
-        probe: Probe::QemuMachine {
-            arch,
-            machine: profile.machine.into(),
-        },
-        fix: Fix::Apt(package.into()),
+        probe: Probe::QemuMachine(machine),
+        fix,
         optional: false,
     }
 }

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use edge_config::Arch;
+use edgeimg_qemu::{find_qemu_for, Board as QemuBoard, MachineProfile};
 
 use crate::image::device::folder::{BinaryFolder, BinaryKind};
 use crate::image::onnxruntime::onnxruntime_cached;
@@ -17,8 +18,9 @@ pub enum Probe {
     Command(String),
     /// A file (firmware, cross libraries, keyrings) or folder (`/sys/block`).
     File(PathBuf),
-    /// `qemu-system-<arch> -machine help` lists this machine.
-    QemuMachine { arch: Arch, machine: String },
+    /// A QEMU the harness would use lists this board's machine (PATH's, or the one
+    /// `tests/setup.sh` unpacks into the cache: what `edgeimg test` finds).
+    QemuMachine(QemuBoard),
     /// The standard library of a Rust target in the toolchain the source tree pins.
     RustTarget { tree: PathBuf, triple: String },
     /// `python3 -m pip` runs (the mirror downloads wheels with it).
@@ -46,7 +48,7 @@ impl Probe {
                 true => Ok(path.display().to_string()),
                 false => Err(format!("{} does not exist", path.display())),
             },
-            Probe::QemuMachine { arch, machine } => qemu_machine(*arch, machine),
+            Probe::QemuMachine(board) => qemu_machine(&board.profile()),
             Probe::RustTarget { tree, triple } => rust_target(tree, triple),
             Probe::PythonPip => run_ok(Command::new("python3").args(["-m", "pip", "--version"]))
                 .map(|said| said.trim().to_string())
@@ -96,61 +98,26 @@ fn run_ok(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// What one QEMU binary says about itself: its version line and its machine names.
-#[derive(Debug, Clone)]
-struct QemuFacts {
-    path: PathBuf,
-    version: String,
-    machines: Vec<String>,
-}
-
-fn qemu_machine(arch: Arch, machine: &str) -> Result<String, String> {
-    let facts = qemu_facts(arch)?;
-    if facts.machines.iter().any(|m| m == machine) {
-        Ok(format!("{} ({})", facts.path.display(), facts.version))
-    } else {
-        Err(format!(
-            "{} ({}) has no machine `{machine}` (it has: {})",
-            facts.path.display(),
-            facts.version,
-            facts.machines.join(" ")
-        ))
-    }
+fn qemu_machine(profile: &MachineProfile) -> Result<String, String> {
+    let path = find_qemu_for(profile).map_err(|e| e.to_string())?;
+    Ok(format!("{} ({})", path.display(), qemu_version(&path)?))
 }
 
 /// Asked once per run and binary: several requirements name machines of the same QEMU.
-fn qemu_facts(arch: Arch) -> Result<QemuFacts, String> {
-    static FACTS: Mutex<BTreeMap<Arch, Result<QemuFacts, String>>> = Mutex::new(BTreeMap::new());
-    let mut facts = FACTS.lock().unwrap_or_else(|e| e.into_inner());
-    facts
-        .entry(arch)
+fn qemu_version(path: &Path) -> Result<String, String> {
+    static VERSIONS: Mutex<BTreeMap<PathBuf, Result<String, String>>> = Mutex::new(BTreeMap::new());
+    let mut versions = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    versions
+        .entry(path.to_path_buf())
         .or_insert_with(|| {
-            let binary = arch.qemu_binary();
-            let path = locate(binary).ok_or_else(|| format!("`{binary}` is not on PATH"))?;
-            let version = run_ok(Command::new(&path).arg("-version"))?
+            Ok(run_ok(Command::new(path).arg("-version"))?
                 .lines()
                 .next()
                 .unwrap_or_default()
                 .trim()
-                .to_string();
-            let help = run_ok(Command::new(&path).args(["-machine", "help"]))?;
-            Ok(QemuFacts {
-                path,
-                version,
-                machines: machine_names(&help),
-            })
+                .to_string())
         })
         .clone()
-}
-
-/// The machine names in `-machine help`: the first word of each line after the heading.
-fn machine_names(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|l| !l.starts_with("Supported machines"))
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
 }
 
 /// The target's standard library in the sysroot of the toolchain `tree` pins
@@ -183,19 +150,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn machine_names_are_the_first_word_after_the_heading() {
-        let help = "Supported machines are:\nmicrovm              microvm (i386)\npc                   Standard PC (alias of pc-i440fx-7.2)\nq35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\nnone                 empty machine\n";
-        assert_eq!(machine_names(help), ["microvm", "pc", "q35", "none"]);
-    }
-
-    #[test]
     fn the_host_qemu_names_its_machines() {
-        // Real QEMU, installed by tests/setup.sh: q35 is what qemu-x86_64 images boot on.
-        let found = qemu_machine(Arch::X86_64, "q35").unwrap();
-        assert!(found.contains("QEMU emulator version"), "{found}");
-        let err = qemu_machine(Arch::X86_64, "no-such-machine").unwrap_err();
+        // Real QEMU, installed by tests/setup.sh: q35 is what qemu-x86_64 images boot on,
+        // raspi4b what Pi 4 cards boot on (QEMU 10, unpacked into the cache).
+        for board in [QemuBoard::QemuX86_64, QemuBoard::Raspi4b] {
+            let found = qemu_machine(&board.profile()).unwrap();
+            assert!(found.contains("QEMU emulator version"), "{found}");
+        }
+        let mut profile = QemuBoard::QemuX86_64.profile();
+        profile.machine = "no-such-machine";
+        let err = qemu_machine(&profile).unwrap_err();
         assert!(
-            err.contains("no machine `no-such-machine`") && err.contains("q35"),
+            err.contains("machine `no-such-machine`") && err.contains("qemu-system-x86_64"),
             "{err}"
         );
     }

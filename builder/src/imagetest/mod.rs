@@ -4,6 +4,7 @@
 //! boot (also used by `edgeimg run` and the benchmark).
 
 pub mod checks;
+pub mod emulated_dtb;
 pub mod host_server;
 pub mod qemu_boot;
 pub mod runner;

@@ -1,11 +1,12 @@
-//! From a built image to a QEMU boot: which emulated board stands in for the recipe's board,
-//! and the boot spec from the manifest's boot record.
+//! From a built image to a QEMU boot: which emulated machines stand in for the recipe's board,
+//! and the boot spec from the manifest's boot record (a Pi card: from the card itself).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use edgeimg_qemu::{Board as QemuBoard, BootSpec, Disk};
 
+use super::emulated_dtb::{emulation_copy, machine_device_tree};
 use crate::image::disk::{read_boot_file, DiskRecord};
 use crate::outputs::manifest::Manifest;
 use crate::recipe::Board;
@@ -14,28 +15,37 @@ use crate::writers::disk::copy_sparse;
 /// The guest port the API is forwarded from.
 pub const API_PORT: u16 = 8000;
 
-pub fn qemu_board(board: Board) -> QemuBoard {
+/// The machines that boot a board's image, the board's own first. A Pi 4 card also boots as
+/// a Pi 3: raspi4b has no network, raspi3b's USB network runs the API checks.
+pub fn qemu_boards(board: Board) -> &'static [QemuBoard] {
     match board {
-        Board::QemuX86_64 => QemuBoard::QemuX86_64,
-        Board::QemuAarch64 => QemuBoard::QemuAarch64,
-        // QEMU 7.2 has no raspi4b; the Pi 3 machine runs the same arm64 image.
-        Board::Rpi4 | Board::Rpi3 => QemuBoard::Raspi3b,
+        Board::QemuX86_64 => &[QemuBoard::QemuX86_64],
+        Board::QemuAarch64 => &[QemuBoard::QemuAarch64],
+        Board::Rpi4 => &[QemuBoard::Raspi4b, QemuBoard::Raspi3b],
+        Board::Rpi3 => &[QemuBoard::Raspi3b],
     }
 }
 
-/// Boot spec for a built image; `extra_cmdline` is appended (e.g. a self-test request).
+/// The machine that stands in for the board itself.
+pub fn qemu_board(board: Board) -> QemuBoard {
+    qemu_boards(board)[0]
+}
+
+/// Boot spec for a built image on `machine`; `extra_cmdline` is appended (e.g. a self-test
+/// request).
 pub fn boot_spec(
     board: Board,
+    machine: QemuBoard,
     out_dir: &Path,
     manifest: &Manifest,
     extra_cmdline: &str,
 ) -> Result<BootSpec> {
     if board.profile().disk_boot {
-        return sd_card_spec(board, out_dir, manifest, extra_cmdline);
+        return sd_card_spec(machine, out_dir, manifest, extra_cmdline);
     }
     if manifest.boot.is_none() {
         if let Some(disk) = manifest.disk.as_ref().filter(|d| d.kernel.is_some()) {
-            return disk_spec(board, out_dir, disk, extra_cmdline);
+            return disk_spec(machine, out_dir, disk, extra_cmdline);
         }
     }
     let boot = manifest.boot.as_ref().with_context(|| {
@@ -44,7 +54,7 @@ pub fn boot_spec(
             manifest.name
         )
     })?;
-    let mut spec = BootSpec::kernel(qemu_board(board), out_dir.join(&boot.kernel));
+    let mut spec = BootSpec::kernel(machine, out_dir.join(&boot.kernel));
     spec.initrd = boot.initrd.as_ref().map(|f| out_dir.join(f));
     spec.dtb = boot.dtb.as_ref().map(|f| out_dir.join(f));
     spec.append = format!("{} {extra_cmdline}", boot.cmdline)
@@ -56,9 +66,14 @@ pub fn boot_spec(
 
 /// A QEMU board's disk image: the kernel and boot initramfs go in directly, the root is the
 /// disk's squashfs partition (found by PARTUUID). Guest writes go to a throw-away overlay.
-fn disk_spec(board: Board, out_dir: &Path, disk: &DiskRecord, extra: &str) -> Result<BootSpec> {
+fn disk_spec(
+    machine: QemuBoard,
+    out_dir: &Path,
+    disk: &DiskRecord,
+    extra: &str,
+) -> Result<BootSpec> {
     let kernel = disk.kernel.as_ref().expect("checked by the caller");
-    let mut spec = BootSpec::kernel(qemu_board(board), out_dir.join(kernel));
+    let mut spec = BootSpec::kernel(machine, out_dir.join(kernel));
     spec.initrd = disk.initramfs.as_ref().map(|f| out_dir.join(f));
     spec.append = format!("{} {extra}", disk.cmdline).trim().to_string();
     let mut image = Disk::new(out_dir.join(&disk.image));
@@ -68,14 +83,12 @@ fn disk_spec(board: Board, out_dir: &Path, disk: &DiskRecord, extra: &str) -> Re
     Ok(spec)
 }
 
-/// The Pi 3 device tree QEMU's raspi3b machine matches.
-const RASPI3B_DTB: &str = "bcm2837-rpi-3-b.dtb";
-
-/// A Pi image boots on QEMU's raspi3b from the card itself: QEMU has no Pi firmware, so the
-/// kernel, initramfs, device tree and command line come from the card's boot partition, and
-/// the root is read from the card through the guest's mmc driver.
+/// A Pi image boots on QEMU's raspi3b/raspi4b from the card itself: QEMU has no Pi firmware,
+/// so the kernel, initramfs, device tree and command line come from the card's boot
+/// partition, and the root is read from the card through the guest's mmc driver. The device
+/// tree is the machine's own, with the emulation-only edits of [`emulated_dtb`] on a copy.
 fn sd_card_spec(
-    board: Board,
+    machine: QemuBoard,
     out_dir: &Path,
     manifest: &Manifest,
     extra_cmdline: &str,
@@ -100,9 +113,15 @@ fn sd_card_spec(
             .with_context(|| format!("cannot write {}", dest.display()))?;
         Ok(dest)
     };
-    let mut spec = BootSpec::kernel(qemu_board(board), extract(&files.kernel)?);
+    let (dtb, edits) = machine_device_tree(machine)
+        .with_context(|| format!("{machine} does not boot a Raspberry Pi card"))?;
+    let mut spec = BootSpec::kernel(machine, extract(&files.kernel)?);
     spec.initrd = Some(extract(&files.initramfs)?);
-    spec.dtb = Some(extract(RASPI3B_DTB)?);
+    let card_dtb = read_boot_file(&image, disk, dtb)?;
+    let emulated = scratch.join(format!("{machine}.dtb"));
+    std::fs::write(&emulated, emulation_copy(dtb, &card_dtb, edits)?)
+        .with_context(|| format!("cannot write {}", emulated.display()))?;
+    spec.dtb = Some(emulated);
     let cmdline =
         String::from_utf8_lossy(&read_boot_file(&image, disk, &files.cmdline)?).into_owned();
     // `serial0`/`tty1` are names the Pi firmware rewrites; the harness names QEMU's UART.
@@ -115,7 +134,7 @@ fn sd_card_spec(
     let card = scratch.join("sd.img");
     copy_to_sd_card(&image, &card)?;
     spec.disks.push(Disk::new(card));
-    spec.forward_port = Some(API_PORT);
+    spec.forward_port = machine.profile().nic.map(|_| API_PORT);
     Ok(spec)
 }
 

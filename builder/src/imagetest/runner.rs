@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use edgeimg_qemu::{Qemu, RunningVm, SpawnOptions};
+use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
 
 use crate::imagetest::checks::device::{
     check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
 };
 use crate::imagetest::checks::{run_case, CheckOutcome, InferClient};
 use crate::imagetest::host_server::start_reference;
-use crate::imagetest::qemu_boot::boot_spec;
+use crate::imagetest::qemu_boot::{boot_spec, qemu_boards};
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
 
@@ -21,12 +21,17 @@ pub struct TestOptions {
     pub cache_dir: PathBuf,
 }
 
+/// One boot of the image on one emulated machine.
 #[derive(Debug)]
 pub struct TestReport {
+    /// The QEMU machine, e.g. `raspi4b`.
+    pub machine: String,
     pub host_boot_to_ready: Duration,
     pub guest_ms_since_boot: u64,
     pub accel: String,
     pub cases: Vec<CheckOutcome>,
+    /// Why the recipe's checks did not run on this machine (it has no network).
+    pub checks_elsewhere: Option<String>,
     pub poweroff: Option<Duration>,
     /// Set when something failed outside the cases (boot, restart, power-off).
     pub failure: Option<String>,
@@ -42,15 +47,47 @@ impl TestReport {
 const TAIL_LINES: usize = 40;
 const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
 
-pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<TestReport> {
+/// Boots the image on every machine that stands in for its board (see
+/// [`qemu_boot::qemu_boards`]), one after the other.
+pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<Vec<TestReport>> {
+    let machines = qemu_boards(plan.board);
+    let with_network = machines.iter().find(|m| m.profile().nic.is_some());
+    let mut reports = Vec::new();
+    for (n, &machine) in machines.iter().enumerate() {
+        // The board's own machine keeps the usual name.
+        let log = if n == 0 {
+            plan.out_dir.join("console.log")
+        } else {
+            plan.out_dir.join(format!("console.{machine}.log"))
+        };
+        reports.push(test_on(
+            plan,
+            manifest,
+            machine,
+            with_network.copied(),
+            log,
+            opts,
+        )?);
+    }
+    Ok(reports)
+}
+
+fn test_on(
+    plan: &Plan,
+    manifest: &Manifest,
+    machine: QemuBoard,
+    with_network: Option<QemuBoard>,
+    console_log: PathBuf,
+    opts: &TestOptions,
+) -> Result<TestReport> {
     let kill = plan.tests.iter().any(|t| t.kill_server);
     let spec = boot_spec(
         plan.board,
+        machine,
         &plan.out_dir,
         manifest,
         if kill { KILL_FLAG } else { "" },
     )?;
-    let console_log = plan.out_dir.join("console.log");
     let mut vm = Qemu::spawn(
         &spec,
         &SpawnOptions {
@@ -63,19 +100,22 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
     let probe_typed = Instant::now();
     let probe = vm.write_console(CONSOLE_PROBE);
     let mut report = TestReport {
+        machine: machine.to_string(),
         host_boot_to_ready: ready.host_boot_to_ready,
         guest_ms_since_boot: ready.line.ms_since_boot,
         accel: ready.accel.to_string(),
         cases: Vec::new(),
+        checks_elsewhere: None,
         poweroff: None,
         failure: None,
         console_log: console_log.clone(),
     };
-    let addr = vm.api_addr().context("the API port was not forwarded")?;
-    let device = InferClient::new(format!("http://{addr}"), plan.runtime.bearer_token.clone());
+    let device = vm
+        .api_addr()
+        .map(|addr| InferClient::new(format!("http://{addr}"), plan.runtime.bearer_token.clone()));
 
     if kill {
-        if let Err(e) = wait_for_restart(&vm, &device, &console_log) {
+        if let Err(e) = wait_for_restart(&vm, device.as_ref(), &console_log) {
             report.failure = Some(format!(
                 "{e:#}\n--- console tail ---\n{}",
                 vm.console_tail(TAIL_LINES)
@@ -83,7 +123,23 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
         }
     }
     if report.failure.is_none() {
-        report.cases = run_cases(plan, manifest, &device, &opts.cache_dir);
+        match &device {
+            Some(device) => report.cases = run_cases(plan, manifest, device, &opts.cache_dir),
+            None if plan.tests.is_empty() => {}
+            None => match with_network {
+                Some(other) => {
+                    report.checks_elsewhere = Some(format!(
+                        "no network on {machine} (QEMU models no Ethernet there): the recipe's {} check(s) run on {other}",
+                        plan.tests.len()
+                    ))
+                }
+                None => {
+                    report.failure = Some(format!(
+                        "{machine} has no network and no other machine boots this board: the recipe's checks cannot run"
+                    ))
+                }
+            },
+        }
         report
             .cases
             .extend(device_checks(plan, &console_log, probe, probe_typed));
@@ -192,14 +248,23 @@ fn wait_in_log(log: &Path, patience: Duration, until: impl Fn(&str) -> bool) -> 
     }
 }
 
-/// After init's self-test kill: the restart line on the console, then the API answering again.
-fn wait_for_restart(vm: &RunningVm, device: &InferClient, log: &Path) -> Result<()> {
+/// After init's self-test kill: the restart line on the console, then the API answering again
+/// (without a network: the second READY line).
+fn wait_for_restart(vm: &RunningVm, device: Option<&InferClient>, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     if !wait_in_log(log, Duration::from_secs(60), |text| {
         text.contains("EDGEIMG-RESTARTED")
     }) {
         bail!("init did not restart the server within 60 s of killing it");
     }
+    let Some(device) = device else {
+        if !wait_in_log(log, Duration::from_secs(60), |text| {
+            text.matches("EDGEIMG-READY").count() >= 2
+        }) {
+            bail!("the server was not ready again within 60 s of its restart");
+        }
+        return Ok(());
+    };
     while !device.ready() {
         if Instant::now() > deadline {
             bail!(
@@ -224,10 +289,20 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
-/// JUnit XML for CI systems.
-pub fn write_junit(report: &TestReport, image: &str, path: &Path) -> Result<()> {
-    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new(format!("edgeimg test {image}"));
+/// JUnit XML for CI systems: a test suite per machine.
+pub fn write_junit(reports: &[TestReport], image: &str, path: &Path) -> Result<()> {
+    use quick_junit::Report;
+    let mut junit = Report::new("edgeimg");
+    for report in reports {
+        junit.add_test_suite(junit_suite(report, image));
+    }
+    std::fs::write(path, junit.to_string()?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn junit_suite(report: &TestReport, image: &str) -> quick_junit::TestSuite {
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new(format!("edgeimg test {image} on {}", report.machine));
     let mut boot = TestCase::new("boot to ready", TestCaseStatus::success());
     boot.set_time(report.host_boot_to_ready);
     suite.add_test_case(boot);
@@ -248,10 +323,7 @@ pub fn write_junit(report: &TestReport, image: &str, path: &Path) -> Result<()> 
         s.set_message(failure.clone());
         suite.add_test_case(TestCase::new("image", s));
     }
-    let mut junit = Report::new("edgeimg");
-    junit.add_test_suite(suite);
-    std::fs::write(path, junit.to_string()?)
-        .with_context(|| format!("cannot write {}", path.display()))
+    suite
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ mod tests {
             device_binaries: None,
             boot: None,
             disk: None,
+            kernel_modules: Vec::new(),
             outputs: vec![OutputRecord::of_file("disk", &output).unwrap()],
             warnings: Vec::new(),
             inputs_sha256: Some("abc".into()),

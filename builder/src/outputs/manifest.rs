@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image::device::{DeviceBinaries, INIT_PATH, RUNTIME_PATH};
 use crate::image::disk::DiskRecord;
+use crate::image::kernel::Module;
 use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::writers::atomic::AtomicFile;
 use crate::writers::record::OutputRecord;
@@ -38,6 +39,9 @@ pub struct Manifest {
     /// The partitioned disk image, when one was built.
     #[serde(default)]
     pub disk: Option<DiskRecord>,
+    /// Every kernel module the image ships, in load order, and why.
+    #[serde(default)]
+    pub kernel_modules: Vec<ModuleRecord>,
     pub outputs: Vec<OutputRecord>,
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -185,6 +189,30 @@ impl DeviceBinariesRecord {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModuleRecord {
+    pub name: String,
+    pub path_in_image: String,
+    /// `at boot` (by name, whatever the hardware), `by device` (its modalias) or `as needed`
+    /// (with a module that needs it).
+    pub loaded: String,
+    /// A disk image's boot initramfs carries it too.
+    pub boot_initramfs: bool,
+    pub reasons: Vec<String>,
+}
+
+impl ModuleRecord {
+    pub fn of(module: &Module) -> ModuleRecord {
+        ModuleRecord {
+            name: module.name.to_string(),
+            path_in_image: module.path.to_absolute(),
+            loaded: module.loaded.describe().into(),
+            boot_initramfs: module.in_boot_initramfs,
+            reasons: module.reasons.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BootRecord {
     /// Files in the output folder.
     pub kernel: String,
@@ -192,7 +220,7 @@ pub struct BootRecord {
     pub dtb: Option<String>,
     pub cmdline: String,
     pub kernel_version: String,
-    /// Modules init loads, in order.
+    /// Modules the image ships, in load order (`Manifest::kernel_modules` says why).
     pub modules: Vec<String>,
 }
 

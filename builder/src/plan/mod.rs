@@ -78,8 +78,42 @@ pub struct KernelPlan {
     pub package: String,
     /// The whole kernel command line.
     pub cmdline: String,
-    /// Modules to include and load (their `modules.dep` closure is added later).
-    pub modules: Vec<String>,
+    /// Modules named by the board, the recipe and the disk layout (the device trees' and
+    /// every dependency and softdep are added by the kernel stage).
+    pub modules: Vec<ModuleRequest>,
+    /// Device trees whose nodes decide drivers (file names under /boot).
+    pub device_trees: Vec<String>,
+}
+
+/// One module the image must ship, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleRequest {
+    /// A module name (`-` or `_`).
+    pub name: String,
+    pub why: String,
+    pub used: ModuleUse,
+    /// Needed on the way to the root partition: the boot initramfs of a disk image carries it.
+    pub in_boot_initramfs: bool,
+}
+
+/// When init loads a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleUse {
+    /// At every boot, by name: nothing a device asks for (file systems, input handlers).
+    AtBoot,
+    /// When a device's modalias matches one of its aliases.
+    ByDevice,
+}
+
+impl ModuleRequest {
+    fn board(module: &crate::recipe::BoardModule, used: ModuleUse, boot: bool) -> Self {
+        ModuleRequest {
+            name: module.name.to_string(),
+            why: format!("board: {}", module.why),
+            used,
+            in_boot_initramfs: boot,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,9 +209,21 @@ impl Plan {
             cmdline.push(' ');
             cmdline.push_str(extra);
         }
-        let mut modules: Vec<String> = profile.modules.iter().map(|s| s.to_string()).collect();
-        modules.extend(r.kernel.modules.iter().cloned());
-        dedup_keep_order(&mut modules);
+        let mut modules: Vec<ModuleRequest> = Vec::new();
+        for m in profile.device_modules {
+            modules.push(ModuleRequest::board(m, ModuleUse::ByDevice, false));
+        }
+        for m in profile.boot_modules {
+            modules.push(ModuleRequest::board(m, ModuleUse::AtBoot, false));
+        }
+        for name in &r.kernel.modules {
+            modules.push(ModuleRequest {
+                name: name.clone(),
+                why: "recipe: kernel.modules".into(),
+                used: ModuleUse::AtBoot,
+                in_boot_initramfs: false,
+            });
+        }
 
         let model = match &r.model {
             None => None,
@@ -241,9 +287,25 @@ impl Plan {
         };
         if outputs.contains(&OutputKind::Disk) || outputs.contains(&OutputKind::Qcow2) {
             // The disk's squashfs root and ext4 data partition need their drivers.
-            modules.extend(profile.root_modules.iter().map(|s| s.to_string()));
-            modules.push("ext4".into());
-            dedup_keep_order(&mut modules);
+            for m in profile.root_device_modules {
+                modules.push(ModuleRequest::board(m, ModuleUse::ByDevice, true));
+            }
+            let file_system = |name: &str, why: &str, boot: bool| ModuleRequest {
+                name: name.into(),
+                why: why.into(),
+                used: ModuleUse::AtBoot,
+                in_boot_initramfs: boot,
+            };
+            modules.push(file_system(
+                "squashfs",
+                "disk: the root partition's file system",
+                true,
+            ));
+            modules.push(file_system(
+                "ext4",
+                "disk: the data partition's file system",
+                false,
+            ));
         }
 
         let size = |s: &Option<toml::Spanned<String>>| {
@@ -276,6 +338,7 @@ impl Plan {
                 package: kernel_package,
                 cmdline,
                 modules,
+                device_trees: profile.device_trees.iter().map(|s| s.to_string()).collect(),
             },
             model,
             runtime: RuntimePlan {

@@ -14,6 +14,17 @@ pub enum Board {
     QemuAarch64,
 }
 
+/// A module a board ships, and why (shown by `edgeimg inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardModule {
+    pub name: &'static str,
+    pub why: &'static str,
+}
+
+const fn module(name: &'static str, why: &'static str) -> BoardModule {
+    BoardModule { name, why }
+}
+
 /// Everything a board decides by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardProfile {
@@ -23,14 +34,73 @@ pub struct BoardProfile {
     pub firmware_packages: &'static [&'static str],
     /// Kernel console argument(s).
     pub console: &'static str,
-    /// Modules the board always loads (beyond the recipe's extra modules).
-    pub modules: &'static [&'static str],
+    /// Device trees (file names the kernel package puts under /boot) whose nodes decide the
+    /// drivers: those on the way to the root device go into the boot initramfs, those on the
+    /// way to the network into the root.
+    pub device_trees: &'static [&'static str],
+    /// Drivers for devices no device tree names, shipped in the root and loaded when their
+    /// device shows up.
+    pub device_modules: &'static [BoardModule],
+    /// Loaded at every boot: nothing a device asks for them.
+    pub boot_modules: &'static [BoardModule],
+    /// On disk boots, drivers for the root device that no device tree names (the boot
+    /// initramfs carries them).
+    pub root_device_modules: &'static [BoardModule],
     /// Boots from an SD card/disk image rather than kernel + initramfs given directly.
     pub disk_boot: bool,
-    /// On disk boots, what the boot initramfs loads to reach the root partition (with their
-    /// dependencies); all of them are also in `modules`.
-    pub root_modules: &'static [&'static str],
 }
+
+/// The Pi boards' card carries both firmwares and every device tree: one card boots a Pi 3
+/// and a Pi 4 (the tests boot it as both).
+const PI_DEVICE_TREES: &[&str] = &[
+    "bcm2711-rpi-4-b.dtb",
+    "bcm2837-rpi-3-b.dtb",
+    "bcm2837-rpi-3-b-plus.dtb",
+];
+
+const PI_DEVICE_MODULES: &[BoardModule] = &[
+    module(
+        "broadcom",
+        "the Pi 4's Ethernet PHY (BCM54213PE): the device tree names no PHY driver, the MDIO bus reads the PHY's id",
+    ),
+    module(
+        "bcm2835_wdt",
+        "power-off: the PM block's watchdog is the Pi's system-power-controller",
+    ),
+    module(
+        "cdc_ether",
+        "USB CDC Ethernet: gadgets, and the usb-net of QEMU's raspi3b (the test network)",
+    ),
+    module(
+        "usbhid",
+        "a USB keyboard: ctrl-alt-del powers off (how the QEMU harness asks on raspi3b/raspi4b)",
+    ),
+    module("hid_generic", "a USB keyboard (with usbhid)"),
+];
+
+const QEMU_ROOT_DEVICE: &[BoardModule] = &[module("virtio_blk", "QEMU's virtio disk")];
+
+const QEMU_X86_64_DEVICES: &[BoardModule] = &[
+    module("virtio_net", "QEMU's virtio network card"),
+    module("virtio_blk", "QEMU's virtio disks"),
+    module("button", "QEMU's ACPI power button"),
+];
+
+/// linux-virt has no gpio_keys: init watches the power line through the PL061.
+const QEMU_AARCH64_DEVICES: &[BoardModule] = &[
+    module("virtio_net", "QEMU's virtio network card"),
+    module("virtio_blk", "QEMU's virtio disks"),
+    module(
+        "gpio-pl061",
+        "the GPIO controller of QEMU's device-tree power key",
+    ),
+    module("button", "QEMU's ACPI power button (UEFI boots)"),
+];
+
+const QEMU_BOOT: &[BoardModule] = &[module(
+    "evdev",
+    "input events: init watches the power button's KEY_POWER",
+)];
 
 impl Board {
     pub const ALL: [Board; 4] = [
@@ -56,53 +126,33 @@ impl Board {
                 kernel_package: "linux-rpi",
                 firmware_packages: &["raspberrypi-bootloader"],
                 console: "console=serial0,115200 console=tty1",
-                // SD card (sdhci-iproc: the Pi 4's emmc2; bcm2835: the Pi 3's sdhost), root
-                // and data file systems, boot partition, and Ethernet: genet on the Pi 4,
-                // smsc95xx/lan78xx on USB (dwc2) on the Pi 3 family.
-                modules: &[
-                    "sdhci-iproc",
-                    "bcm2835",
-                    "squashfs",
-                    "ext4",
-                    // ext4's metadata checksums on 6.1 kernels go through the crypto API
-                    // (a modules.softdep, which the module closure does not follow).
-                    "crc32c_generic",
-                    "vfat",
-                    "genet",
-                    "smsc95xx",
-                    "lan78xx",
-                    "dwc2",
-                    // The USB PHY dwc2 waits for (else it probes ~10 s late, deferred).
-                    "phy-generic",
-                    // USB CDC Ethernet: gadgets and QEMU raspi3b's usb-net, the test network.
-                    "cdc_ether",
-                    // A USB keyboard's ctrl-alt-del powers off (QEMU raspi3b's only way).
-                    "usbhid",
-                    "hid_generic",
-                ],
+                device_trees: PI_DEVICE_TREES,
+                device_modules: PI_DEVICE_MODULES,
+                boot_modules: &[],
+                root_device_modules: &[],
                 disk_boot: true,
-                root_modules: &["sdhci-iproc", "bcm2835", "squashfs"],
             },
             Board::QemuX86_64 => BoardProfile {
                 arch: Arch::X86_64,
                 kernel_package: "linux-virt",
                 firmware_packages: &[],
                 console: "console=ttyS0",
-                // button + evdev: QEMU's power button (ACPI) reaches init as KEY_POWER.
-                modules: &["virtio_net", "virtio_blk", "button", "evdev"],
+                device_trees: &[],
+                device_modules: QEMU_X86_64_DEVICES,
+                boot_modules: QEMU_BOOT,
+                root_device_modules: QEMU_ROOT_DEVICE,
                 disk_boot: false,
-                root_modules: &["virtio_blk", "squashfs"],
             },
             Board::QemuAarch64 => BoardProfile {
                 arch: Arch::Aarch64,
                 kernel_package: "linux-virt",
                 firmware_packages: &[],
                 console: "console=ttyAMA0",
-                // QEMU's power button: gpio-pl061 for the device-tree GPIO key init watches
-                // (linux-virt has no gpio_keys), button + evdev when booted through UEFI/ACPI.
-                modules: &["virtio_net", "virtio_blk", "gpio-pl061", "button", "evdev"],
+                device_trees: &[],
+                device_modules: QEMU_AARCH64_DEVICES,
+                boot_modules: QEMU_BOOT,
+                root_device_modules: QEMU_ROOT_DEVICE,
                 disk_boot: false,
-                root_modules: &["virtio_blk", "squashfs"],
             },
         }
     }

@@ -5,7 +5,7 @@ mod board;
 mod error;
 mod schema;
 
-pub use board::{Board, BoardProfile};
+pub use board::{Board, BoardModule, BoardProfile};
 pub use error::RecipeError;
 pub use schema::*;
 

@@ -12,7 +12,7 @@ use super::timing::Endpoint;
 use super::{engine_name, served_figures, warmup, InferenceFigures};
 use crate::bench::boot::boot_to_ready;
 use crate::bench::secs;
-use crate::imagetest::qemu_boot::qemu_board;
+use crate::imagetest::qemu_boot::qemu_boards;
 use crate::outputs::manifest::Manifest;
 use crate::plan::{ModelPlan, Plan};
 
@@ -59,9 +59,13 @@ pub fn measure_guest(
     model: &PreparedModel,
     ready_timeout: Duration,
 ) -> Result<(InferenceFigures, EngineCost)> {
-    let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
+    // The first machine with a network (a Pi 4 card: raspi3b, since raspi4b has none).
+    let board = *qemu_boards(plan.board)
+        .iter()
+        .find(|m| m.profile().nic.is_some())
+        .with_context(|| format!("no QEMU machine with a network boots {}", plan.board))?;
+    let (mut vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
     let addr = vm.api_addr().context("the API port was not forwarded")?;
-    let board = qemu_board(plan.board);
     let place = format!(
         "guest {} ({}, {})",
         board.name(),

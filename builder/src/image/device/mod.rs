@@ -16,7 +16,7 @@ use edge_config::{
     DataPartition, DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH,
 };
 
-use crate::image::kernel::ModuleSet;
+use crate::image::kernel::{Loaded, ModuleSet};
 use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::plan::Plan;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
@@ -24,8 +24,9 @@ use crate::rootfs::{Meta, RootPath, RootfsTree};
 pub const INIT_PATH: &str = "/sbin/edge-init";
 pub const RUNTIME_PATH: &str = "/usr/bin/edge-runtime";
 
-/// Add binaries, model, account and config to `tree`. `modules` are loaded by init in order;
-/// `data` is the partition init mounts at /data (disk images).
+/// Add binaries, model, account and config to `tree`. Of `modules`, init loads those marked
+/// loaded `AtBoot` by name and the rest by modalias or with what needs them; `data` is the partition init mounts at
+/// /data (disk images).
 pub fn add_device_layer(
     plan: &Plan,
     tree: &mut RootfsTree,
@@ -101,9 +102,11 @@ fn device_config(
     DeviceConfig {
         hostname: plan.hostname.clone(),
         init: InitConfig {
+            // Device drivers are loaded by their devices' modaliases, not listed.
             modules: modules
                 .modules
                 .iter()
+                .filter(|m| m.loaded == Loaded::AtBoot)
                 .map(|m| m.path.to_absolute())
                 .collect(),
             network: plan.network.clone(),

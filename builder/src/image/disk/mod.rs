@@ -143,7 +143,7 @@ pub fn write_disk_image(
             )
         })?;
     let cmdline = format!("{} {}", plan.kernel.cmdline, disk.root_cmdline());
-    let initramfs = boot_initramfs(tree, kernel, plan.board.profile().root_modules, t)?;
+    let initramfs = boot_initramfs(tree, kernel, t)?;
     let initramfs_gz =
         Compression::Gzip.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))?;
 

@@ -1,14 +1,18 @@
 //! The kernel stage: turn the packaged kernel into what QEMU and firmware boot, and cut the
-//! packaged modules down to the ones the image needs, decompressed, with `modules.*` to match.
+//! packaged modules down to the ones the image needs (chosen from the board's device trees,
+//! [`select`], and what the board and recipe name), decompressed, with `modules.*` to match.
 //! [`prepare_kernel`] does both for a plan's installed kernel package.
 
+pub mod devicetree;
+pub mod drivers;
 mod moddep;
 mod modules;
 mod prepare;
+pub mod select;
 mod unwrap;
 
 pub use moddep::ModuleName;
-pub use modules::{ModuleError, ModuleSet};
+pub use modules::{index_files, Loaded, Module, ModuleError, ModuleSet};
 pub use prepare::{prepare_kernel, BootKernel};
 pub use unwrap::{unwrap_kernel, KernelFormat};
 

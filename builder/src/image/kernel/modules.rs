@@ -1,18 +1,24 @@
-//! Choosing kernel modules: the `modules.dep` closure of what the image asks for, in load
-//! order, and a `/lib/modules/<kver>/` pruned to exactly those, decompressed.
+//! Choosing kernel modules: what the image asks for (see [`super::select`]) with its
+//! `modules.dep` dependencies and softdeps, in load order, each with why it is there and
+//! whether the boot initramfs carries it; and a `/lib/modules/<kver>/` pruned to exactly
+//! those, decompressed.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 
+use edge_init::modules::index::{ModuleIndex, Resolved};
+
 use super::moddep::{parse_builtin, DepEntry, ModDep, ModuleName};
+use crate::plan::{ModuleRequest, ModuleUse};
 use crate::rootfs::{FileData, Meta, RootPath, RootfsTree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("kernel {kver} has no module {name:?} (neither in modules.dep nor built in){}", hint(.close))]
+    #[error("kernel {kver} has no module {name:?} (neither in modules.dep nor built in), asked for by {why}{}", hint(.close))]
     Missing {
         name: String,
         kver: String,
+        why: String,
         close: Vec<String>,
     },
     #[error("{path} is missing from the image; is the kernel package for {kver} installed (or the version wrong)?")]
@@ -40,15 +46,43 @@ fn hint(close: &[String]) -> String {
 /// Which lines of a `modules.*` file stay.
 type LineFilter<'a> = Box<dyn Fn(&str) -> bool + 'a>;
 
-/// One module to load.
+/// One module the image ships.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
     pub name: ModuleName,
     /// Where it is in the image after [`ModuleSet::prune_tree`]: always an uncompressed `.ko`.
     pub path: RootPath,
+    /// Why it is there, each reason once.
+    pub reasons: Vec<String>,
+    pub loaded: Loaded,
+    /// The boot initramfs carries it too (it is on the way to the root partition).
+    pub in_boot_initramfs: bool,
+    /// As modules.dep had it (relative, possibly `.ko.gz`).
+    source_path: String,
 }
 
-/// The modules an image loads, dependencies first.
+/// When init loads a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// At every boot, by name.
+    AtBoot,
+    /// When a device's modalias matches one of its aliases.
+    ByDevice,
+    /// With a module that needs it.
+    AsNeeded,
+}
+
+impl Loaded {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Loaded::AtBoot => "at boot",
+            Loaded::ByDevice => "by device",
+            Loaded::AsNeeded => "as needed",
+        }
+    }
+}
+
+/// The modules an image ships, dependencies first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleSet {
     pub kernel_version: String,
@@ -56,58 +90,105 @@ pub struct ModuleSet {
     pub modules: Vec<Module>,
     /// Requested names the kernel has built in (nothing to load).
     pub builtin: Vec<ModuleName>,
-    /// Paths as modules.dep had them (relative, possibly `.ko.gz`), same order as `modules`.
-    source_paths: Vec<String>,
+}
+
+/// A module chosen so far, before load order is known.
+#[derive(Debug, Default)]
+struct Chosen {
+    reasons: Vec<String>,
+    /// Modules that need it through modules.dep, and through softdeps.
+    needed_by: Vec<String>,
+    softdep_of: Vec<String>,
+    at_boot: bool,
+    by_device: bool,
+    in_boot_initramfs: bool,
+}
+
+impl Chosen {
+    fn add(list: &mut Vec<String>, item: String) {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+
+    fn loaded(&self) -> Loaded {
+        match (self.at_boot, self.by_device) {
+            (true, _) => Loaded::AtBoot,
+            (false, true) => Loaded::ByDevice,
+            (false, false) => Loaded::AsNeeded,
+        }
+    }
+
+    fn into_reasons(self) -> Vec<String> {
+        let mut reasons = self.reasons;
+        if !self.needed_by.is_empty() {
+            reasons.push(format!(
+                "needed by {} (modules.dep)",
+                self.needed_by.join(", ")
+            ));
+        }
+        if !self.softdep_of.is_empty() {
+            reasons.push(format!("softdep of {}", self.softdep_of.join(", ")));
+        }
+        reasons
+    }
 }
 
 impl ModuleSet {
-    /// Resolve `wanted` (names with `-` or `_`) against `/lib/modules/<kver>/modules.dep` and
-    /// `modules.builtin` in `tree`.
+    /// Resolve `requests` against `/lib/modules/<kver>/` in `tree`: each with its
+    /// `modules.dep` dependencies and its softdeps (names or aliases, as modprobe resolves
+    /// them), which go wherever the modules that need them go. A requested name that is
+    /// neither a module nor built in is an error.
     pub fn resolve(
         tree: &RootfsTree,
         kver: &str,
-        wanted: &[&str],
+        requests: &[ModuleRequest],
     ) -> Result<ModuleSet, ModuleError> {
-        let dir = modules_dir(kver)?;
-        let dep = ModDep::parse(&read_text(tree, &dir, "modules.dep", kver)?).map_err(|why| {
-            ModuleError::BadMetadata {
-                path: format!("{dir}/modules.dep"),
-                why,
-            }
-        })?;
-        let builtin = match read_text(tree, &dir, "modules.builtin", kver) {
-            Ok(text) => parse_builtin(&text),
-            Err(ModuleError::NoMetadata { .. }) => BTreeMap::new(),
-            Err(e) => return Err(e),
-        };
-
-        let mut order: Vec<&DepEntry> = Vec::new();
-        let mut done = HashSet::new();
+        let metadata = Metadata::read(tree, kver)?;
+        let mut chosen: BTreeMap<ModuleName, Chosen> = BTreeMap::new();
         let mut builtin_hits = Vec::new();
-        for raw in wanted {
-            let name = ModuleName::new(raw);
-            match dep.by_name(&name) {
-                Some(entry) => visit(&dep, entry, &mut done, &mut Vec::new(), &mut order)?,
-                None if builtin.contains_key(&name) => {
+        for request in requests {
+            let name = ModuleName::new(&request.name);
+            if metadata.dep.by_name(&name).is_none() {
+                if metadata.builtin.contains_key(&name) {
                     if !builtin_hits.contains(&name) {
                         builtin_hits.push(name);
                     }
+                    continue;
                 }
-                None => {
-                    return Err(ModuleError::Missing {
-                        close: close_names(&name, dep.names().chain(builtin.keys())),
-                        name: raw.to_string(),
-                        kver: kver.to_string(),
-                    })
-                }
+                return Err(ModuleError::Missing {
+                    close: close_names(&name, metadata.dep.names().chain(metadata.builtin.keys())),
+                    name: request.name.clone(),
+                    kver: kver.to_string(),
+                    why: request.why.clone(),
+                });
             }
+            let entry = chosen.entry(name).or_default();
+            Chosen::add(&mut entry.reasons, request.why.clone());
+            entry.at_boot |= request.used == ModuleUse::AtBoot;
+            entry.by_device |= request.used == ModuleUse::ByDevice;
+            entry.in_boot_initramfs |= request.in_boot_initramfs;
         }
+        metadata.close_over_needs(&mut chosen)?;
+
+        let mut order: Vec<&DepEntry> = Vec::new();
+        let mut done = HashSet::new();
+        for name in chosen.keys() {
+            let entry = metadata.dep.by_name(name).expect("chosen from modules.dep");
+            visit(&metadata.dep, entry, &mut done, &mut Vec::new(), &mut order)?;
+        }
+        let dir = modules_dir(kver)?;
         let modules = order
             .iter()
             .map(|e| {
+                let choice = chosen.remove(&e.name).unwrap_or_default();
                 Ok(Module {
                     name: e.name.clone(),
                     path: module_path(&dir, &decompressed_name(&e.path))?,
+                    loaded: choice.loaded(),
+                    in_boot_initramfs: choice.in_boot_initramfs,
+                    reasons: choice.into_reasons(),
+                    source_path: e.path.clone(),
                 })
             })
             .collect::<Result<_, ModuleError>>()?;
@@ -115,27 +196,18 @@ impl ModuleSet {
             kernel_version: kver.to_string(),
             modules,
             builtin: builtin_hits,
-            source_paths: order.iter().map(|e| e.path.clone()).collect(),
         })
     }
 
     /// Leave in `/lib/modules/<kver>/` only this set's modules (decompressed, since linux-virt
-    /// cannot load compressed ones) and the `modules.*` files, filtered to match: modules.dep,
-    /// modules.order, modules.alias, modules.symbols, modules.softdep, modules.devname and
-    /// modules.weakdep are rewritten; modules.builtin* are kept; the other depmod `.bin`
-    /// indexes would name removed modules and are dropped (the text files remain).
+    /// cannot load compressed ones) and the `modules.*` files cut down to match (see
+    /// [`index_files`]).
     pub fn prune_tree(&self, tree: &mut RootfsTree) -> Result<(), ModuleError> {
         let dir = modules_dir(&self.kernel_version)?;
-        let kept_names: HashSet<&str> = self.modules.iter().map(|m| m.name.as_str()).collect();
-        let kept_paths: HashSet<String> = self
-            .source_paths
-            .iter()
-            .map(|p| decompressed_name(p))
-            .collect();
-
         // Read everything we keep before clearing the directory.
-        let mut new_files: BTreeMap<String, (Vec<u8>, Meta)> = BTreeMap::new();
-        for src in &self.source_paths {
+        let mut new_files = index_files(tree, &self.kernel_version, self.modules.iter())?;
+        for module in &self.modules {
+            let src = &module.source_path;
             let at = module_path(&dir, src)?;
             let node = tree.get(&at).ok_or_else(|| ModuleError::NoMetadata {
                 path: at.to_absolute(),
@@ -153,66 +225,6 @@ impl ModuleSet {
             })?;
             new_files.insert(decompressed_name(src), (plain, node.meta.clone()));
         }
-        let filtered: [(&str, LineFilter); 7] = [
-            (
-                "modules.dep",
-                Box::new(|l| path_kept(l.split(':').next(), &kept_paths)),
-            ),
-            (
-                "modules.order",
-                Box::new(|l| path_kept(Some(l), &kept_paths)),
-            ),
-            (
-                "modules.alias",
-                Box::new(|l| last_word_kept(l, &kept_names)),
-            ),
-            (
-                "modules.symbols",
-                Box::new(|l| last_word_kept(l, &kept_names)),
-            ),
-            (
-                "modules.softdep",
-                Box::new(|l| word_kept(l, 1, &kept_names)),
-            ),
-            (
-                "modules.weakdep",
-                Box::new(|l| word_kept(l, 1, &kept_names)),
-            ),
-            (
-                "modules.devname",
-                Box::new(|l| word_kept(l, 0, &kept_names)),
-            ),
-        ];
-        for (file, keep) in &filtered {
-            let Ok(text) = read_text(tree, &dir, file, &self.kernel_version) else {
-                continue;
-            };
-            let meta = tree
-                .get(&module_path(&dir, file)?)
-                .map(|n| n.meta.clone())
-                .unwrap_or_else(|| Meta::root(0o644, tree.default_mtime()));
-            let mut out = String::new();
-            for line in text
-                .lines()
-                .filter(|l| l.starts_with('#') || l.trim().is_empty() || keep(l))
-            {
-                out.push_str(&rewrite_extensions(line));
-                out.push('\n');
-            }
-            new_files.insert(file.to_string(), (out.into_bytes(), meta));
-        }
-        for file in [
-            "modules.builtin",
-            "modules.builtin.modinfo",
-            "modules.builtin.bin",
-            "modules.builtin.alias.bin",
-        ] {
-            let at = module_path(&dir, file)?;
-            if let (Some(node), Some(data)) = (tree.get(&at), tree.file_data(&at)) {
-                new_files.insert(file.to_string(), (data.to_vec(), node.meta.clone()));
-            }
-        }
-
         let root = module_path(&dir, "")?;
         let dir_meta = tree.get(&root).map(|n| n.meta.clone());
         tree.remove(&root);
@@ -229,15 +241,204 @@ impl ModuleSet {
     pub fn install(
         tree: &mut RootfsTree,
         kver: &str,
-        wanted: &[&str],
+        requests: &[ModuleRequest],
     ) -> Result<ModuleSet, ModuleError> {
-        let set = ModuleSet::resolve(tree, kver, wanted)?;
+        let set = ModuleSet::resolve(tree, kver, requests)?;
         set.prune_tree(tree)?;
         Ok(set)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &ModuleName> {
         self.modules.iter().map(|m| &m.name)
+    }
+
+    /// The kernel's module index (aliases, softdeps), as init reads it on the device.
+    pub fn index(tree: &RootfsTree, kver: &str) -> Result<ModuleIndex, ModuleError> {
+        Ok(Metadata::read(tree, kver)?.index)
+    }
+
+    /// What the boot initramfs carries.
+    pub fn boot_initramfs(&self) -> impl Iterator<Item = &Module> {
+        self.modules.iter().filter(|m| m.in_boot_initramfs)
+    }
+}
+
+/// The `modules.*` files of `/lib/modules/<kver>/` in `tree`, cut down to `kept` and naming
+/// them by their decompressed `.ko` files, ready to be written beside them: modules.dep,
+/// modules.order, modules.alias, modules.symbols, modules.softdep, modules.devname and
+/// modules.weakdep are filtered; modules.builtin* are kept whole; the other depmod `.bin`
+/// indexes would name absent modules and are left out (the text files say the same).
+pub fn index_files<'m>(
+    tree: &RootfsTree,
+    kver: &str,
+    kept: impl Iterator<Item = &'m Module>,
+) -> Result<BTreeMap<String, (Vec<u8>, Meta)>, ModuleError> {
+    let dir = modules_dir(kver)?;
+    let kept: Vec<&Module> = kept.collect();
+    let kept_names: HashSet<&str> = kept.iter().map(|m| m.name.as_str()).collect();
+    let kept_paths: HashSet<String> = kept
+        .iter()
+        .map(|m| decompressed_name(&m.source_path))
+        .collect();
+    let filtered: [(&str, LineFilter); 7] = [
+        (
+            "modules.dep",
+            Box::new(|l| path_kept(l.split(':').next(), &kept_paths)),
+        ),
+        (
+            "modules.order",
+            Box::new(|l| path_kept(Some(l), &kept_paths)),
+        ),
+        (
+            "modules.alias",
+            Box::new(|l| last_word_kept(l, &kept_names)),
+        ),
+        (
+            "modules.symbols",
+            Box::new(|l| last_word_kept(l, &kept_names)),
+        ),
+        (
+            "modules.softdep",
+            Box::new(|l| word_kept(l, 1, &kept_names)),
+        ),
+        (
+            "modules.weakdep",
+            Box::new(|l| word_kept(l, 1, &kept_names)),
+        ),
+        (
+            "modules.devname",
+            Box::new(|l| word_kept(l, 0, &kept_names)),
+        ),
+    ];
+    let mut files = BTreeMap::new();
+    for (file, keep) in &filtered {
+        let Ok(text) = read_text(tree, &dir, file, kver) else {
+            continue;
+        };
+        let meta = tree
+            .get(&module_path(&dir, file)?)
+            .map(|n| n.meta.clone())
+            .unwrap_or_else(|| Meta::root(0o644, tree.default_mtime()));
+        let mut out = String::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with('#') || l.trim().is_empty() || keep(l))
+        {
+            out.push_str(&rewrite_extensions(line));
+            out.push('\n');
+        }
+        files.insert(file.to_string(), (out.into_bytes(), meta));
+    }
+    for file in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+    ] {
+        let at = module_path(&dir, file)?;
+        if let (Some(node), Some(data)) = (tree.get(&at), tree.file_data(&at)) {
+            files.insert(file.to_string(), (data.to_vec(), node.meta.clone()));
+        }
+    }
+    Ok(files)
+}
+
+/// A kernel's module metadata as the build reads it.
+struct Metadata {
+    dep: ModDep,
+    builtin: BTreeMap<ModuleName, String>,
+    /// The same files as init reads them: softdeps and aliases.
+    index: ModuleIndex,
+}
+
+impl Metadata {
+    fn read(tree: &RootfsTree, kver: &str) -> Result<Metadata, ModuleError> {
+        let dir = modules_dir(kver)?;
+        let dep_text = read_text(tree, &dir, "modules.dep", kver)?;
+        let dep = ModDep::parse(&dep_text).map_err(|why| ModuleError::BadMetadata {
+            path: format!("/{dir}/modules.dep"),
+            why,
+        })?;
+        let optional = |file: &str| match read_text(tree, &dir, file, kver) {
+            Ok(text) => Ok(text),
+            Err(ModuleError::NoMetadata { .. }) => Ok(String::new()),
+            Err(e) => Err(e),
+        };
+        let builtin_text = optional("modules.builtin")?;
+        let index = ModuleIndex::parse(
+            &dep_text,
+            &optional("modules.alias")?,
+            &optional("modules.softdep")?,
+            &builtin_text,
+        );
+        Ok(Metadata {
+            dep,
+            builtin: parse_builtin(&builtin_text),
+            index,
+        })
+    }
+
+    /// Adds what the chosen modules need (modules.dep, softdeps), until nothing new comes,
+    /// then carries the boot initramfs flag from each module to what it needs.
+    fn close_over_needs(
+        &self,
+        chosen: &mut BTreeMap<ModuleName, Chosen>,
+    ) -> Result<(), ModuleError> {
+        let mut queue: Vec<ModuleName> = chosen.keys().cloned().collect();
+        let mut needs: Vec<(ModuleName, ModuleName)> = Vec::new();
+        while let Some(name) = queue.pop() {
+            let entry = self.dep.by_name(&name).expect("chosen from modules.dep");
+            // (module, through a softdep)
+            let mut wanted: Vec<(ModuleName, bool)> = Vec::new();
+            for path in &entry.deps {
+                let dep = self
+                    .dep
+                    .by_path(path)
+                    .ok_or_else(|| ModuleError::UnknownDependency {
+                        module: name.to_string(),
+                        dep: path.clone(),
+                    })?;
+                wanted.push((dep.name.clone(), false));
+            }
+            if let Some(soft) = self.index.softdeps(name.as_str()) {
+                for alias in soft.pre.iter().chain(&soft.post) {
+                    if let Resolved::Modules(found) = self.index.resolve(alias) {
+                        for module in found {
+                            wanted.push((ModuleName::new(&module), true));
+                        }
+                    }
+                }
+            }
+            for (module, soft) in wanted {
+                needs.push((name.clone(), module.clone()));
+                let entry = chosen.entry(module.clone()).or_insert_with(|| {
+                    queue.push(module.clone());
+                    Chosen::default()
+                });
+                let list = if soft {
+                    &mut entry.softdep_of
+                } else {
+                    &mut entry.needed_by
+                };
+                Chosen::add(list, name.to_string());
+            }
+        }
+        // Whatever a boot initramfs module needs goes there too.
+        loop {
+            let mut changed = false;
+            for (user, needed) in &needs {
+                if chosen[user].in_boot_initramfs && !chosen[needed].in_boot_initramfs {
+                    chosen
+                        .get_mut(needed)
+                        .expect("added above")
+                        .in_boot_initramfs = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -1,9 +1,13 @@
 //! From an installed kernel package to what boots: the kernel image (unwrapped where QEMU and
-//! the Pi firmware need a raw Image), its version, and the modules the image loads.
+//! the Pi firmware need a raw Image), its version, and the modules the image ships: what the
+//! board's device trees need, what the board and recipe name, with everything those need.
 
 use anyhow::{bail, Context, Result};
 
+use super::devicetree::DeviceTree;
+use super::select::{device_tree_requests, NodeDriver};
 use super::{unwrap_kernel, ModuleSet};
+use crate::image::kernel::drivers::Driver;
 use crate::plan::Plan;
 use crate::rootfs::{NodeKind, RootPath, RootfsTree};
 
@@ -14,10 +18,30 @@ pub struct BootKernel {
     pub packaged_path: RootPath,
     pub version: String,
     pub modules: ModuleSet,
+    /// The device-tree nodes on the way to the root device and the network, with their
+    /// drivers.
+    pub device_tree_nodes: Vec<NodeDriver>,
+}
+
+impl BootKernel {
+    /// Nodes on those paths that nothing in the image drives.
+    pub fn undriven_nodes(&self) -> Vec<String> {
+        self.device_tree_nodes
+            .iter()
+            .filter(|n| matches!(n.driver, Driver::Missing(_)))
+            .map(|n| {
+                format!(
+                    "{}: neither a module in {} nor built into its kernel drives it",
+                    n.describe(),
+                    self.version
+                )
+            })
+            .collect()
+    }
 }
 
 /// Find the kernel the plan's kernel package installed, unwrap it, and cut `/lib/modules` down
-/// to the modules the board and recipe want (with their dependencies).
+/// to the modules the device trees, board and recipe want (with what they need).
 pub fn prepare_kernel(plan: &Plan, tree: &mut RootfsTree) -> Result<BootKernel> {
     let packaged_path = find_kernel(tree, &plan.kernel.package)?;
     let packaged = tree
@@ -25,15 +49,40 @@ pub fn prepare_kernel(plan: &Plan, tree: &mut RootfsTree) -> Result<BootKernel> 
         .expect("find_kernel returns a regular file");
     let image = unwrap_kernel(packaged).with_context(|| format!("kernel {packaged_path}"))?;
     let version = kernel_version(tree, &plan.kernel.package)?;
-    let wanted: Vec<&str> = plan.kernel.modules.iter().map(String::as_str).collect();
-    let modules = ModuleSet::install(tree, &version, &wanted)
-        .with_context(|| format!("kernel modules for {} {version}", plan.kernel.package))?;
+    let context = || format!("kernel modules for {} {version}", plan.kernel.package);
+    let trees = device_trees(tree, &plan.kernel.device_trees)?;
+    let index = ModuleSet::index(tree, &version).with_context(context)?;
+    let (mut requests, device_tree_nodes) = device_tree_requests(&trees, &index, &image);
+    requests.extend(plan.kernel.modules.iter().cloned());
+    let modules = ModuleSet::install(tree, &version, &requests).with_context(context)?;
     Ok(BootKernel {
         image,
         packaged_path,
         version,
         modules,
+        device_tree_nodes,
     })
+}
+
+/// The named device trees, wherever the kernel package put them under /boot.
+fn device_trees(tree: &RootfsTree, names: &[String]) -> Result<Vec<(String, DeviceTree)>> {
+    let mut found = Vec::new();
+    for name in names {
+        let path = tree
+            .iter()
+            .find(|(p, n)| {
+                p.as_str().starts_with("boot/")
+                    && p.file_name() == name
+                    && matches!(n.kind, NodeKind::File(_))
+            })
+            .map(|(p, _)| p.clone())
+            .with_context(|| {
+                format!("the board's device tree {name} is not under /boot; does the kernel package ship it?")
+            })?;
+        let dtb = tree.file_data(&path).expect("a regular file");
+        found.push((name.clone(), DeviceTree::parse(name, dtb)?));
+    }
+    Ok(found)
 }
 
 /// `/boot/vmlinuz-<flavor>` for `linux-<flavor>`, else the only `/boot/vmlinuz*`.

@@ -2,6 +2,7 @@
 
 use super::testdata::{alpine_kernel_dir, modules_tree, KVER};
 use super::*;
+use crate::plan::{ModuleRequest, ModuleUse};
 use crate::rootfs::RootPath;
 
 #[test]
@@ -25,6 +26,19 @@ fn x86_bzimage_is_returned_as_is() {
     assert_eq!(unwrap_kernel(&raw).unwrap(), raw);
 }
 
+/// Requests by name, as a recipe's kernel.modules makes them.
+fn by_name(names: &[&str]) -> Vec<ModuleRequest> {
+    names
+        .iter()
+        .map(|n| ModuleRequest {
+            name: n.to_string(),
+            why: "test".into(),
+            used: ModuleUse::AtBoot,
+            in_boot_initramfs: false,
+        })
+        .collect()
+}
+
 fn position(set: &ModuleSet, name: &str) -> usize {
     set.names()
         .position(|n| n.as_str() == name)
@@ -37,7 +51,7 @@ fn virtio_net_closure_loads_failover_first() {
     let set = ModuleSet::resolve(
         &tree,
         KVER,
-        &["virtio-net", "virtio_blk", "squashfs", "ext4", "vfat"],
+        &by_name(&["virtio-net", "virtio_blk", "squashfs", "ext4", "vfat"]),
     )
     .unwrap();
     assert!(position(&set, "failover") < position(&set, "net_failover"));
@@ -54,7 +68,7 @@ fn virtio_net_closure_loads_failover_first() {
 fn prune_keeps_only_the_closure_decompressed() {
     let mut tree = modules_tree("aarch64");
     let before = tree.len();
-    let set = ModuleSet::install(&mut tree, KVER, &["virtio_net", "ext4"]).unwrap();
+    let set = ModuleSet::install(&mut tree, KVER, &by_name(&["virtio_net", "ext4"])).unwrap();
     let dir = RootPath::new(&format!("lib/modules/{KVER}")).unwrap();
     let kos: Vec<_> = tree
         .iter()
@@ -103,7 +117,7 @@ fn prune_keeps_only_the_closure_decompressed() {
 #[test]
 fn missing_module_names_close_ones() {
     let tree = modules_tree("aarch64");
-    let err = ModuleSet::resolve(&tree, KVER, &["virtio_nett"])
+    let err = ModuleSet::resolve(&tree, KVER, &by_name(&["virtio_nett"]))
         .unwrap_err()
         .to_string();
     assert!(
@@ -111,7 +125,7 @@ fn missing_module_names_close_ones() {
         "{err}"
     );
     // Built-in modules count as satisfied and are reported, not loaded.
-    let set = ModuleSet::resolve(&tree, KVER, &["virtio_pci"]).unwrap();
+    let set = ModuleSet::resolve(&tree, KVER, &by_name(&["virtio_pci"])).unwrap();
     assert!(set.modules.is_empty());
     assert_eq!(set.builtin, [ModuleName::new("virtio_pci")]);
 }
