@@ -3,16 +3,19 @@
 //! [`select`], and what the board and recipe name), decompressed, with `modules.*` to match.
 //! [`prepare_kernel`] does both for a plan's installed kernel package.
 
+mod closure;
 pub mod devicetree;
 pub mod drivers;
+mod index_files;
 mod moddep;
 mod modules;
 mod prepare;
 pub mod select;
 mod unwrap;
 
+pub use index_files::index_files;
 pub use moddep::ModuleName;
-pub use modules::{index_files, Loaded, Module, ModuleError, ModuleSet};
+pub use modules::{Loaded, Module, ModuleError, ModuleSet};
 pub use prepare::{prepare_kernel, BootKernel};
 pub use unwrap::{unwrap_kernel, KernelFormat};
 

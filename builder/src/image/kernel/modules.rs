@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 
-use edge_init::modules::index::{ModuleIndex, Resolved};
+use edge_init::modules::index::ModuleIndex;
 
-use super::moddep::{parse_builtin, DepEntry, ModDep, ModuleName};
+use super::closure::{Chosen, Metadata};
+use super::index_files::index_files;
+use super::moddep::{DepEntry, ModDep, ModuleName};
 use crate::plan::{ModuleRequest, ModuleUse};
-use crate::rootfs::{FileData, Meta, RootPath, RootfsTree};
+use crate::rootfs::{FileData, RootPath, RootfsTree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -43,9 +45,6 @@ fn hint(close: &[String]) -> String {
     }
 }
 
-/// Which lines of a `modules.*` file stay.
-type LineFilter<'a> = Box<dyn Fn(&str) -> bool + 'a>;
-
 /// One module the image ships.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
@@ -58,7 +57,7 @@ pub struct Module {
     /// The boot initramfs carries it too (it is on the way to the root partition).
     pub in_boot_initramfs: bool,
     /// As modules.dep had it (relative, possibly `.ko.gz`).
-    source_path: String,
+    pub(super) source_path: String,
 }
 
 /// When init loads a module.
@@ -90,48 +89,6 @@ pub struct ModuleSet {
     pub modules: Vec<Module>,
     /// Requested names the kernel has built in (nothing to load).
     pub builtin: Vec<ModuleName>,
-}
-
-/// A module chosen so far, before load order is known.
-#[derive(Debug, Default)]
-struct Chosen {
-    reasons: Vec<String>,
-    /// Modules that need it through modules.dep, and through softdeps.
-    needed_by: Vec<String>,
-    softdep_of: Vec<String>,
-    at_boot: bool,
-    by_device: bool,
-    in_boot_initramfs: bool,
-}
-
-impl Chosen {
-    fn add(list: &mut Vec<String>, item: String) {
-        if !list.contains(&item) {
-            list.push(item);
-        }
-    }
-
-    fn loaded(&self) -> Loaded {
-        match (self.at_boot, self.by_device) {
-            (true, _) => Loaded::AtBoot,
-            (false, true) => Loaded::ByDevice,
-            (false, false) => Loaded::AsNeeded,
-        }
-    }
-
-    fn into_reasons(self) -> Vec<String> {
-        let mut reasons = self.reasons;
-        if !self.needed_by.is_empty() {
-            reasons.push(format!(
-                "needed by {} (modules.dep)",
-                self.needed_by.join(", ")
-            ));
-        }
-        if !self.softdep_of.is_empty() {
-            reasons.push(format!("softdep of {}", self.softdep_of.join(", ")));
-        }
-        reasons
-    }
 }
 
 impl ModuleSet {
@@ -263,185 +220,6 @@ impl ModuleSet {
     }
 }
 
-/// The `modules.*` files of `/lib/modules/<kver>/` in `tree`, cut down to `kept` and naming
-/// them by their decompressed `.ko` files, ready to be written beside them: modules.dep,
-/// modules.order, modules.alias, modules.symbols, modules.softdep, modules.devname and
-/// modules.weakdep are filtered; modules.builtin* are kept whole; the other depmod `.bin`
-/// indexes would name absent modules and are left out (the text files say the same).
-pub fn index_files<'m>(
-    tree: &RootfsTree,
-    kver: &str,
-    kept: impl Iterator<Item = &'m Module>,
-) -> Result<BTreeMap<String, (Vec<u8>, Meta)>, ModuleError> {
-    let dir = modules_dir(kver)?;
-    let kept: Vec<&Module> = kept.collect();
-    let kept_names: HashSet<&str> = kept.iter().map(|m| m.name.as_str()).collect();
-    let kept_paths: HashSet<String> = kept
-        .iter()
-        .map(|m| decompressed_name(&m.source_path))
-        .collect();
-    let filtered: [(&str, LineFilter); 7] = [
-        (
-            "modules.dep",
-            Box::new(|l| path_kept(l.split(':').next(), &kept_paths)),
-        ),
-        (
-            "modules.order",
-            Box::new(|l| path_kept(Some(l), &kept_paths)),
-        ),
-        (
-            "modules.alias",
-            Box::new(|l| last_word_kept(l, &kept_names)),
-        ),
-        (
-            "modules.symbols",
-            Box::new(|l| last_word_kept(l, &kept_names)),
-        ),
-        (
-            "modules.softdep",
-            Box::new(|l| word_kept(l, 1, &kept_names)),
-        ),
-        (
-            "modules.weakdep",
-            Box::new(|l| word_kept(l, 1, &kept_names)),
-        ),
-        (
-            "modules.devname",
-            Box::new(|l| word_kept(l, 0, &kept_names)),
-        ),
-    ];
-    let mut files = BTreeMap::new();
-    for (file, keep) in &filtered {
-        let Ok(text) = read_text(tree, &dir, file, kver) else {
-            continue;
-        };
-        let meta = tree
-            .get(&module_path(&dir, file)?)
-            .map(|n| n.meta.clone())
-            .unwrap_or_else(|| Meta::root(0o644, tree.default_mtime()));
-        let mut out = String::new();
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with('#') || l.trim().is_empty() || keep(l))
-        {
-            out.push_str(&rewrite_extensions(line));
-            out.push('\n');
-        }
-        files.insert(file.to_string(), (out.into_bytes(), meta));
-    }
-    for file in [
-        "modules.builtin",
-        "modules.builtin.modinfo",
-        "modules.builtin.bin",
-        "modules.builtin.alias.bin",
-    ] {
-        let at = module_path(&dir, file)?;
-        if let (Some(node), Some(data)) = (tree.get(&at), tree.file_data(&at)) {
-            files.insert(file.to_string(), (data.to_vec(), node.meta.clone()));
-        }
-    }
-    Ok(files)
-}
-
-/// A kernel's module metadata as the build reads it.
-struct Metadata {
-    dep: ModDep,
-    builtin: BTreeMap<ModuleName, String>,
-    /// The same files as init reads them: softdeps and aliases.
-    index: ModuleIndex,
-}
-
-impl Metadata {
-    fn read(tree: &RootfsTree, kver: &str) -> Result<Metadata, ModuleError> {
-        let dir = modules_dir(kver)?;
-        let dep_text = read_text(tree, &dir, "modules.dep", kver)?;
-        let dep = ModDep::parse(&dep_text).map_err(|why| ModuleError::BadMetadata {
-            path: format!("/{dir}/modules.dep"),
-            why,
-        })?;
-        let optional = |file: &str| match read_text(tree, &dir, file, kver) {
-            Ok(text) => Ok(text),
-            Err(ModuleError::NoMetadata { .. }) => Ok(String::new()),
-            Err(e) => Err(e),
-        };
-        let builtin_text = optional("modules.builtin")?;
-        let index = ModuleIndex::parse(
-            &dep_text,
-            &optional("modules.alias")?,
-            &optional("modules.softdep")?,
-            &builtin_text,
-        );
-        Ok(Metadata {
-            dep,
-            builtin: parse_builtin(&builtin_text),
-            index,
-        })
-    }
-
-    /// Adds what the chosen modules need (modules.dep, softdeps), until nothing new comes,
-    /// then carries the boot initramfs flag from each module to what it needs.
-    fn close_over_needs(
-        &self,
-        chosen: &mut BTreeMap<ModuleName, Chosen>,
-    ) -> Result<(), ModuleError> {
-        let mut queue: Vec<ModuleName> = chosen.keys().cloned().collect();
-        let mut needs: Vec<(ModuleName, ModuleName)> = Vec::new();
-        while let Some(name) = queue.pop() {
-            let entry = self.dep.by_name(&name).expect("chosen from modules.dep");
-            // (module, through a softdep)
-            let mut wanted: Vec<(ModuleName, bool)> = Vec::new();
-            for path in &entry.deps {
-                let dep = self
-                    .dep
-                    .by_path(path)
-                    .ok_or_else(|| ModuleError::UnknownDependency {
-                        module: name.to_string(),
-                        dep: path.clone(),
-                    })?;
-                wanted.push((dep.name.clone(), false));
-            }
-            if let Some(soft) = self.index.softdeps(name.as_str()) {
-                for alias in soft.pre.iter().chain(&soft.post) {
-                    if let Resolved::Modules(found) = self.index.resolve(alias) {
-                        for module in found {
-                            wanted.push((ModuleName::new(&module), true));
-                        }
-                    }
-                }
-            }
-            for (module, soft) in wanted {
-                needs.push((name.clone(), module.clone()));
-                let entry = chosen.entry(module.clone()).or_insert_with(|| {
-                    queue.push(module.clone());
-                    Chosen::default()
-                });
-                let list = if soft {
-                    &mut entry.softdep_of
-                } else {
-                    &mut entry.needed_by
-                };
-                Chosen::add(list, name.to_string());
-            }
-        }
-        // Whatever a boot initramfs module needs goes there too.
-        loop {
-            let mut changed = false;
-            for (user, needed) in &needs {
-                if chosen[user].in_boot_initramfs && !chosen[needed].in_boot_initramfs {
-                    chosen
-                        .get_mut(needed)
-                        .expect("added above")
-                        .in_boot_initramfs = true;
-                    changed = true;
-                }
-            }
-            if !changed {
-                return Ok(());
-            }
-        }
-    }
-}
-
 /// Depth-first, dependencies first. depmod lists a module's deps nearest-last, so walking them
 /// in reverse loads the deepest first, as modprobe does.
 fn visit<'a>(
@@ -473,7 +251,7 @@ fn visit<'a>(
     Ok(())
 }
 
-fn modules_dir(kver: &str) -> Result<String, ModuleError> {
+pub(super) fn modules_dir(kver: &str) -> Result<String, ModuleError> {
     if kver.is_empty() || kver.contains('/') || kver.starts_with('.') {
         return Err(ModuleError::BadMetadata {
             path: "/lib/modules".into(),
@@ -483,14 +261,19 @@ fn modules_dir(kver: &str) -> Result<String, ModuleError> {
     Ok(format!("lib/modules/{kver}"))
 }
 
-fn module_path(dir: &str, rel: &str) -> Result<RootPath, ModuleError> {
+pub(super) fn module_path(dir: &str, rel: &str) -> Result<RootPath, ModuleError> {
     RootPath::new(&format!("{dir}/{rel}")).map_err(|e| ModuleError::BadMetadata {
         path: format!("/{dir}/{rel}"),
         why: e.to_string(),
     })
 }
 
-fn read_text(tree: &RootfsTree, dir: &str, file: &str, kver: &str) -> Result<String, ModuleError> {
+pub(super) fn read_text(
+    tree: &RootfsTree,
+    dir: &str,
+    file: &str,
+    kver: &str,
+) -> Result<String, ModuleError> {
     let at = module_path(dir, file)?;
     let data = tree.file_data(&at).ok_or_else(|| ModuleError::NoMetadata {
         path: at.to_absolute(),
@@ -504,21 +287,11 @@ fn read_text(tree: &RootfsTree, dir: &str, file: &str, kver: &str) -> Result<Str
 
 const COMPRESSED: [&str; 3] = [".ko.gz", ".ko.xz", ".ko.zst"];
 
-fn decompressed_name(path: &str) -> String {
+pub(super) fn decompressed_name(path: &str) -> String {
     COMPRESSED
         .iter()
         .find_map(|ext| path.strip_suffix(ext).map(|stem| format!("{stem}.ko")))
         .unwrap_or_else(|| path.to_string())
-}
-
-fn rewrite_extensions(line: &str) -> String {
-    line.split(' ')
-        .map(|w| match w.strip_suffix(':') {
-            Some(p) => format!("{}:", decompressed_name(p)),
-            None => decompressed_name(w),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn decompress(path: &str, data: &[u8]) -> Result<Vec<u8>, String> {
@@ -534,22 +307,6 @@ fn decompress(path: &str, data: &[u8]) -> Result<Vec<u8>, String> {
     };
     r.map_err(|e| e.to_string())?;
     Ok(out)
-}
-
-fn path_kept(path: Option<&str>, kept: &HashSet<String>) -> bool {
-    path.is_some_and(|p| kept.contains(&decompressed_name(p.trim())))
-}
-
-fn last_word_kept(line: &str, kept: &HashSet<&str>) -> bool {
-    line.split_whitespace()
-        .last()
-        .is_some_and(|w| kept.contains(ModuleName::new(w).as_str()))
-}
-
-fn word_kept(line: &str, index: usize, kept: &HashSet<&str>) -> bool {
-    line.split_whitespace()
-        .nth(index)
-        .is_some_and(|w| kept.contains(ModuleName::new(w).as_str()))
 }
 
 /// Up to five known names that look like `name`, best first.
