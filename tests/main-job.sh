@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build the Raspberry Pi image and the QEMU images from their recipes, then boot
-# the Pi's SD-card image on QEMU's raspi3b and the arm64 QEMU image, and show each answering
-# inferences like the host's ONNX Runtime.
+# the Pi's SD-card image as a Pi 4 on QEMU's raspi4b (no network there) and as a Pi 3 on
+# raspi3b, and the arm64 QEMU image, and show them answering inferences like the host's ONNX
+# Runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/setup.sh

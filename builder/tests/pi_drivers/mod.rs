@@ -47,7 +47,7 @@ fn cpio_files(gz: &[u8]) -> BTreeSet<String> {
 }
 
 /// The kernel package's whole module index and its version, from the mirror's `linux-rpi`.
-fn kernel_package_index(mirror: &Path) -> (ModuleIndex, String) {
+fn kernel_package_index(mirror: &Path) -> (ModuleIndex, Vec<u8>, String) {
     let dir = mirror.join("v3.23/main/aarch64");
     let apk = std::fs::read_dir(&dir)
         .unwrap()
@@ -80,7 +80,7 @@ fn kernel_package_index(mirror: &Path) -> (ModuleIndex, String) {
         &text("modules.softdep"),
         &text("modules.builtin"),
     );
-    (index, kver)
+    (index, text("modules.builtin.modinfo").into_bytes(), kver)
 }
 
 /// Checks the card at `image` (its partitions already extracted: `boot_fat`, and the root's
@@ -95,8 +95,8 @@ pub fn check(image_dir: &Path, boot_fat: &Path, root_listing: &str, mirror: &Pat
         .filter_map(|l| l.strip_prefix("squashfs-root/"))
         .map(str::to_string)
         .collect();
-    let (index, kver) = kernel_package_index(mirror);
-    let drivers = DriverIndex::new(&index, &kernel);
+    let (index, builtin_modinfo, kver) = kernel_package_index(mirror);
+    let drivers = DriverIndex::new(&index, &builtin_modinfo, &kernel);
     let tree = DeviceTree::parse(PI4_DTB, &dtb).unwrap();
 
     let mut problems = Vec::new();

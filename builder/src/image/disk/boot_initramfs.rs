@@ -70,6 +70,7 @@ fn path(p: &str) -> Result<RootPath> {
 mod tests {
     use super::*;
     use crate::image::kernel::devicetree::{tests::sd_card_tree, DeviceTree};
+    use crate::image::kernel::drivers::DriverIndex;
     use crate::image::kernel::select::device_tree_requests;
     use crate::image::kernel::ModuleSet;
     use crate::plan::{ModuleRequest, ModuleUse};
@@ -151,8 +152,9 @@ mod tests {
         let dt = DeviceTree::parse("test.dtb", &sd_card_tree()).unwrap();
         let index = ModuleSet::index(&tree, KVER).unwrap();
         let image = kernel_image();
-        let (mut requests, nodes) =
-            device_tree_requests(&[("test.dtb".into(), dt)], &index, &image);
+        let drivers = DriverIndex::new(&index, b"", &image);
+        let (mut requests, nodes) = device_tree_requests(&[("test.dtb".into(), dt)], &drivers);
+        drop(drivers);
         requests.push(ModuleRequest {
             name: "squashfs".into(),
             why: "the root's file system".into(),

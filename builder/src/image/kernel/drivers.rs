@@ -1,10 +1,11 @@
 //! Which driver takes a device-tree node: a module, through `modules.alias` and the modalias
 //! the kernel will give the node's device, or code built into the kernel.
 //!
-//! Debian's 6.1 `modules.builtin.modinfo` carries no device aliases, so "built in" is read
-//! from the kernel image itself: a built-in driver's match table holds its compatible strings
-//! (NUL-terminated in `.rodata`). A module alias is looked for first, since core code may name
-//! a compatible whose driver is a module (the regulator core names `regulator-fixed`).
+//! A built-in driver is found by the aliases `modules.builtin.modinfo` records for it, where
+//! the kernel records its device tables there; Debian's 6.1 does not, so then "built in" is
+//! read from the kernel image itself: a built-in driver's match table holds its compatible
+//! strings (NUL-terminated in `.rodata`). A module alias is looked for first, since core code
+//! may name a compatible whose driver is a module (the regulator core names `regulator-fixed`).
 
 use std::collections::HashSet;
 
@@ -41,18 +42,27 @@ impl Driver {
 
 pub struct DriverIndex<'a> {
     modules: &'a ModuleIndex,
+    /// The built-in drivers' aliases from `modules.builtin.modinfo`.
+    builtin: ModuleIndex,
     /// Every NUL-terminated printable string in the kernel image.
     kernel_strings: HashSet<&'a [u8]>,
 }
 
 impl<'a> DriverIndex<'a> {
-    pub fn new(modules: &'a ModuleIndex, kernel_image: &'a [u8]) -> DriverIndex<'a> {
+    /// `modules`: the kernel's module index; `builtin_modinfo`: its `modules.builtin.modinfo`
+    /// (empty if it has none); `kernel_image`: the uncompressed kernel.
+    pub fn new(
+        modules: &'a ModuleIndex,
+        builtin_modinfo: &[u8],
+        kernel_image: &'a [u8],
+    ) -> DriverIndex<'a> {
         let kernel_strings = kernel_image
             .split(|&b| b == 0)
             .filter(|s| (3..=128).contains(&s.len()) && s.iter().all(|b| b.is_ascii_graphic()))
             .collect();
         DriverIndex {
             modules,
+            builtin: ModuleIndex::parse("", &builtin_alias_lines(builtin_modinfo), "", ""),
             kernel_strings,
         }
     }
@@ -76,6 +86,9 @@ impl<'a> DriverIndex<'a> {
         if !modules.is_empty() {
             return Driver::Modules(modules);
         }
+        if let Some(module) = self.builtin.matching(&modalias).first() {
+            return Driver::Builtin(format!("{module}, modules.builtin.modinfo"));
+        }
         if let Some(known) = compatibles
             .iter()
             .find(|c| self.kernel_strings.contains(c.as_bytes()))
@@ -87,6 +100,19 @@ impl<'a> DriverIndex<'a> {
         }
         Driver::Missing(compatibles)
     }
+}
+
+/// `modules.builtin.modinfo` (`<module>.<key>=<value>` strings, NUL-separated) as
+/// `modules.alias` lines for its `alias` keys.
+fn builtin_alias_lines(modinfo: &[u8]) -> String {
+    modinfo
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (module, pattern) = entry.split_once(".alias=")?;
+            Some(format!("alias {pattern} {module}\n"))
+        })
+        .collect()
 }
 
 /// The modalias the kernel gives a device-tree device: `of:N<name>T<device_type>C<compatible>`
@@ -151,7 +177,9 @@ mod tests {
         );
         // The regulator core names `regulator-gpio` too.
         let image = b"\0regulator-gpio\0brcm,bcm2711-gpio\0".to_vec();
-        let drivers = DriverIndex::new(&index, &image);
+        let modinfo =
+            b"clk_bcm2711_dvp.alias=of:N*T*Cbrcm,brcm2711-dvp\0clk_bcm2711_dvp.license=GPL\0";
+        let drivers = DriverIndex::new(&index, modinfo, &image);
         let driver = |p: &str| drivers.driver(tree.node(tree.find(p).unwrap()));
         assert_eq!(
             driver("/sd_io_1v8_reg"),
@@ -162,6 +190,10 @@ mod tests {
             Driver::Builtin("brcm,bcm2711-gpio".into())
         );
         assert_eq!(driver("/soc/gpio@7e200000/emmc_pins"), Driver::Parent);
+        assert_eq!(
+            driver("/soc/clock@7ef00000"),
+            Driver::Builtin("clk_bcm2711_dvp, modules.builtin.modinfo".into())
+        );
         assert_eq!(
             driver("/soc/mmc@7e340000"),
             Driver::Missing(vec!["brcm,bcm2711-emmc2".into()])

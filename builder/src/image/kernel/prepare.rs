@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use super::devicetree::DeviceTree;
 use super::select::{device_tree_requests, NodeDriver};
 use super::{unwrap_kernel, ModuleSet};
-use crate::image::kernel::drivers::Driver;
+use crate::image::kernel::drivers::{Driver, DriverIndex};
 use crate::plan::Plan;
 use crate::rootfs::{NodeKind, RootPath, RootfsTree};
 
@@ -52,7 +52,13 @@ pub fn prepare_kernel(plan: &Plan, tree: &mut RootfsTree) -> Result<BootKernel> 
     let context = || format!("kernel modules for {} {version}", plan.kernel.package);
     let trees = device_trees(tree, &plan.kernel.device_trees)?;
     let index = ModuleSet::index(tree, &version).with_context(context)?;
-    let (mut requests, device_tree_nodes) = device_tree_requests(&trees, &index, &image);
+    let modinfo = RootPath::new(&format!("/lib/modules/{version}/modules.builtin.modinfo"))?;
+    let builtin_modinfo = tree
+        .file_data(&modinfo)
+        .map(|d| d.to_vec())
+        .unwrap_or_default();
+    let drivers = DriverIndex::new(&index, &builtin_modinfo, &image);
+    let (mut requests, device_tree_nodes) = device_tree_requests(&trees, &drivers);
     requests.extend(plan.kernel.modules.iter().cloned());
     let modules = ModuleSet::install(tree, &version, &requests).with_context(context)?;
     Ok(BootKernel {

@@ -3,8 +3,6 @@
 //! resolved through `modules.alias`), what the board and recipe name, and the root's file
 //! systems. The module stage adds their dependencies and softdeps.
 
-use edge_init::modules::index::ModuleIndex;
-
 use super::devicetree::{suppliers, DeviceTree, NodeId};
 use super::drivers::{Driver, DriverIndex};
 use crate::plan::{ModuleRequest, ModuleUse};
@@ -95,15 +93,13 @@ pub fn role_nodes(
 /// path in the root), and every node each path holds.
 pub fn device_tree_requests(
     trees: &[(String, DeviceTree)],
-    index: &ModuleIndex,
-    kernel_image: &[u8],
+    drivers: &DriverIndex,
 ) -> (Vec<ModuleRequest>, Vec<NodeDriver>) {
-    let drivers = DriverIndex::new(index, kernel_image);
     let mut requests = Vec::new();
     let mut nodes = Vec::new();
     for (dtb, tree) in trees {
         for role in [Role::Root, Role::Network] {
-            for node in role_nodes(dtb, tree, &drivers, role) {
+            for node in role_nodes(dtb, tree, drivers, role) {
                 if let Driver::Modules(modules) = &node.driver {
                     for module in modules {
                         requests.push(ModuleRequest {

@@ -45,6 +45,13 @@ pub fn sd_card_tree() -> Vec<u8> {
         ],
     ));
     soc.add_child(node(
+        "clock@7ef00000",
+        vec![
+            prop("compatible", "brcm,brcm2711-dvp"),
+            prop("#clock-cells", 1u32),
+        ],
+    ));
+    soc.add_child(node(
         "intc@40041000",
         vec![
             prop("compatible", "arm,gic-400"),
