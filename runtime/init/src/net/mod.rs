@@ -41,6 +41,7 @@ pub fn start(network: &NetworkConfig, hostname: &str) {
         hostname: hostname.to_string(),
         link: None,
         said_waiting: false,
+        refused: None,
     };
     let spawned = std::thread::Builder::new()
         .name("net".into())
@@ -59,6 +60,8 @@ struct Watch {
     hostname: String,
     link: Option<Link>,
     said_waiting: bool,
+    /// An interface that could not be brought up (reported once), and when to try again.
+    refused: Option<(String, Instant)>,
 }
 
 /// The interface being configured.
@@ -92,10 +95,22 @@ impl Watch {
             return;
         };
         if self.link.as_ref().is_none_or(|l| l.name != name) {
-            match Link::bring_up(&name) {
-                Ok(link) => self.link = Some(link),
-                // Reported; tried again at the next poll.
-                Err(()) => return,
+            let retry = match &self.refused {
+                Some((refused, at)) if *refused == name => Some(*at),
+                _ => None,
+            };
+            if retry.is_some_and(|at| Instant::now() < at) {
+                return;
+            }
+            match Link::bring_up(&name, retry.is_none()) {
+                Ok(link) => {
+                    self.link = Some(link);
+                    self.refused = None;
+                }
+                Err(()) => {
+                    self.refused = Some((name, Instant::now() + RETRY_AFTER));
+                    return;
+                }
             }
         }
         if let Some(link) = &mut self.link {
@@ -105,17 +120,23 @@ impl Watch {
 }
 
 impl Link {
-    fn bring_up(name: &str) -> Result<Link, ()> {
+    /// Sets the interface up; a failure is reported when `report` (the first try).
+    fn bring_up(name: &str, report: bool) -> Result<Link, ()> {
         let what = format!("dhcp:{name}");
+        let fail = |why: String| {
+            if report {
+                console::error(
+                    &what,
+                    format!("{why} (tried again every {}s)", RETRY_AFTER.as_secs()),
+                );
+            }
+        };
         if let Err(error) = ifconfig::link_up(name) {
-            console::error(&what, error);
+            fail(error.to_string());
             return Err(());
         }
         let Some(mac) = interfaces::mac_address(name) else {
-            console::error(
-                &what,
-                "cannot read the interface's hardware address from sysfs",
-            );
+            fail("cannot read the interface's hardware address from sysfs".into());
             return Err(());
         };
         Ok(Link {
