@@ -8,7 +8,8 @@
 //! - [`packages`]: stage 3, signed Alpine repositories -> verified .apk files -> the tree.
 //! - [`rootfs`]: stage 4, the in-memory tree of the image's file system every stage adds to.
 //! - [`image`]: stage 5, what makes the tree an edgeimg image, and the disk a board boots from:
-//!   - [`image::kernel`]: the bootable kernel and the kernel modules the image loads;
+//!   - [`image::kernel`]: the bootable kernel and the kernel modules the image ships, chosen
+//!     from the board's device trees and what the board and recipe name;
 //!   - [`image::device`]: our device binaries, the prepared model, users and device config;
 //!   - [`image::onnxruntime`]: ONNX Runtime's libraries and their private glibc;
 //!   - [`image::disk`]: the partitioned disk image (boot partition, squashfs root, ext4 data).
@@ -27,7 +28,8 @@
 //!   - [`imagetest::runner`]: one test run, from boot to power-off, and its JUnit report;
 //!   - [`imagetest::checks`]: the recipe's `[[test]]` checks against a live endpoint;
 //!   - [`imagetest::host_server`]: edge-runtime on this machine, the reference answers;
-//!   - [`imagetest::qemu_boot`]: from a built image to a QEMU boot (also `edgeimg run`).
+//!   - [`imagetest::qemu_boot`]: from a built image to a QEMU boot (also `edgeimg run`);
+//!   - [`imagetest::emulated_dtb`]: the emulation-only edits of a Pi device tree, each with why.
 //! - [`flash`]: `edgeimg flash`, write a disk image to a card, guarded, sparse and verified.
 //! - [`host`]: `edgeimg doctor`, and the check every command makes at its start: the host
 //!   tools, QEMU machines, firmware and device binaries it needs, each with what to install.

@@ -48,7 +48,7 @@ const TAIL_LINES: usize = 40;
 const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
 
 /// Boots the image on every machine that stands in for its board (see
-/// [`qemu_boot::qemu_boards`]), one after the other.
+/// [`crate::imagetest::qemu_boot::qemu_boards`]), one after the other.
 pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<Vec<TestReport>> {
     let machines = qemu_boards(plan.board);
     let with_network = machines.iter().find(|m| m.profile().nic.is_some());
