@@ -113,32 +113,26 @@ pub fn set_address(name: &str, address: Ipv4Addr, netmask: Ipv4Addr) -> Result<(
 
 /// Adds `default via gateway dev name`; an existing default route counts as done.
 pub fn add_default_route(name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
-    match default_route("adding default route", libc::SIOCADDRT, name, gateway) {
-        Err(IfError {
-            errno: Errno::EEXIST,
-            ..
-        }) => Ok(()),
-        other => other,
-    }
+    default_route(RouteChange::Add, name, gateway)
 }
 
 /// Removes `default via gateway dev name`; a route that is already gone counts as done.
 pub fn delete_default_route(name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
-    match default_route("deleting default route", libc::SIOCDELRT, name, gateway) {
-        Err(IfError {
-            errno: Errno::ESRCH,
-            ..
-        }) => Ok(()),
-        other => other,
-    }
+    default_route(RouteChange::Delete, name, gateway)
 }
 
-fn default_route(
-    what: &'static str,
-    request: libc::c_ulong,
-    name: &str,
-    gateway: Ipv4Addr,
-) -> Result<(), IfError> {
+#[derive(Clone, Copy)]
+enum RouteChange {
+    Add,
+    Delete,
+}
+
+fn default_route(change: RouteChange, name: &str, gateway: Ipv4Addr) -> Result<(), IfError> {
+    // (what, request, the errno that means it is already so)
+    let (what, request, done) = match change {
+        RouteChange::Add => ("adding default route", libc::SIOCADDRT, Errno::EEXIST),
+        RouteChange::Delete => ("deleting default route", libc::SIOCDELRT, Errno::ESRCH),
+    };
     let mut device = std::ffi::CString::new(name)
         .unwrap_or_default()
         .into_bytes_with_nul();
@@ -149,5 +143,8 @@ fn default_route(
     route.rt_gateway = sockaddr(gateway);
     route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
     route.rt_dev = device.as_mut_ptr() as *mut libc::c_char;
-    ioctl(what, name, request as libc::Ioctl, &mut route)
+    match ioctl(what, name, request as libc::Ioctl, &mut route) {
+        Err(IfError { errno, .. }) if errno == done => Ok(()),
+        other => other,
+    }
 }
