@@ -187,7 +187,7 @@ fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
 fn recipe(dir: &Path, model_inputs: &str, runtime: &str) -> std::path::PathBuf {
     let model = project_root().join("tests/models/tiny-mlp.onnx");
     let text = format!(
-        "[image]\nname = \"broken\"\nboard = \"qemu-x86_64\"\n[model]\npath = {:?}\ninputs = {{ {model_inputs} }}\n[runtime]\n{runtime}\n[[test]]\nname = \"answers\"\ninputs = {{ x = {{ random = 1 }} }}\n",
+        "[image]\nname = \"broken\"\nboard = \"qemu-x86_64\"\n[model]\npath = {:?}\ninputs = {{ {model_inputs} }}\n[runtime]\n{runtime}\n[[test]]\nname = \"answers\"\ninputs = {{ x = {{ random = 1 }} }}\ncompare_onnxruntime = true\n",
         model.display().to_string()
     );
     let path = dir.join("broken.toml");

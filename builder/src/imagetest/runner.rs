@@ -177,7 +177,7 @@ fn run_cases(
                     .tests
                     .iter()
                     .map(|t| CheckOutcome {
-                        name: t.name.clone(),
+                        name: t.name.get_ref().clone(),
                         passed: false,
                         detail: format!("cannot start the host ONNX Runtime reference: {e:#}"),
                     })

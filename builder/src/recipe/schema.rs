@@ -213,7 +213,7 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
-    pub name: String,
+    pub name: Spanned<String>,
     /// Input tensors by name: a (nested) array of numbers, or `{ random = SEED }` for seeded
     /// uniform [0, 1) data of the model's frozen shape.
     #[serde(default)]
@@ -224,8 +224,10 @@ pub struct TestCase {
     /// Also compare every output with the host's ONNX Runtime on the same input.
     #[serde(default)]
     pub compare_onnxruntime: bool,
+    /// The largest absolute difference an output may have from what it is compared with: a
+    /// finite number, 0 or more.
     #[serde(default = "default_tolerance")]
-    pub tolerance: f64,
+    pub tolerance: Spanned<f64>,
     /// Ask init to kill the server first, and check it comes back.
     #[serde(default)]
     pub kill_server: bool,
@@ -261,8 +263,23 @@ fn default_load_seconds() -> u64 {
 const MAX_LOAD_CLIENTS: usize = 256;
 const MAX_LOAD_REQUESTS: usize = 100_000;
 
-fn default_tolerance() -> f64 {
-    1e-4
+fn default_tolerance() -> Spanned<f64> {
+    Spanned::new(0..0, 1e-4)
+}
+
+impl TestCase {
+    pub fn tolerance(&self) -> f64 {
+        *self.tolerance.get_ref()
+    }
+
+    /// Whether the case holds the answer to anything: expected values, the host's ONNX
+    /// Runtime, a killed server coming back, or a load whose answers must agree.
+    fn checks_something(&self) -> bool {
+        !self.expect.is_empty()
+            || self.compare_onnxruntime
+            || self.kill_server
+            || self.load.is_some()
+    }
 }
 
 /// Checks that serde cannot express: names, sizes, paths and addresses.
@@ -319,6 +336,7 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         }
     }
     for test in &r.tests {
+        validate_test(loaded, test)?;
         if let Some(load) = &test.load {
             validate_load(load.get_ref())
                 .map_err(|msg| loaded.error_at(load.span(), "test.load", msg))?;
@@ -346,6 +364,41 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
             parse_mode(mode.get_ref())
                 .map_err(|msg| loaded.error_at(mode.span(), "files.mode", msg))?;
         }
+    }
+    Ok(())
+}
+
+/// A check that cannot fail is refused: a tolerance every difference is within (NaN compares
+/// false with everything, infinity exceeds every difference), or no check at all.
+fn validate_test(loaded: &LoadedRecipe, test: &TestCase) -> Result<(), RecipeError> {
+    let tolerance = test.tolerance();
+    let effect = if tolerance.is_nan() || tolerance == f64::INFINITY {
+        Some("lets every answer pass")
+    } else if tolerance < 0.0 {
+        Some("lets no answer pass")
+    } else {
+        None
+    };
+    if let Some(effect) = effect {
+        return Err(loaded.error_at(
+            test.tolerance.span(),
+            "test.tolerance",
+            format!(
+                "tolerance = {tolerance} {effect}; give the largest difference allowed, a finite \
+                 number of 0 or more, e.g. tolerance = 1e-4"
+            ),
+        ));
+    }
+    if !test.checks_something() {
+        return Err(loaded.error_at(
+            test.name.span(),
+            "test",
+            format!(
+                "test {:?} checks nothing: any answer would pass; add `expect = {{ OUTPUT = [...] }}`, \
+                 `compare_onnxruntime = true`, `kill_server = true` or `load = {{ ... }}`",
+                test.name.get_ref()
+            ),
+        ));
     }
     Ok(())
 }
@@ -436,5 +489,54 @@ mod tests {
         assert!(error.contains("at least one per client"), "{error}");
         let error = with_test("load = { clients = 8, requests = 40, rate = 3 }").unwrap_err();
         assert!(error.contains("rate"), "{error}");
+    }
+
+    #[test]
+    fn a_tolerance_every_answer_passes_is_refused_naming_the_line_and_the_fix() {
+        for (value, effect) in [
+            ("nan", "lets every answer pass"),
+            ("+nan", "lets every answer pass"),
+            ("inf", "lets every answer pass"),
+            ("-1e-3", "lets no answer pass"),
+            ("-inf", "lets no answer pass"),
+        ] {
+            let error =
+                with_test(&format!("compare_onnxruntime = true\ntolerance = {value}")).unwrap_err();
+            assert!(
+                error.contains("r.toml:8") && error.contains("test.tolerance"),
+                "{value}: {error}"
+            );
+            assert!(error.contains(effect), "{value}: {error}");
+            assert!(error.contains("e.g. tolerance = 1e-4"), "{value}: {error}");
+        }
+        with_test("compare_onnxruntime = true\ntolerance = 0").unwrap();
+        with_test("compare_onnxruntime = true\ntolerance = 0.5").unwrap();
+    }
+
+    #[test]
+    fn a_test_that_checks_nothing_is_refused_naming_it_and_the_checks() {
+        let error = with_test("inputs = { x = { random = 7 } }").unwrap_err();
+        assert!(
+            error.contains("r.toml:6") && error.contains("test:"),
+            "{error}"
+        );
+        assert!(error.contains("test \"t\" checks nothing"), "{error}");
+        for check in [
+            "expect =",
+            "compare_onnxruntime = true",
+            "kill_server = true",
+            "load =",
+        ] {
+            assert!(error.contains(check), "{check}: {error}");
+        }
+        for enough in [
+            "expect = { y = [1.0, 2.0] }",
+            "compare_onnxruntime = true",
+            "kill_server = true",
+            "load = { clients = 2, requests = 4 }",
+        ] {
+            with_test(&format!("inputs = {{ x = {{ random = 7 }} }}\n{enough}"))
+                .unwrap_or_else(|e| panic!("{enough}: {e}"));
+        }
     }
 }

@@ -40,7 +40,7 @@ pub fn run_load(
         requests: load.requests,
         garbage_every: load.garbage_every,
         max_body_bytes: body_limit,
-        tolerance: case.tolerance,
+        tolerance: case.tolerance(),
         time_limit: Duration::from_secs(load.seconds),
     };
     let report = edgeimg_load::run(&target(device, model), &good, &spec)?;

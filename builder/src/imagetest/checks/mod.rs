@@ -40,12 +40,12 @@ pub fn run_case(
     };
     match result {
         Ok(detail) => CheckOutcome {
-            name: case.name.clone(),
+            name: case.name.get_ref().clone(),
             passed: true,
             detail,
         },
         Err(e) => CheckOutcome {
-            name: case.name.clone(),
+            name: case.name.get_ref().clone(),
             passed: false,
             detail: format!("{e:#}"),
         },
@@ -71,10 +71,10 @@ fn try_case(
             .get(name)
             .with_context(|| format!("the device returned no output {name:?}"))?;
         let diff = max_abs_diff(&got.data, &expected, name)?;
-        if diff > case.tolerance {
+        if diff > case.tolerance() {
             bail!(
                 "output {name} differs from the expected values by {diff:e} > tolerance {:e}",
-                case.tolerance
+                case.tolerance()
             );
         }
         notes.push(format!("{name} = expected (max |diff| {diff:.2e})"));
@@ -98,8 +98,8 @@ fn try_case(
                 );
             }
             let diff = max_abs_diff(&got.data, &w.data, name)?;
-            if diff > case.tolerance {
-                bail!("output {name} differs from the host's ONNX Runtime by {diff:e} > tolerance {:e}", case.tolerance);
+            if diff > case.tolerance() {
+                bail!("output {name} differs from the host's ONNX Runtime by {diff:e} > tolerance {:e}", case.tolerance());
             }
             notes.push(format!(
                 "{name} = host ONNX Runtime (max |diff| {diff:.2e})"
