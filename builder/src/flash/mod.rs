@@ -5,7 +5,7 @@
 //! disk too small, a non-removable disk without `--force`, a regular file without `--file`
 //! ([`target`], from [`sysfs`]); then, after the caller's confirmation, check the image
 //! against the bmap's checksums before the first write, write only the mapped ranges in
-//! aligned chunks, sync, and read every written range back to compare its sha256 ([`write`]).
+//! aligned chunks, sync, and read every written range back to compare its sha256 ([`write`](mod@write)).
 //!
 //! On a disk, the ranges the bmap leaves out keep whatever the card held before, as with
 //! `bmaptool copy`: the image's file systems never read them (our ext4 writer zeroes what

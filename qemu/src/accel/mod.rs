@@ -1,7 +1,7 @@
 //! Choosing KVM or TCG. `/dev/kvm` can exist, let firmware run, and still hang a Linux guest
 //! (nested virtualization on some cloud VMs: the guest prints nothing, spinning in the host
 //! kernel). So KVM is used only after the guest's own kernel has booted under it to a known
-//! point ([`probe`]); the verdict is remembered per host, QEMU binary and kernel ([`verdicts`]),
+//! point (`probe.rs`); the verdict is remembered per host, QEMU binary and kernel ([`VerdictStore`]),
 //! so the probe's cost is paid once.
 
 mod probe;

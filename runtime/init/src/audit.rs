@@ -49,7 +49,7 @@ pub fn line(server: Pid) -> String {
     words.join(" ")
 }
 
-/// The reported `/proc/<pid>/status` values, in [`STATUS_KEYS`] order.
+/// The reported `/proc/<pid>/status` values, in `STATUS_KEYS` order.
 pub fn status_words(status: &str) -> Vec<(&'static str, String)> {
     STATUS_KEYS
         .iter()
