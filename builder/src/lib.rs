@@ -40,7 +40,8 @@
 //! And the libraries the stages share:
 //!
 //! - [`model`]: read an ONNX model and freeze its input shapes.
-//! - [`pypi`]: wheels from PyPI (ONNX Runtime, models), cached.
+//! - [`pypi`]: wheels from PyPI (real Alpine, ONNX Runtime, models), pinned once and cached
+//!   (the `edgeimg-pypi` crate, shared with the test mirror and the tests).
 //!
 //! Dependencies run one way, later stages reading earlier ones, never the reverse:
 //!
@@ -70,7 +71,8 @@ pub mod outputs;
 pub mod packages;
 pub mod pipeline;
 pub mod plan;
-pub mod pypi;
 pub mod recipe;
 pub mod rootfs;
 pub mod writers;
+
+pub use edgeimg_pypi as pypi;

@@ -1,20 +1,10 @@
 //! Model preparation checked against the real ONNX Runtime: a frozen model must load, have
 //! concrete shapes, and give the same outputs as the original on the same input.
 
-#[path = "model/python.rs"]
-mod python;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edgeimg::model::{freeze_model, inspect_model, Dim, ElemType};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -32,20 +22,20 @@ fn shapes(entries: &[(&str, &[i64])]) -> BTreeMap<String, Vec<i64>> {
         .collect()
 }
 
-/// PP-OCR's mobile text-direction classifier, from the rapidocr_onnxruntime 1.4.4 wheel.
-fn ppocr_cls_model(dir: &Path) -> Vec<u8> {
-    let wheel = python::wheel(
-        "rapidocr_onnxruntime==1.4.4",
-        "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+/// PP-OCR's mobile text-direction classifier, from the rapidocr_onnxruntime wheel.
+fn ppocr_cls_model() -> Vec<u8> {
+    let model = edgeimg_test_support::wheels::unpacked(
+        &edgeimg::pypi::pinned::RAPIDOCR,
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
     );
-    let out = dir.join("cls.onnx");
-    python::run_script(
-        "import sys, zipfile\n\
-         member = 'rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx'\n\
-         open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(member))",
-        &[&wheel, &out],
-    );
-    std::fs::read(out).unwrap()
+    std::fs::read(model).unwrap()
+}
+
+/// `python ARGS` in the test venv (the real onnx and onnxruntime); what it printed.
+fn python(args: &[&std::ffi::OsStr]) -> String {
+    edgeimg_test_support::tool(
+        std::process::Command::new(edgeimg_test_support::wheels::python()).args(args),
+    )
 }
 
 /// Runs both models in ONNX Runtime (full graph optimisation) on the same seeded random
@@ -85,7 +75,12 @@ impl OrtComparison {
         let (original_path, frozen_path) = (dir.join("original.onnx"), dir.join("frozen.onnx"));
         std::fs::write(&original_path, original).unwrap();
         std::fs::write(&frozen_path, frozen).unwrap();
-        let out = python::run_script(COMPARE_IN_ORT, &[&original_path, &frozen_path]);
+        let out = python(&[
+            "-c".as_ref(),
+            COMPARE_IN_ORT.as_ref(),
+            original_path.as_os_str(),
+            frozen_path.as_os_str(),
+        ]);
         let lines = out
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -111,7 +106,9 @@ impl OrtComparison {
 
 #[test]
 fn frozen_tiny_mlp_runs_in_onnxruntime_like_the_original() {
-    let original = std::fs::read(repo_root().join("tests/models/tiny-mlp.onnx")).unwrap();
+    let original =
+        std::fs::read(edgeimg_test_support::project_root().join("tests/models/tiny-mlp.onnx"))
+            .unwrap();
     for batch in [1, 5] {
         let (frozen, info) = freeze_model(&original, &shapes(&[("x", &[batch, 16])])).unwrap();
         assert_eq!(info.outputs[0].fixed_shape(), Some(vec![batch, 4]));
@@ -129,8 +126,10 @@ fn frozen_tiny_mlp_runs_in_onnxruntime_like_the_original() {
 
 #[test]
 fn frozen_two_input_model_runs_in_onnxruntime_like_the_original() {
-    let original =
-        std::fs::read(repo_root().join("tests/models/fixtures/two-inputs.onnx")).unwrap();
+    let original = std::fs::read(
+        edgeimg_test_support::project_root().join("tests/models/fixtures/two-inputs.onnx"),
+    )
+    .unwrap();
     let given = shapes(&[("a", &[3, 8]), ("b", &[3, 8])]);
     let (frozen, _) = freeze_model(&original, &given).unwrap();
     let ort = OrtComparison::run(&scratch("two-inputs"), &original, &frozen);
@@ -142,7 +141,7 @@ fn frozen_two_input_model_runs_in_onnxruntime_like_the_original() {
 #[test]
 fn ppocr_cls_inspects_and_freezes() {
     let dir = scratch("ppocr-cls");
-    let original = ppocr_cls_model(&dir);
+    let original = ppocr_cls_model();
     let info = inspect_model(&original).unwrap();
     assert_eq!(info.onnx_opset(), Some(11));
     assert_eq!(info.producer, "PaddlePaddle");
@@ -179,8 +178,8 @@ fn ppocr_cls_inspects_and_freezes() {
 #[test]
 fn committed_models_are_what_make_models_py_makes() {
     let dir = scratch("make-models");
-    let models = repo_root().join("tests/models");
-    python::run_file(&models.join("make_models.py"), &[&dir]);
+    let models = edgeimg_test_support::project_root().join("tests/models");
+    python(&[models.join("make_models.py").as_os_str(), dir.as_os_str()]);
     for name in [
         "tiny-mlp.onnx",
         "fixtures/string-input.onnx",

@@ -50,7 +50,10 @@ fn every_board_gets_a_recipe_that_plans_in_an_empty_folder() {
         let model = plan.model.as_ref().unwrap();
         // The bug this guards: the model and the checks kept their own names.
         assert_eq!(model.name, "tiny-mlp");
-        assert!(plan.tests.iter().all(|t| t.name != name), "{board:?}");
+        assert!(
+            plan.tests.iter().all(|t| *t.name.get_ref() != name),
+            "{board:?}"
+        );
         assert_eq!(
             std::fs::read(&model.path).unwrap(),
             std::fs::read(project_root().join("tests/models/tiny-mlp.onnx")).unwrap(),
@@ -93,7 +96,7 @@ fn a_users_model_is_referenced_where_it_is_with_its_inputs_frozen() {
     assert_eq!(model.inputs["b"], [1, 8]);
     for test in &plan.tests {
         let inputs: Vec<&String> = test.inputs.keys().collect();
-        assert_eq!(inputs, ["a", "b"], "{}", test.name);
+        assert_eq!(inputs, ["a", "b"], "{}", test.name.get_ref());
     }
     let text = std::fs::read_to_string(dir.path().join("recipes/adder.toml")).unwrap();
     assert!(

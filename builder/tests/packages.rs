@@ -1,8 +1,6 @@
 //! The packages stage against signed repositories built from real Alpine 3.23 files: a good
 //! install, and every way a repository, a cache or a package can be wrong.
 
-#[path = "packages/alpine_root.rs"]
-mod alpine_root;
 #[path = "packages/http.rs"]
 mod http;
 #[path = "packages/malicious.rs"]
@@ -11,6 +9,10 @@ mod malicious;
 mod repo;
 
 use std::path::{Path, PathBuf};
+
+use edgeimg_test_support::alpine::AlpineRoot;
+use edgeimg_test_support::mirror::mirror;
+use edgeimg_test_support::Arch;
 
 use edgeimg::packages::{self, PackageRequest, Progress, RepoSpec};
 use edgeimg::rootfs::{NodeKind, RootPath, RootfsTree};
@@ -25,8 +27,10 @@ const BASE: &[&str] = &[
 ];
 
 fn real_packages() -> Vec<TestPackage> {
-    let root = alpine_root::alpine_root("x86_64");
-    BASE.iter().map(|n| repo::real_package(&root, n)).collect()
+    let root = AlpineRoot::get(Arch::X86_64);
+    BASE.iter()
+        .map(|n| repo::real_package(&root.dir, n))
+        .collect()
 }
 
 struct Fixture {
@@ -149,11 +153,8 @@ fn installs_real_busybox_musl_and_baselayout() {
 
     // apk's database: the busybox entry matches the real Alpine one, file for file.
     let installed = text(&tree, "lib/apk/db/installed");
-    let real_db = String::from_utf8(alpine_root::read(
-        &alpine_root::alpine_root("x86_64"),
-        "lib/apk/db/installed",
-    ))
-    .unwrap();
+    let real_db =
+        String::from_utf8(AlpineRoot::get(Arch::X86_64).read("lib/apk/db/installed")).unwrap();
     let block = |db: &str| -> Vec<String> {
         let b = db
             .split("\n\n")
@@ -448,48 +449,19 @@ fn remote_repository_is_cached_for_offline_rebuilds() {
     assert!(err.contains("\"musl-dev\""), "{err}");
 }
 
-/// The project's offline mirror (real Alpine 3.23 packages, re-signed): from
-/// `EDGEIMG_ALPINE_MIRROR`/`EDGEIMG_ALPINE_KEYS` if set, else built by `tests/mirror.sh`.
-fn offline_mirror() -> (PathBuf, PathBuf) {
-    if let (Ok(dir), Ok(keys)) = (
-        std::env::var("EDGEIMG_ALPINE_MIRROR"),
-        std::env::var("EDGEIMG_ALPINE_KEYS"),
-    ) {
-        return (dir.into(), keys.split(':').next().unwrap().into());
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/mirror.sh");
-    let out = std::process::Command::new(&script)
-        .output()
-        .expect("run tests/mirror.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let var = |name: &str| -> PathBuf {
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}='")))
-            .unwrap();
-        line.trim_end_matches('\'').into()
-    };
-    (var("EDGEIMG_ALPINE_MIRROR"), var("EDGEIMG_ALPINE_KEYS"))
-}
-
 #[test]
 fn installs_from_the_offline_mirror_for_both_arches() {
-    let (mirror, key) = offline_mirror();
+    let mirror = mirror();
     let cache = tempfile::tempdir().unwrap();
     for arch in ["x86_64", "aarch64"] {
         let request = PackageRequest {
             arch: arch.into(),
             repositories: vec![RepoSpec {
-                base: mirror.display().to_string(),
+                base: mirror.dir.display().to_string(),
                 branch: "v3.23".into(),
                 name: "main".into(),
             }],
-            extra_keys: vec![key.clone()],
+            extra_keys: vec![mirror.key.clone()],
             world: vec![
                 "alpine-baselayout".into(),
                 "busybox".into(),

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{alpine_kernel_and_initrd, board, fixture_initramfs, SERVING_INIT};
-use edgeimg_qemu::{Arch, BootSpec, Qemu, ShutdownRequest, SpawnOptions};
+use common::{fixture_initramfs, kernel, SERVING_INIT};
+use edgeimg_qemu::{Arch, Board, BootSpec, Qemu, ShutdownRequest, SpawnOptions};
 
 fn main() {
     // `cargo bench` passes `--bench`; the optional number is the run count.
@@ -17,8 +17,8 @@ fn main() {
         .unwrap_or(3);
     for arch in [Arch::X86_64, Arch::Aarch64] {
         let dir = tempfile::tempdir().unwrap();
-        let (kernel, _) = alpine_kernel_and_initrd(arch);
-        let mut spec = BootSpec::kernel(board(arch), kernel);
+        let kernel = kernel(arch);
+        let mut spec = BootSpec::kernel(Board::generic(arch), kernel);
         spec.initrd = Some(fixture_initramfs(arch, Some(SERVING_INIT), dir.path()));
         spec.append = "quiet".into();
         spec.forward_port = Some(8000);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::accel::Accel;
 use crate::board::{DiskInterface, MachineProfile};
-use crate::spec::{BootSpec, ConsoleMode};
+use crate::spec::{BootSpec, ConsoleMode, Nic};
 
 /// Files and ports chosen for one QEMU run.
 #[derive(Debug, Clone)]
@@ -96,14 +96,34 @@ pub(crate) fn qemu_args(
     if let Some(keyboard) = profile.keyboard {
         push(&["-device", keyboard]);
     }
-    if let Some(nic) = profile.nic {
-        let mut netdev = "user,id=net0".to_string();
-        if let (Some(guest), Some(host)) = (spec.forward_port, run.host_port) {
-            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    match (profile.nic, spec.nic) {
+        (Some(nic), Nic::Plugged) => {
+            let netdev = netdev(spec, run);
+            push(&["-netdev", &netdev, "-device", &nic_device(nic)]);
         }
-        push(&["-netdev", &netdev, "-device", &format!("{nic},netdev=net0")]);
+        (Some(_), Nic::EmptySlot) => push(&["-device", EMPTY_SLOT]),
+        (None, _) => {}
     }
     args
+}
+
+/// The PCIe slot a [`Nic::EmptySlot`] boot leaves empty.
+pub(crate) const EMPTY_SLOT: &str = "pcie-root-port,id=slot0,chassis=1,slot=1";
+/// The network card's QEMU id, for `set_link`.
+pub(crate) const NIC_ID: &str = "nic0";
+
+/// The `-netdev` value: QEMU's user network with the spec's port forwarded.
+pub(crate) fn netdev(spec: &BootSpec, run: &RunPaths) -> String {
+    let mut netdev = "user,id=net0".to_string();
+    if let (Some(guest), Some(host)) = (spec.forward_port, run.host_port) {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    netdev
+}
+
+/// The `-device` value of the card `model` on that network.
+pub(crate) fn nic_device(model: &str) -> String {
+    format!("{model},netdev=net0,id={NIC_ID}")
 }
 
 /// The spec's command line with `console=` for the board's console UART added if missing.

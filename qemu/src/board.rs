@@ -40,6 +40,14 @@ impl Board {
         }
     }
 
+    /// The generic QEMU machine of `arch` (q35 or virt).
+    pub fn generic(arch: Arch) -> Board {
+        match arch {
+            Arch::X86_64 => Board::QemuX86_64,
+            Arch::Aarch64 => Board::QemuAarch64,
+        }
+    }
+
     pub fn arch(self) -> Arch {
         match self {
             Board::QemuX86_64 => Arch::X86_64,
@@ -63,7 +71,7 @@ impl Board {
                 fixed_memory: false,
                 console_serial_index: 0,
                 kernel_console: "ttyS0",
-                nic: Some("virtio-net-pci"),
+                nic: Some(PCIE_NIC),
                 disk_interface: DiskInterface::Virtio,
                 uefi: Some(UefiFirmware {
                     code: PathBuf::from("/usr/share/OVMF/OVMF_CODE.fd"),
@@ -84,7 +92,7 @@ impl Board {
                 fixed_memory: false,
                 console_serial_index: 0,
                 kernel_console: "ttyAMA0",
-                nic: Some("virtio-net-pci"),
+                nic: Some(PCIE_NIC),
                 disk_interface: DiskInterface::Virtio,
                 uefi: Some(UefiFirmware {
                     code: PathBuf::from("/usr/share/AAVMF/AAVMF_CODE.fd"),
@@ -175,6 +183,9 @@ pub struct UefiFirmware {
     /// The Debian package that provides both files.
     pub package: &'static str,
 }
+
+/// The network card of the PCIe boards (q35, virt): hot-pluggable into a PCIe slot.
+pub(crate) const PCIE_NIC: &str = "virtio-net-pci";
 
 /// Everything the harness needs to know to run one board in QEMU.
 #[derive(Debug, Clone, PartialEq, Eq)]

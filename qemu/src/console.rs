@@ -11,8 +11,9 @@ use crate::ready::{
     ReadyLine, ERROR_MARKER, PANIC_END_MARKER, PANIC_MARKER, POWEROFF_MARKER, READY_MARKER,
 };
 
-/// Lines kept in memory for error reports.
-const KEPT_LINES: usize = 400;
+/// Lines kept in memory for error reports and line searches (a kernel's boot log is a few
+/// hundred lines; the whole console is in the log file).
+const KEPT_LINES: usize = 2000;
 
 /// A failure the guest announced on its console.
 #[derive(Debug, Clone)]
@@ -72,20 +73,21 @@ impl ConsoleState {
         self.total += 1;
     }
 
-    /// Number of complete lines seen so far: a cursor for [`Self::find_since`].
+    /// Number of complete lines seen so far: a cursor for [`Self::find_from`].
     pub fn cursor(&self) -> u64 {
         self.total
     }
 
-    /// The first kept line at or after `cursor` that contains `needle`.
-    pub fn find_since(&self, cursor: u64, needle: &str) -> Option<String> {
+    /// The first kept line at or after `cursor` that contains `needle`, with its own cursor.
+    pub fn find_from(&self, cursor: u64, needle: &str) -> Option<(u64, String)> {
         let first_kept = self.total - self.lines.len() as u64;
-        let skip = cursor.saturating_sub(first_kept) as usize;
+        let skip = cursor.saturating_sub(first_kept);
         self.lines
             .iter()
-            .skip(skip)
-            .find(|line| line.contains(needle))
-            .cloned()
+            .zip(first_kept..)
+            .skip(skip as usize)
+            .find(|(line, _)| line.contains(needle))
+            .map(|(line, at)| (at, line.clone()))
     }
 
     fn take_bytes(&mut self, bytes: &[u8]) {
@@ -195,10 +197,21 @@ mod tests {
         assert_eq!(ready.unwrap().ms_since_boot, 7);
         assert!(s.poweroff_seen.is_some());
         assert_eq!(
-            s.find_since(1, "POWER").as_deref(),
-            Some("EDGEIMG-POWEROFF")
+            s.find_from(1, "POWER"),
+            Some((2, "EDGEIMG-POWEROFF".into()))
         );
-        assert_eq!(s.find_since(3, "POWER"), None);
+        assert_eq!(s.find_from(3, "POWER"), None);
+        assert_eq!(
+            s.find_from(0, "EDGEIMG-"),
+            Some((
+                1,
+                "EDGEIMG-READY model=m listen=0.0.0.0:8000 ms_since_boot=7".into()
+            ))
+        );
+        assert_eq!(
+            s.find_from(2, "EDGEIMG-"),
+            Some((2, "EDGEIMG-POWEROFF".into()))
+        );
         assert_eq!(
             s.tail(2),
             "EDGEIMG-READY model=m listen=0.0.0.0:8000 ms_since_boot=7\nEDGEIMG-POWEROFF"

@@ -175,9 +175,14 @@ impl Launch<'_> {
                 .host_port
                 .map(|port| ApiRelay::start(SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
                 .transpose()?,
+            netdev: self
+                .profile
+                .nic
+                .map(|_| crate::args::netdev(self.spec, &self.run)),
             log_path,
             started,
             ready: None,
+            next_line: 0,
             dir: None,
         };
         vm.connect_qmp(&self.run.qmp_socket)?;

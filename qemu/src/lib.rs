@@ -41,5 +41,5 @@ pub use board::{Arch, Board, DiskInterface, MachineProfile, UefiFirmware};
 pub use error::{Error, Result};
 pub use launch::Qemu;
 pub use ready::{Ready, ReadyLine};
-pub use spec::{BootSpec, ConsoleMode, Disk, DiskFormat, SpawnOptions};
+pub use spec::{BootSpec, ConsoleMode, Disk, DiskFormat, Nic, SpawnOptions};
 pub use vm::{RunningVm, ShutdownRequest};

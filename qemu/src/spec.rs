@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::accel::Accel;
-use crate::board::{Board, DiskInterface, MachineProfile};
+use crate::board::{Board, DiskInterface, MachineProfile, PCIE_NIC};
 use crate::error::{Error, Result};
 
 /// Disk image format, as QEMU's `format=`.
@@ -57,6 +57,17 @@ impl Disk {
     }
 }
 
+/// The guest's network card (QEMU's user network, `forward_port` forwarded), on boards with one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Nic {
+    /// Present from power-on, its link up.
+    #[default]
+    Plugged,
+    /// None at boot: an empty PCIe slot that [`RunningVm::plug_nic`](crate::RunningVm::plug_nic)
+    /// fills later, as when a card is hot-plugged (PCIe boards only: q35, virt).
+    EmptySlot,
+}
+
 /// What to boot. Either a kernel (direct kernel boot; disks are extra) or, without a kernel,
 /// the first disk through UEFI firmware. On raspi3b the (single) disk is the SD card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +84,7 @@ pub struct BootSpec {
     pub cpus: u32,
     /// Guest TCP port (e.g. the API on 8000) to forward to a free port on 127.0.0.1.
     pub forward_port: Option<u16>,
+    pub nic: Nic,
 }
 
 impl BootSpec {
@@ -88,6 +100,7 @@ impl BootSpec {
             memory_mb: None,
             cpus: 1,
             forward_port: None,
+            nic: Nic::Plugged,
         }
     }
 
@@ -148,6 +161,12 @@ impl BootSpec {
             return bad(format!(
                 "{board} has no network QEMU can forward a port to; unset forward_port or boot \
                  on a board with one (qemu-aarch64, raspi3b)"
+            ));
+        }
+        if self.nic == Nic::EmptySlot && profile.nic != Some(PCIE_NIC) {
+            return bad(format!(
+                "{board} has no PCIe slot to plug a network card into later; boot with \
+                 nic = Nic::Plugged or on qemu-x86_64 / qemu-aarch64"
             ));
         }
         if self.cpus == 0 {

@@ -54,9 +54,13 @@ pub struct RunningVm {
     pub(crate) accel: AccelChoice,
     /// Where the guest's forwarded API port is reached (see `relay`).
     pub(crate) api: Option<ApiRelay>,
+    /// The `-netdev` value of the guest's network, for a card plugged in later.
+    pub(crate) netdev: Option<String>,
     pub(crate) log_path: PathBuf,
     pub(crate) started: Instant,
     pub(crate) ready: Option<Ready>,
+    /// Where [`RunningVm::wait_for_next_line`] searches from: past the line it last returned.
+    pub(crate) next_line: u64,
     /// Holds the QMP socket, UEFI vars and default console log; removed on drop.
     pub(crate) dir: Option<TempDir>,
 }
@@ -119,13 +123,39 @@ impl RunningVm {
         from_boot: bool,
         timeout: Duration,
     ) -> Result<String> {
+        let cursor = if from_boot {
+            0
+        } else {
+            self.console.lock().cursor()
+        };
+        self.wait_for_line_from(cursor, needle, timeout)
+            .map(|(_, line)| line)
+    }
+
+    /// Wait for the next console line containing `needle`: the first one after the line this
+    /// method last returned (from boot on the first call), so a test can read the console in
+    /// order without missing a line printed before it asked. Returns the line from `needle`
+    /// on (a kernel message may share it). Fails when QEMU exits or after `timeout`.
+    pub fn wait_for_next_line(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let (at, line) = self.wait_for_line_from(self.next_line, needle, timeout)?;
+        self.next_line = at + 1;
+        let from = line.find(needle).unwrap_or(0);
+        Ok(line[from..].to_string())
+    }
+
+    /// The first line at or after `cursor` containing `needle`, and its own cursor.
+    fn wait_for_line_from(
+        &mut self,
+        cursor: u64,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(u64, String)> {
         let deadline = Instant::now() + timeout;
         let console = Arc::clone(&self.console);
         let mut state = console.lock();
-        let cursor = if from_boot { 0 } else { state.cursor() };
         loop {
-            if let Some(line) = state.find_since(cursor, needle) {
-                return Ok(line);
+            if let Some(found) = state.find_from(cursor, needle) {
+                return Ok(found);
             }
             if state.closed {
                 drop(state);
@@ -183,6 +213,40 @@ impl RunningVm {
         arguments: Option<serde_json::Value>,
     ) -> Result<serde_json::Value> {
         self.qmp_client()?.execute(command, arguments)
+    }
+
+    /// Plugs a network card into the empty slot of a [`Nic::EmptySlot`](crate::Nic) boot, on
+    /// the network (and port forward) the spec asked for.
+    pub fn plug_nic(&mut self) -> Result<()> {
+        let (Some(netdev), Some(model)) = (self.netdev.clone(), self.profile.nic) else {
+            return Err(Error::BadSpec(
+                "this board has no network card to plug in".into(),
+            ));
+        };
+        // QMP's netdev_add takes the port forward only as structured data; the monitor's
+        // command takes the same string as the command line.
+        for command in [
+            format!("netdev_add {netdev}"),
+            format!("device_add {},bus=slot0", crate::args::nic_device(model)),
+        ] {
+            let answer = self.qmp(
+                "human-monitor-command",
+                Some(serde_json::json!({ "command-line": command })),
+            )?;
+            if let Some(text) = answer.as_str().filter(|t| !t.trim().is_empty()) {
+                return Err(Error::BadSpec(format!("QEMU refused `{command}`: {text}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls the network card's cable (`false`) or plugs it back in.
+    pub fn set_link(&mut self, up: bool) -> Result<()> {
+        self.qmp(
+            "set_link",
+            Some(serde_json::json!({ "name": crate::args::NIC_ID, "up": up })),
+        )
+        .map(drop)
     }
 
     /// Type `text` on the guest's serial console.
@@ -273,6 +337,13 @@ impl RunningVm {
         }
         let _ = self.child.wait();
         self.join_readers();
+    }
+
+    /// QEMU's exit status once it has exited (`None` while it runs).
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .map_err(|e| Error::io("checking on QEMU", e))
     }
 
     fn has_exited(&mut self) -> Result<bool> {

@@ -5,15 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{alpine_kernel_and_initrd, board, fixture_initramfs, SERVING_INIT};
-use edgeimg_qemu::{Accel, Arch, BootSpec, Error, Qemu, SpawnOptions};
+use common::{fixture_initramfs, kernel, SERVING_INIT};
+use edgeimg_qemu::{Accel, Arch, Board, BootSpec, Error, Qemu, SpawnOptions};
 
 #[test]
 fn edgeimg_accel_forces_kvm_or_tcg() {
     let arch = Arch::host().expect("an x86_64 or aarch64 host");
     let dir = tempfile::tempdir().unwrap();
-    let (kernel, _) = alpine_kernel_and_initrd(arch);
-    let mut spec = BootSpec::kernel(board(arch), &kernel);
+    let kernel = kernel(arch);
+    let mut spec = BootSpec::kernel(Board::generic(arch), &kernel);
     spec.initrd = Some(fixture_initramfs(arch, Some(SERVING_INIT), dir.path()));
     spec.append = "quiet".into();
 

@@ -6,16 +6,18 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{alpine_kernel_and_initrd, board, fixture_initramfs, SERVING_INIT};
-use edgeimg_qemu::{Arch, BootSpec, Disk, Error, Qemu, RunningVm, ShutdownRequest, SpawnOptions};
+use common::{fixture_initramfs, kernel, SERVING_INIT};
+use edgeimg_qemu::{
+    Arch, Board, BootSpec, Disk, Error, Qemu, RunningVm, ShutdownRequest, SpawnOptions,
+};
 
 /// Generous for TCG on a loaded 2-core machine; a healthy boot takes a few seconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn boot(arch: Arch, init: Option<&str>, forward: bool) -> (RunningVm, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let (kernel, _) = alpine_kernel_and_initrd(arch);
-    let mut spec = BootSpec::kernel(board(arch), kernel);
+    let kernel = kernel(arch);
+    let mut spec = BootSpec::kernel(Board::generic(arch), kernel);
     spec.initrd = Some(fixture_initramfs(arch, init, dir.path()));
     spec.append = "quiet".into();
     spec.forward_port = forward.then_some(8000);
@@ -138,7 +140,7 @@ fn qemu_exiting_early_is_reported_with_its_message() {
     // Not a kernel: QEMU refuses to load it and exits.
     let bogus = dir.path().join("not-a-kernel");
     std::fs::write(&bogus, b"definitely not a kernel").unwrap();
-    let spec = BootSpec::kernel(common::board(Arch::X86_64), &bogus);
+    let spec = BootSpec::kernel(Board::generic(Arch::X86_64), &bogus);
     let err = match Qemu::spawn(&spec, &SpawnOptions::default()) {
         Ok(mut vm) => vm.wait_for_ready(READY_TIMEOUT).unwrap_err(),
         Err(e) => e,
@@ -165,7 +167,7 @@ fn uefi_firmware_runs_for_a_disk_boot(arch: Arch) {
         .unwrap()
         .set_len(1 << 20)
         .unwrap();
-    let spec = BootSpec::disk(board(arch), Disk::new(&disk).snapshot());
+    let spec = BootSpec::disk(Board::generic(arch), Disk::new(&disk).snapshot());
     let mut vm = Qemu::spawn(&spec, &SpawnOptions::default()).unwrap();
     let line = vm
         .wait_for_line("BdsDxe", true, Duration::from_secs(120))
@@ -193,9 +195,9 @@ fn the_accelerator_chosen_is_one_a_linux_guest_boots_under() {
     use edgeimg_qemu::{find_qemu, Accel};
 
     let arch = Arch::host().expect("an x86_64 or aarch64 host");
-    let profile = board(arch).profile();
+    let profile = Board::generic(arch).profile();
     let qemu = find_qemu(arch).unwrap();
-    let (kernel, _) = alpine_kernel_and_initrd(arch);
+    let kernel = kernel(arch);
     let verdicts = tempfile::tempdir().unwrap();
     let store = VerdictStore::at(verdicts.path());
 
@@ -214,7 +216,7 @@ fn the_accelerator_chosen_is_one_a_linux_guest_boots_under() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = BootSpec::kernel(board(arch), &kernel);
+    let mut spec = BootSpec::kernel(Board::generic(arch), &kernel);
     spec.initrd = Some(fixture_initramfs(arch, Some(SERVING_INIT), dir.path()));
     spec.append = "quiet".into();
     let opts = SpawnOptions {
@@ -252,8 +254,8 @@ fn a_guest_silent_under_kvm_sends_the_harness_to_tcg_once() {
     use std::os::unix::fs::PermissionsExt;
 
     let arch = Arch::host().expect("an x86_64 or aarch64 host");
-    let profile = board(arch).profile();
-    let (kernel, _) = alpine_kernel_and_initrd(arch);
+    let profile = Board::generic(arch).profile();
+    let kernel = kernel(arch);
     let dir = tempfile::tempdir().unwrap();
     let hanging_qemu = dir.path().join("qemu-that-hangs-under-kvm");
     let script = format!(

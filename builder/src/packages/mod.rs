@@ -79,13 +79,10 @@ pub struct InstalledSet {
     pub busybox_links: usize,
 }
 
-/// `$EDGEIMG_CACHE`, else the user's cache dir + `edgeimg` (`~/.cache/edgeimg`).
+/// The edgeimg cache ([`edge_config::cache_dir`]: `$EDGEIMG_CACHE`, else
+/// `$XDG_CACHE_HOME/edgeimg`, else `~/.cache/edgeimg`).
 pub fn default_cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("EDGEIMG_CACHE").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let base = dirs::cache_dir().context("no cache directory for this user (set EDGEIMG_CACHE)")?;
-    Ok(base.join("edgeimg"))
+    edge_config::cache_dir().context("no cache directory for this user (set EDGEIMG_CACHE or HOME)")
 }
 
 /// The trusted keys: Alpine's built-in ones plus `extra` (the recipe's `alpine.keys`).

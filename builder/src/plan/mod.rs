@@ -106,6 +106,16 @@ pub enum ModuleUse {
 }
 
 impl ModuleRequest {
+    /// A module loaded at every boot by name, as a recipe's `kernel.modules` asks.
+    pub fn at_boot(name: &str, why: &str) -> Self {
+        ModuleRequest {
+            name: name.to_string(),
+            why: why.to_string(),
+            used: ModuleUse::AtBoot,
+            in_boot_initramfs: false,
+        }
+    }
+
     fn board(module: &crate::recipe::BoardModule, used: ModuleUse, boot: bool) -> Self {
         ModuleRequest {
             name: module.name.to_string(),
@@ -217,12 +227,7 @@ impl Plan {
             modules.push(ModuleRequest::board(m, ModuleUse::AtBoot, false));
         }
         for name in &r.kernel.modules {
-            modules.push(ModuleRequest {
-                name: name.clone(),
-                why: "recipe: kernel.modules".into(),
-                used: ModuleUse::AtBoot,
-                in_boot_initramfs: false,
-            });
+            modules.push(ModuleRequest::at_boot(name, "recipe: kernel.modules"));
         }
 
         let model = match &r.model {

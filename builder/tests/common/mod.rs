@@ -1,58 +1,14 @@
-//! Shared by the builder's end-to-end tests: the offline mirror and running the real CLI.
+//! Shared by the builder's end-to-end tests: running the real CLI against the offline mirror
+//! (from `edgeimg-test-support`, with the project's other shared test pieces).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-pub struct Mirror {
-    pub dir: PathBuf,
-    pub key: PathBuf,
-}
+pub use edgeimg_test_support::mirror::mirror;
 
-/// The offline Alpine mirror: from `EDGEIMG_ALPINE_MIRROR`/`EDGEIMG_ALPINE_KEYS` when the test
-/// script exported them, else built (or reused) by `tests/mirror.sh`.
-pub fn mirror() -> &'static Mirror {
-    static MIRROR: OnceLock<Mirror> = OnceLock::new();
-    MIRROR.get_or_init(|| {
-        if let (Ok(dir), Ok(key)) = (
-            std::env::var("EDGEIMG_ALPINE_MIRROR"),
-            std::env::var("EDGEIMG_ALPINE_KEYS"),
-        ) {
-            return Mirror {
-                dir: dir.into(),
-                key: key.split(':').next().unwrap().into(),
-            };
-        }
-        let out = Command::new(project_root().join("tests/mirror.sh"))
-            .output()
-            .expect("run tests/mirror.sh");
-        assert!(
-            out.status.success(),
-            "tests/mirror.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let value = |var: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("export {var}='")))
-                .map(|v| v.trim_end_matches('\'').to_string())
-                .unwrap_or_else(|| panic!("tests/mirror.sh did not print {var}"))
-        };
-        Mirror {
-            dir: value("EDGEIMG_ALPINE_MIRROR").into(),
-            key: value("EDGEIMG_ALPINE_KEYS").into(),
-        }
-    })
-}
-
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use edgeimg_test_support::project_root;
 
 /// `edgeimg ARGS` with a clean environment: no mirror, keys or cache from the caller unless
 /// the test sets them.

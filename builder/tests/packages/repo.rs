@@ -1,12 +1,17 @@
 //! Build small signed Alpine-format repositories for the tests, the way abuild and
 //! `apk index` do: `.apk` = gzip(signature tar) + gzip(control tar) + gzip(data tar), and
-//! `APKINDEX.tar.gz` = gzip(signature tar) + gzip(DESCRIPTION + APKINDEX tar).
+//! `APKINDEX.tar.gz` = gzip(signature tar) + gzip(DESCRIPTION + APKINDEX tar). The layout and
+//! the signature streams are the offline mirror's own (`edgeimg_mirror::apk::assemble`,
+//! `edgeimg_mirror::signing::signature_stream`); what is here is what a hostile package needs:
+//! tar entries written verbatim, any control or data stream, any signature.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use base64::Engine;
+use edgeimg_mirror::apk::assemble;
+use edgeimg_mirror::signing::signature_stream;
 use flate2::{write::GzEncoder, Compression};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
@@ -24,9 +29,7 @@ impl SigningKey {
     /// A key by that name, generated on first use and kept under the cache dir (RSA key
     /// generation takes tens of seconds in a debug build).
     pub fn generate(name: &str) -> SigningKey {
-        let dir = edgeimg::packages::default_cache_dir()
-            .unwrap()
-            .join("test-keys");
+        let dir = edgeimg_test_support::cache_dir().join("test-keys");
         std::fs::create_dir_all(&dir).unwrap();
         let private_path = dir.join(format!("{name}.private.pem"));
         let key = match std::fs::read_to_string(&private_path) {
@@ -52,14 +55,13 @@ impl SigningKey {
         }
     }
 
+    /// An abuild-style `.SIGN.RSA.<key>` stream (PKCS#1 v1.5 over SHA-1) over `signed`.
     fn sign_tar_gz(&self, signed: &[u8]) -> Vec<u8> {
         let sig = self
             .key
             .sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(signed))
             .unwrap();
-        let mut tar = TarBuilder::new();
-        tar.file(&format!(".SIGN.RSA.{}", self.name), 0o644, &sig);
-        gzip(&tar.cut())
+        signature_stream(&format!(".SIGN.RSA.{}", self.name), &sig, 1_700_000_000).unwrap()
     }
 }
 
@@ -326,12 +328,12 @@ impl TestPackage {
             control.file(&format!(".{kind}"), 0o755, body);
         }
         control.bytes(&self.control_extra);
-        let control_gz = gzip(&control.cut());
+        let apk = assemble(&control.cut(), data_gz, |control_gz| Ok(sign(control_gz))).unwrap();
         let checksum = format!(
             "Q1{}",
-            base64::engine::general_purpose::STANDARD.encode(Sha1::digest(&control_gz))
+            base64::engine::general_purpose::STANDARD.encode(apk.control_sha1)
         );
-        let apk = [sign(&control_gz), control_gz, data_gz].concat();
+        let apk = apk.bytes;
         let mut entry = format!("C:{checksum}\n");
         for (k, v) in &self.fields {
             if *k == 'A' {

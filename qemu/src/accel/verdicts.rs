@@ -33,7 +33,7 @@ impl VerdictStore {
     /// `$EDGEIMG_CACHE/accel`, else `$XDG_CACHE_HOME/edgeimg/accel`, else `~/.cache/edgeimg/accel`.
     pub fn default_location() -> VerdictStore {
         VerdictStore {
-            dir: edgeimg_cache_root().map(|root| root.join("accel")),
+            dir: edge_config::cache_dir().map(|root| root.join("accel")),
         }
     }
 

@@ -2,11 +2,14 @@
 //! read by `edge-init` (PID 1) and `edge-runtime` (the inference server).
 //!
 //! One schema shared by both sides, so the builder can never write a file the device cannot read.
-//! Also [`Arch`], the one architecture type the builder, the QEMU harness and the tests share.
+//! Also [`Arch`], the one architecture type the builder, the QEMU harness and the tests share,
+//! and [`cache_dir`], the one rule for where they keep what they download.
 
 mod arch;
+mod cache;
 
 pub use arch::Arch;
+pub use cache::{cache_dir, CACHE_ENV};
 
 use serde::{Deserialize, Serialize};
 

@@ -56,30 +56,43 @@ pub fn write_apk(pkg: &PackageContent, signer: &Signer, out_dir: &Path) -> Resul
             script.body.as_slice(),
         )?;
     }
-    let control = gzip(&control.finish_cut()?)?;
-
-    let signature = signer.sign(&control)?;
-    let mut sig = TarWriter::new(Vec::new(), pkg.meta.build_time);
-    sig.file(
-        &signer.signature_member(),
-        0o644,
-        0,
-        0,
-        signature.len() as u64,
-        signature.as_slice(),
-    )?;
-    let sig = gzip(&sig.finish_cut()?)?;
+    let apk = assemble(&control.finish_cut()?, data, |control| {
+        signer.signature_stream(control, pkg.meta.build_time)
+    })?;
 
     let file_name = pkg.meta.file_name();
     let path = out_dir.join(&file_name);
-    let bytes = [sig.as_slice(), control.as_slice(), data.as_slice()].concat();
-    fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    fs::write(&path, &apk.bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(WrittenApk {
         meta: pkg.meta.clone(),
         file_name,
-        size: bytes.len() as u64,
-        control_sha1: Sha1::digest(&control).into(),
+        size: apk.bytes.len() as u64,
+        control_sha1: apk.control_sha1,
         changed_files,
+    })
+}
+
+/// A package's bytes and identity.
+pub struct Assembled {
+    pub bytes: Vec<u8>,
+    /// SHA-1 of the control gzip member (`C:Q1...` in APKINDEX, once base64'd).
+    pub control_sha1: [u8; 20],
+}
+
+/// The one place a v2 `.apk` is laid out: `signature` (what `sign` makes of the control gzip
+/// member), then gzip(`control_tar`, a cut tar with `.PKGINFO` first), then `data_gz` (the
+/// gzip'd data tar, whose SHA-256 `.PKGINFO` must carry as `datahash`). The tests build hostile
+/// packages through it too, with their own control, data and signatures.
+pub fn assemble(
+    control_tar: &[u8],
+    data_gz: Vec<u8>,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Assembled> {
+    let control = gzip(control_tar)?;
+    let signature = sign(&control)?;
+    Ok(Assembled {
+        control_sha1: Sha1::digest(&control).into(),
+        bytes: [signature, control, data_gz].concat(),
     })
 }
 

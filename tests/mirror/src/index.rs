@@ -79,18 +79,7 @@ pub fn write_index(
         index.as_bytes(),
     )?;
     let body = gzip(&tar.finish()?)?;
-
-    let signature = signer.sign(&body)?;
-    let mut sig = TarWriter::new(Vec::new(), mtime);
-    sig.file(
-        &signer.signature_member(),
-        0o644,
-        0,
-        0,
-        signature.len() as u64,
-        signature.as_slice(),
-    )?;
-    let sig = gzip(&sig.finish_cut()?)?;
+    let sig = signer.signature_stream(&body, mtime)?;
 
     let path = dir.join("APKINDEX.tar.gz");
     fs::write(&path, [sig, body].concat()).with_context(|| format!("writing {}", path.display()))

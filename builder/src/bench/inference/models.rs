@@ -8,13 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::model::freeze_model;
-use crate::pypi::Wheel;
-
-const RAPIDOCR: Wheel = Wheel {
-    name: "rapidocr_onnxruntime",
-    version: "1.4.4",
-    platform: None,
-};
+use crate::pypi::pinned::RAPIDOCR;
 
 /// One model of the benchmark and how long to run it.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Python's `onnxruntime` on the same frozen model and the same input bytes, in-process (no
 //! HTTP), as a data scientist would call it: the figure the host's edge-runtime is held against.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -62,18 +62,6 @@ struct ScriptOutput {
     per_second: f64,
 }
 
-/// The Python that tests/setup.sh makes, with onnxruntime, onnx and numpy.
-fn python(cache_dir: &Path) -> Result<PathBuf> {
-    let python = cache_dir.join("venv/bin/python");
-    if !python.is_file() {
-        bail!(
-            "{} is missing: the benchmark compares with Python's onnxruntime from the venv that tests/setup.sh creates",
-            python.display()
-        );
-    }
-    Ok(python)
-}
-
 pub fn measure(
     cache_dir: &Path,
     model: &PreparedModel,
@@ -83,7 +71,7 @@ pub fn measure(
 ) -> Result<PythonFigures> {
     let shape: Vec<String> = model.spec.shape.iter().map(|d| d.to_string()).collect();
     let runs = model.spec.host_runs;
-    let output = Command::new(python(cache_dir)?)
+    let output = Command::new(crate::pypi::venv::python(cache_dir)?)
         .arg("-c")
         .arg(SCRIPT)
         .arg(&model.frozen)

@@ -7,7 +7,8 @@ mod model;
 mod users;
 
 pub use binaries::{
-    device_binaries, folder, glibc_runtime, source, DeviceBinaries, Origin, Provider, SELECT_ENV,
+    device_binaries, edge_init, folder, glibc_runtime, source, DeviceBinaries, Origin, Provider,
+    SELECT_ENV,
 };
 pub use model::{add_model, PreparedModel};
 

@@ -156,6 +156,12 @@ impl ModuleSet {
         })
     }
 
+    /// The modules' paths as `modules.dep` has them (relative to `/lib/modules/<kver>/`, still
+    /// compressed where the package compressed them), in load order.
+    pub fn source_paths(&self) -> &[String] {
+        &self.source_paths
+    }
+
     /// Leave in `/lib/modules/<kver>/` only this set's modules (decompressed, since linux-virt
     /// cannot load compressed ones) and the `modules.*` files cut down to match (see
     /// [`index_files`]).

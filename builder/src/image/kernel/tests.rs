@@ -1,13 +1,14 @@
 //! The kernel stage against Alpine's real linux-virt kernel and modules.
 
-use super::testdata::{alpine_kernel_dir, modules_tree, KVER};
+use super::testdata::{modules_tree, packaged_kernel, KVER};
 use super::*;
-use crate::plan::{ModuleRequest, ModuleUse};
+use crate::plan::ModuleRequest;
 use crate::rootfs::RootPath;
+use edgeimg_test_support::Arch;
 
 #[test]
 fn unwraps_the_real_aarch64_zboot_kernel() {
-    let raw = std::fs::read(alpine_kernel_dir("aarch64").join("kernel")).unwrap();
+    let raw = packaged_kernel(Arch::Aarch64);
     assert_eq!(KernelFormat::detect(&raw), KernelFormat::EfiZboot);
     let image = unwrap_kernel(&raw).unwrap();
     assert_eq!(&image[56..60], b"ARM\x64");
@@ -21,7 +22,7 @@ fn unwraps_the_real_aarch64_zboot_kernel() {
 
 #[test]
 fn x86_bzimage_is_returned_as_is() {
-    let raw = std::fs::read(alpine_kernel_dir("x86_64").join("kernel")).unwrap();
+    let raw = packaged_kernel(Arch::X86_64);
     assert_eq!(KernelFormat::detect(&raw), KernelFormat::BzImage);
     assert_eq!(unwrap_kernel(&raw).unwrap(), raw);
 }
@@ -30,12 +31,7 @@ fn x86_bzimage_is_returned_as_is() {
 fn by_name(names: &[&str]) -> Vec<ModuleRequest> {
     names
         .iter()
-        .map(|n| ModuleRequest {
-            name: n.to_string(),
-            why: "test".into(),
-            used: ModuleUse::AtBoot,
-            in_boot_initramfs: false,
-        })
+        .map(|n| ModuleRequest::at_boot(n, "test"))
         .collect()
 }
 
@@ -47,7 +43,7 @@ fn position(set: &ModuleSet, name: &str) -> usize {
 
 #[test]
 fn virtio_net_closure_loads_failover_first() {
-    let tree = modules_tree("aarch64");
+    let tree = modules_tree(Arch::Aarch64);
     let set = ModuleSet::resolve(
         &tree,
         KVER,
@@ -66,7 +62,7 @@ fn virtio_net_closure_loads_failover_first() {
 
 #[test]
 fn prune_keeps_only_the_closure_decompressed() {
-    let mut tree = modules_tree("aarch64");
+    let mut tree = modules_tree(Arch::Aarch64);
     let before = tree.len();
     let set = ModuleSet::install(&mut tree, KVER, &by_name(&["virtio_net", "ext4"])).unwrap();
     let dir = RootPath::new(&format!("lib/modules/{KVER}")).unwrap();
@@ -116,7 +112,7 @@ fn prune_keeps_only_the_closure_decompressed() {
 
 #[test]
 fn missing_module_names_close_ones() {
-    let tree = modules_tree("aarch64");
+    let tree = modules_tree(Arch::Aarch64);
     let err = ModuleSet::resolve(&tree, KVER, &by_name(&["virtio_nett"]))
         .unwrap_err()
         .to_string();

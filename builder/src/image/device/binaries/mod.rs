@@ -157,6 +157,17 @@ impl Provider {
         })
     }
 
+    /// The static edge-init for `arch` alone (init's own boot tests).
+    pub fn edge_init(&self, arch: Arch) -> Result<PathBuf> {
+        match self {
+            Provider::Folder { folder, .. } => folder.file(arch, BinaryKind::Init),
+            Provider::Source { tree, reason } => {
+                announce(tree, reason);
+                Ok(tree.build_static(arch, &[BinaryKind::Init])?.remove(0))
+            }
+        }
+    }
+
     /// The glibc edge-runtime for `arch` alone (the host's reference server).
     pub fn glibc_runtime(&self, arch: Arch) -> Result<PathBuf> {
         match self {
@@ -189,6 +200,11 @@ impl Provider {
 /// The binaries for an image of `arch` serving with `engine`, from [`Provider::select`].
 pub fn device_binaries(arch: Arch, engine: Engine, cache_dir: &Path) -> Result<DeviceBinaries> {
     Provider::select()?.binaries(arch, engine, cache_dir)
+}
+
+/// The static edge-init for `arch`, from [`Provider::select`].
+pub fn edge_init(arch: Arch) -> Result<PathBuf> {
+    Provider::select()?.edge_init(arch)
 }
 
 /// The glibc edge-runtime for `arch`, from [`Provider::select`].

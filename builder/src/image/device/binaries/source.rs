@@ -65,21 +65,21 @@ impl SourceTree {
     }
 
     /// The static musl builds of `kinds` (edge-init and/or the tract edge-runtime) for `arch`.
+    /// One cargo run per crate: built together, cargo unifies their dependencies' features,
+    /// and edge-init built beside edge-runtime is not the same file as edge-init built alone,
+    /// so images of the two engines (and builds running side by side) got different edge-inits.
     pub fn build_static(&self, arch: Arch, kinds: &[BinaryKind]) -> Result<Vec<PathBuf>> {
         let triple = arch.musl_target();
-        let mut cargo = self.cargo("build", triple);
-        let names: Vec<&str> = kinds.iter().map(|k| k.file_name()).collect();
-        for name in &names {
-            cargo.args(["-p", name]);
-        }
-        run_step(
-            cargo,
-            &format!("{} for {triple} (static, musl)", names.join(" + ")),
-        )?;
         let dir = self.output_dir(triple);
         kinds
             .iter()
-            .map(|k| existing(&dir, k.file_name()))
+            .map(|kind| {
+                let name = kind.file_name();
+                let mut cargo = self.cargo("build", triple);
+                cargo.args(["-p", name]);
+                run_step(cargo, &format!("{name} for {triple} (static, musl)"))?;
+                existing(&dir, name)
+            })
             .collect()
     }
 
