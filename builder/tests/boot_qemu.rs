@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{edgeimg, mirror, project_root, shared_cache, stderr};
+use common::{edgeimg, mirror, project_root, shared_cache, stderr, tiny_mlp_recipe};
 
 fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let m = mirror();
@@ -185,14 +185,12 @@ fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
 }
 
 fn recipe(dir: &Path, model_inputs: &str, runtime: &str) -> std::path::PathBuf {
-    let model = project_root().join("tests/models/tiny-mlp.onnx");
-    let text = format!(
-        "[image]\nname = \"broken\"\nboard = \"qemu-x86_64\"\n[model]\npath = {:?}\ninputs = {{ {model_inputs} }}\n[runtime]\n{runtime}\n[[test]]\nname = \"answers\"\ninputs = {{ x = {{ random = 1 }} }}\ncompare_onnxruntime = true\n",
-        model.display().to_string()
-    );
-    let path = dir.join("broken.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    tiny_mlp_recipe(
+        dir,
+        "broken",
+        model_inputs,
+        &format!("[runtime]\n{runtime}\n[[test]]\nname = \"answers\"\ninputs = {{ x = {{ random = 1 }} }}\ncompare_onnxruntime = true"),
+    )
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr};
+use common::{
+    build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr, tiny_mlp_recipe,
+};
 
 /// Entries of a tar archive: path -> (uid, gid, type byte).
 fn tar_entries(path: &Path) -> BTreeMap<String, (u64, u64, u8)> {
@@ -446,14 +448,12 @@ fn qemu_aarch64_rootfs_has_alpine_userland_kernel_and_db() {
 /// A recipe in a temp folder that points at the project's model, with `extra` appended to
 /// its [alpine] section.
 fn recipe_with(dir: &Path, alpine_extra: &str) -> std::path::PathBuf {
-    let model = project_root().join("tests/models/tiny-mlp.onnx");
-    let text = format!(
-        "[image]\nname = \"t\"\nboard = \"qemu-x86_64\"\n[alpine]\n{alpine_extra}\n[model]\npath = {:?}\ninputs = {{ x = [1, 16] }}\n",
-        model.display().to_string()
-    );
-    let path = dir.join("t.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    tiny_mlp_recipe(
+        dir,
+        "t",
+        "x = [1, 16]",
+        &format!("[alpine]\n{alpine_extra}"),
+    )
 }
 
 fn assert_fails_with(out: &std::process::Output, needles: &[&str]) {

@@ -39,11 +39,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         eprintln!("{note}");
     }
     let summary = report.summary(&opts.out, started.elapsed().as_secs_f64());
-    let exports = format!(
-        "export EDGEIMG_ALPINE_MIRROR='{}'\nexport EDGEIMG_ALPINE_KEYS='{}'",
-        opts.out.display(),
-        report.public_key.display()
-    );
+    let exports = report.exports(&opts.out);
     if args.env {
         eprintln!("{summary}");
         println!("{exports}");

@@ -42,6 +42,19 @@ pub fn build_with_mirror(recipe: &Path, out: &Path, cache: &Path, mirror_dir: &P
     )
 }
 
+/// `DIR/NAME.toml`: a qemu-x86_64 recipe serving the project's tiny-mlp model with input shape
+/// `model_inputs` (e.g. `x = [1, 16]`), and `extra` (more sections) after it.
+pub fn tiny_mlp_recipe(dir: &Path, name: &str, model_inputs: &str, extra: &str) -> PathBuf {
+    let model = project_root().join("tests/models/tiny-mlp.onnx");
+    let text = format!(
+        "[image]\nname = \"{name}\"\nboard = \"qemu-x86_64\"\n[model]\npath = {:?}\ninputs = {{ {model_inputs} }}\n{extra}\n",
+        model.display().to_string()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

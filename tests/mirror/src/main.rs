@@ -15,6 +15,10 @@ struct Cli {
     /// Cache for wheels, Debian packages and extracted roots [default: ~/.cache/edgeimg]
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Print only `export EDGEIMG_ALPINE_MIRROR=... EDGEIMG_ALPINE_KEYS=...` on stdout, for
+    /// `eval "$(tests/mirror.sh)"` (the report goes to stderr), as `edgeimg mirror --env` does.
+    #[arg(long)]
+    env: bool,
 }
 
 fn main() -> Result<()> {
@@ -34,9 +38,12 @@ fn main() -> Result<()> {
     for note in report.notes() {
         eprintln!("{note}");
     }
-    println!(
-        "{}",
-        report.summary(&opts.out, started.elapsed().as_secs_f64())
-    );
+    let summary = report.summary(&opts.out, started.elapsed().as_secs_f64());
+    if cli.env {
+        eprintln!("{summary}");
+        println!("{}", report.exports(&opts.out));
+    } else {
+        println!("{summary}");
+    }
     Ok(())
 }

@@ -81,6 +81,15 @@ impl MirrorReport {
             self.public_key.display(),
         )
     }
+
+    /// The shell lines that point edgeimg at the mirror in `out`, for `eval`.
+    pub fn exports(&self, out: &Path) -> String {
+        format!(
+            "export EDGEIMG_ALPINE_MIRROR='{}'\nexport EDGEIMG_ALPINE_KEYS='{}'",
+            out.display(),
+            self.public_key.display()
+        )
+    }
 }
 
 /// The repository directory for one architecture, e.g. `<out>/v3.23/main/x86_64`.

@@ -40,6 +40,15 @@ fn run_builder(dir: &Path) -> Output {
         .expect("run edgeimg-mirror")
 }
 
+/// The `.apk` in `repo` whose file name starts with `prefix` (`busybox-1`).
+fn package_file(repo: &Path, prefix: &str) -> PathBuf {
+    fs::read_dir(repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* package in {}", repo.display()))
+}
+
 fn public_key(dir: &Path) -> (String, RsaPublicKey) {
     let keys: Vec<PathBuf> = fs::read_dir(dir.join("keys"))
         .unwrap()
@@ -207,16 +216,7 @@ fn every_package_matches_its_index_entry_and_signature() {
 #[test]
 fn packages_carry_alpine_files_modes_and_scripts() {
     let repo = mirror::repository_dir(mirror_dir(), Arch::X86_64);
-    let busybox = fs::read_dir(&repo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("busybox-1")
-        })
-        .expect("busybox package");
+    let busybox = package_file(&repo, "busybox-1");
     let bytes = fs::read(busybox).unwrap();
     let members = gzip_members(&bytes);
     let control: Vec<String> = tar_files(&members[1].1)
@@ -340,16 +340,7 @@ fn apk_rejects_a_tampered_package() {
     let dir = mirror_dir();
     let repo = mirror::repository_dir(dir, Arch::host().unwrap());
     let scratch = tempfile::tempdir().unwrap();
-    let musl = fs::read_dir(&repo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("musl-1")
-        })
-        .unwrap();
+    let musl = package_file(&repo, "musl-1");
     let mut bytes = fs::read(&musl).unwrap();
     let last = bytes.len() - 100;
     bytes[last] ^= 0xff;
