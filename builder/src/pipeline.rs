@@ -12,8 +12,8 @@ use crate::image::disk::{write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build};
 use crate::outputs::manifest::{
-    AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest, ModelRecord,
-    ModuleRecord, PackageRecord, RootfsSummary,
+    published_location, AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest,
+    ModelRecord, ModuleRecord, PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
@@ -145,7 +145,7 @@ fn build_with(
         source: plan
             .model
             .as_ref()
-            .map(|p| p.path.display().to_string())
+            .map(|p| plan.recipe_relative(&p.path).display().to_string())
             .unwrap_or_default(),
         sha256: m.sha256,
         source_sha256: m.source_sha256,
@@ -276,10 +276,15 @@ fn manifest(
         name: plan.name.clone(),
         board: plan.board.name().to_string(),
         arch: plan.arch.alpine().to_string(),
-        recipe: plan.recipe_path.display().to_string(),
+        recipe: plan
+            .recipe_path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         source_date_epoch: plan.source_date_epoch,
         alpine: AlpineSource {
-            mirror: plan.alpine.mirror.clone(),
+            mirror: published_location(&plan.alpine.mirror, &plan.alpine.mirror),
             branch: plan.alpine.branch.clone(),
             repositories: plan.alpine.repositories.clone(),
         },
@@ -292,7 +297,7 @@ fn manifest(
                 arch: p.arch.clone(),
                 license: p.license.clone(),
                 origin: p.origin.clone(),
-                repository: p.repository.clone(),
+                repository: published_location(&plan.alpine.mirror, &p.repository),
                 checksum: p.checksum.clone(),
                 apk_sha256: p.apk_sha256.clone(),
                 size: p.size,

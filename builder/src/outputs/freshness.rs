@@ -15,28 +15,68 @@ use crate::writers::record::OutputRecord;
 
 pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     let mut hasher = Sha256::new();
-    // Where the outputs go is not what they are made of (and would break reproducibility).
-    let what = Plan {
+    // What the outputs are made of, by content: where the recipe, its files, the outputs and a
+    // local mirror are on this host is not (and would differ between two checkouts, and the
+    // digest is in the manifest). Each file is hashed below under its role instead.
+    let local_mirror =
+        !(plan.alpine.mirror.starts_with("https://") || plan.alpine.mirror.starts_with("http://"));
+    let mut what = Plan {
         out_dir: Default::default(),
+        recipe_path: Default::default(),
         ..plan.clone()
     };
+    if local_mirror {
+        what.alpine.mirror = String::new();
+    }
+    what.alpine
+        .extra_keys
+        .iter_mut()
+        .for_each(|k| *k = Default::default());
+    if let Some(model) = &mut what.model {
+        model.path = Default::default();
+    }
+    for file in &mut what.files {
+        if let FileSource::Host(path) = &mut file.source {
+            *path = Default::default();
+        }
+    }
+    if let Some(lock) = &mut what.lock {
+        lock.path = Default::default();
+    }
     hasher.update(format!("{what:?}"));
     let mut files = vec![
-        plan.recipe_path.clone(),
-        binaries.init.clone(),
-        binaries.runtime.clone(),
+        ("recipe".to_string(), plan.recipe_path.clone()),
+        ("edge-init".to_string(), binaries.init.clone()),
+        ("edge-runtime".to_string(), binaries.runtime.clone()),
     ];
-    files.extend(binaries.runtime_libraries.iter().map(|l| l.source.clone()));
-    files.extend(plan.model.iter().map(|m| m.path.clone()));
-    files.extend(plan.alpine.extra_keys.iter().cloned());
+    files.extend(
+        binaries
+            .runtime_libraries
+            .iter()
+            .map(|l| (format!("library {}", l.file_name), l.source.clone())),
+    );
+    files.extend(
+        plan.model
+            .iter()
+            .map(|m| ("model".to_string(), m.path.clone())),
+    );
+    files.extend(
+        plan.alpine
+            .extra_keys
+            .iter()
+            .map(|k| ("key".to_string(), k.clone())),
+    );
     files.extend(plan.files.iter().filter_map(|f| match &f.source {
-        FileSource::Host(path) => Some(path.clone()),
+        FileSource::Host(path) => Some((format!("file {}", f.dest), path.clone())),
         FileSource::Inline(_) => None,
     }));
     // A rebuilt edgeimg may write different images from the same inputs.
-    files.push(std::env::current_exe().context("cannot find the running edgeimg")?);
-    for file in &files {
-        hasher.update(file.to_string_lossy().as_bytes());
+    files.push((
+        "edgeimg".to_string(),
+        std::env::current_exe().context("cannot find the running edgeimg")?,
+    ));
+    for (role, file) in &files {
+        hasher.update(role.as_bytes());
         hash_file(&mut hasher, file)?;
     }
     // A local mirror's indexes: a package update there makes the image stale. (Remote mirrors
@@ -133,6 +173,16 @@ mod tests {
         assert_ne!(
             model_changed,
             inputs_digest(&plan(&fx, "a"), &fx.binaries).unwrap()
+        );
+    }
+
+    #[test]
+    fn digest_is_the_same_for_the_same_inputs_in_another_folder() {
+        let (here, there) = (fixture(), fixture());
+        assert_ne!(here.dir.path(), there.dir.path());
+        assert_eq!(
+            inputs_digest(&plan(&here, "a"), &here.binaries).unwrap(),
+            inputs_digest(&plan(&there, "a"), &there.binaries).unwrap()
         );
     }
 

@@ -15,6 +15,24 @@ use crate::writers::record::OutputRecord;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// What outputs say of a mirror that is a folder on the build host: its path belongs to that
+/// host, and the packages are identified by their checksums anyway.
+pub const LOCAL_MIRROR: &str = "(local folder)";
+
+/// `location`, the mirror or a repository below it, as outputs record it: as it is when the
+/// mirror is a URL; with the mirror's folder replaced by [`LOCAL_MIRROR`] when it is local
+/// (`(local folder)/v3.23/main`).
+pub fn published_location(mirror: &str, location: &str) -> String {
+    if mirror.starts_with("https://") || mirror.starts_with("http://") {
+        return location.to_string();
+    }
+    let below = location
+        .trim_end_matches('/')
+        .strip_prefix(mirror.trim_end_matches('/'))
+        .unwrap_or_default();
+    format!("{LOCAL_MIRROR}{below}")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub name: String,
@@ -64,6 +82,7 @@ pub struct PackageRecord {
     pub arch: String,
     pub license: String,
     pub origin: String,
+    /// The repository it came from ([`published_location`]).
     pub repository: String,
     /// The index's control checksum (`Q1...`).
     pub checksum: String,
@@ -242,5 +261,25 @@ impl Manifest {
                 path.display()
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_mirror_is_published_without_its_host_folder() {
+        let local = "/home/me/.cache/edgeimg/mirror/";
+        assert_eq!(published_location(local, local), "(local folder)");
+        assert_eq!(
+            published_location(local, "/home/me/.cache/edgeimg/mirror/v3.23/main"),
+            "(local folder)/v3.23/main"
+        );
+        let cdn = "https://dl-cdn.alpinelinux.org/alpine";
+        assert_eq!(
+            published_location(cdn, &format!("{cdn}/v3.23/main")),
+            format!("{cdn}/v3.23/main")
+        );
     }
 }

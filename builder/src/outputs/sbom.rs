@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::image::device::DeviceBinaries;
 use crate::image::onnxruntime::ENGINE_DIR;
-use crate::outputs::manifest::{Manifest, PackageRecord};
+use crate::outputs::manifest::{Manifest, PackageRecord, LOCAL_MIRROR};
 use crate::writers::atomic::AtomicFile;
 
 /// What the SBOM needs besides the manifest.
@@ -158,7 +158,12 @@ fn apk_package(p: &PackageRecord) -> Value {
         "name": p.name,
         "versionInfo": p.version,
         "supplier": "Organization: Alpine Linux",
-        "downloadLocation": p.repository,
+        // A URL, or NOASSERTION for a mirror on the build host (SPDX wants a URL here).
+        "downloadLocation": if p.repository.starts_with(LOCAL_MIRROR) {
+            "NOASSERTION"
+        } else {
+            p.repository.as_str()
+        },
         "filesAnalyzed": false,
         "checksums": checksums,
         "licenseConcluded": "NOASSERTION",

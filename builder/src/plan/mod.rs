@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use edge_config::{Arch, Engine};
 
 use crate::recipe::{
-    parse_mode, parse_size, Board, LoadedRecipe, OutputKind, RecipeError, TestCase, DEFAULT_MIRROR,
+    parse_mode, parse_size, recipe_dir, Board, LoadedRecipe, OutputKind, RecipeError, TestCase,
+    DEFAULT_MIRROR,
 };
 use crate::rootfs::RootPath;
 
@@ -167,6 +168,14 @@ pub enum FileSource {
 }
 
 impl Plan {
+    /// `path` (one the recipe names) as the recipe wrote it: relative to the recipe's folder
+    /// when it lies there. What outputs record, so they carry no path of the build host.
+    pub fn recipe_relative(&self, path: &Path) -> PathBuf {
+        path.strip_prefix(recipe_dir(&self.recipe_path))
+            .unwrap_or(path)
+            .to_path_buf()
+    }
+
     pub fn new(loaded: &LoadedRecipe, overrides: &Overrides) -> Result<Plan, RecipeError> {
         let r = &loaded.recipe;
         let board = r.image.board;

@@ -11,6 +11,14 @@ pub use schema::*;
 
 use std::path::{Path, PathBuf};
 
+/// The folder of the recipe at `path`, which its relative paths are relative to.
+pub fn recipe_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// A parsed, validated recipe and where it came from (relative paths in it are resolved
 /// against the recipe's folder).
 #[derive(Debug, Clone)]
@@ -42,11 +50,7 @@ impl LoadedRecipe {
 
     /// The folder relative paths in the recipe are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
+        recipe_dir(&self.path)
     }
 
     pub fn resolve(&self, rel: &Path) -> PathBuf {

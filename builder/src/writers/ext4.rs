@@ -71,7 +71,9 @@ pub fn write_ext4(opts: &Ext4Options, out: &Path) -> Result<Ext4Info> {
     file.file()
         .set_len(opts.size_bytes)
         .with_context(|| format!("cannot size {}", out.display()))?;
-    let time = opts.mtime.to_string();
+    // e2fsprogs takes a fake time of 0 for "none" and stamps the clock instead, so a build
+    // dated the epoch (no SOURCE_DATE_EPOCH) is dated one second after it here.
+    let time = opts.mtime.max(1).to_string();
     tool::run(
         Command::new(mke2fs)
             .env("MKE2FS_CONFIG", conf.path())

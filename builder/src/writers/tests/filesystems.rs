@@ -88,6 +88,19 @@ fn ext4_is_clean_labelled_and_deterministic() {
     let root = tool(Command::new("debugfs").args(["-R", "stat /"]).arg(&a));
     assert!(root.contains("User:     0   Group:     0"), "{root}");
 
+    // A build dated the epoch (no SOURCE_DATE_EPOCH) too: two writes a second apart agree.
+    let (c, d) = (dir.path().join("c.ext4"), dir.path().join("d.ext4"));
+    let epoch = Ext4Options {
+        mtime: 0,
+        ..ext4_opts(8 << 20)
+    };
+    write_ext4(&epoch, &c).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write_ext4(&epoch, &d).unwrap();
+    assert_eq!(sha256_file(&c), sha256_file(&d));
+    std::fs::remove_file(c).unwrap();
+    std::fs::remove_file(d).unwrap();
+
     let err = write_ext4(&ext4_opts(1000), &dir.path().join("bad.ext4")).unwrap_err();
     assert!(err.to_string().contains("multiple of 4096"), "{err}");
     assert_eq!(dir_names(dir.path()), ["a.ext4", "b.ext4"]);
