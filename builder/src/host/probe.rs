@@ -50,22 +50,15 @@ impl Probe {
             },
             Probe::QemuMachine(board) => qemu_machine(&board.profile()),
             Probe::RustTarget { tree, triple } => rust_target(tree, triple),
-            Probe::PythonPip => run_ok(Command::new("python3").args(["-m", "pip", "--version"]))
-                .map(|said| said.trim().to_string())
-                .map_err(|e| format!("`python3 -m pip` does not run: {e}")),
+            Probe::PythonPip => python_pip(),
             Probe::OnnxruntimeWheel { arch, cache_dir } => {
                 match onnxruntime_cached(cache_dir, *arch) {
                     Some(path) => Ok(path.display().to_string()),
-                    None => locate("pip")
+                    None => python_pip()
                         .map(|pip| {
-                            format!(
-                                "not cached yet; {} downloads it from PyPI on first use",
-                                pip.display()
-                            )
+                            format!("not cached yet; {pip} downloads it from PyPI on first use")
                         })
-                        .ok_or_else(|| {
-                            "neither cached nor `pip` on PATH to download it from PyPI".into()
-                        }),
+                        .map_err(|e| format!("not cached, and {e} to download it from PyPI")),
                 }
             }
             Probe::DeviceFolder {
@@ -96,6 +89,13 @@ fn run_ok(cmd: &mut Command) -> Result<String, String> {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `python3 -m pip`, what downloads every wheel (edgeimg-pypi): its version, or why it fails.
+fn python_pip() -> Result<String, String> {
+    run_ok(Command::new("python3").args(["-m", "pip", "--version"]))
+        .map(|said| said.trim().to_string())
+        .map_err(|e| format!("`python3 -m pip` does not run: {e}"))
 }
 
 fn qemu_machine(profile: &MachineProfile) -> Result<String, String> {

@@ -29,7 +29,9 @@ impl SigningKey {
     /// A key by that name, generated on first use and kept under the cache dir (RSA key
     /// generation takes tens of seconds in a debug build).
     pub fn generate(name: &str) -> SigningKey {
-        let dir = edgeimg_test_support::cache_dir().join("test-keys");
+        let dir = edgeimg::packages::default_cache_dir()
+            .unwrap()
+            .join("test-keys");
         std::fs::create_dir_all(&dir).unwrap();
         let private_path = dir.join(format!("{name}.private.pem"));
         let key = match std::fs::read_to_string(&private_path) {
