@@ -1,7 +1,7 @@
 //! edgeimg's distribution: one archive holding `edgeimg` and the device binaries of its version
 //! for both arches and both engines, so an installed edgeimg builds images with no source tree
 //! and no Rust toolchain. `cargo xtask dist` makes it. Inside, `share/edgeimg/<version>/` is
-//! the folder an installed edgeimg finds beside itself ([`folder`]):
+//! the folder an installed edgeimg finds beside itself ([`folder`](crate::image::device::binaries::folder)):
 //!
 //! ```text
 //! edgeimg-<version>-<host arch>-linux/

@@ -10,7 +10,6 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use crate::board::{Arch, MachineProfile};
-use crate::cache::{default_cache_root, edgeimg_cache_root};
 use crate::error::{Error, Result};
 
 /// Where, under the edgeimg cache, `tests/setup.sh` puts its QEMU's launchers.
@@ -29,7 +28,7 @@ pub fn find_qemu(arch: Arch) -> Result<PathBuf> {
 pub fn find_qemu_for(profile: &MachineProfile) -> Result<PathBuf> {
     let binary = profile.arch().qemu_binary();
     let mut candidates: Vec<PathBuf> = which::which(binary).into_iter().collect();
-    for cache in [edgeimg_cache_root(), default_cache_root()]
+    for cache in [edge_config::cache_dir(), edge_config::default_cache_dir()]
         .into_iter()
         .flatten()
     {

@@ -24,7 +24,6 @@ pub mod accel;
 mod args;
 mod binary;
 pub mod board;
-mod cache;
 mod console;
 pub mod error;
 mod launch;

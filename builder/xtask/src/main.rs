@@ -20,9 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Pack edgeimg and its device binaries into edgeimg-<version>-<arch>-linux.tar.gz.
+    /// Pack edgeimg and its device binaries into edgeimg-VERSION-ARCH-linux.tar.gz.
     Dist {
-        /// Where the archive and its .sha256 go [default: <target>/dist].
+        /// Where the archive and its .sha256 go [default: TARGET_DIR/dist].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Ship this edgeimg executable instead of building the release one.

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 
 use super::probe::{boot_kernel_under_kvm, ProbeOutcome, PROBE_DEADLINE};
 use crate::board::MachineProfile;
-use crate::cache::edgeimg_cache_root;
 
 /// Whether KVM runs a Linux guest here, and the sentence that says how we know.
 #[derive(Debug, Clone, PartialEq, Eq)]

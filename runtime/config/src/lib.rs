@@ -9,7 +9,7 @@ mod arch;
 mod cache;
 
 pub use arch::Arch;
-pub use cache::{cache_dir, CACHE_ENV};
+pub use cache::{cache_dir, default_cache_dir, CACHE_ENV};
 
 use serde::{Deserialize, Serialize};
 

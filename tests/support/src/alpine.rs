@@ -78,7 +78,6 @@ impl AlpineRoot {
         ModuleSet::resolve(&tree, &self.kernel_version, &requests)
             .unwrap_or_else(|e| panic!("{e}"))
             .source_paths()
-            .to_vec()
     }
 
     /// depmod's text files cut down to `shipped` (paths as [`Self::module_load_order`] gives

@@ -158,8 +158,8 @@ impl ModuleSet {
 
     /// The modules' paths as `modules.dep` has them (relative to `/lib/modules/<kver>/`, still
     /// compressed where the package compressed them), in load order.
-    pub fn source_paths(&self) -> &[String] {
-        &self.source_paths
+    pub fn source_paths(&self) -> Vec<String> {
+        self.modules.iter().map(|m| m.source_path.clone()).collect()
     }
 
     /// Leave in `/lib/modules/<kver>/` only this set's modules (decompressed, since linux-virt
