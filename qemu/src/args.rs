@@ -176,6 +176,28 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_slot_boots_without_a_card_and_only_pcie_boards_have_one() {
+        let mut spec = BootSpec::kernel(Board::QemuX86_64, "/k/bzImage");
+        spec.forward_port = Some(8000);
+        spec.nic = Nic::EmptySlot;
+        let line = joined(&spec, Accel::Tcg);
+        assert!(line.contains(&format!("-device {EMPTY_SLOT}")), "{line}");
+        assert!(!line.contains("-netdev"), "{line}");
+        // What plug_nic adds later: the network and port forward a plugged card would have had.
+        assert_eq!(
+            netdev(&spec, &run()),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:40123-:8000"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("Image");
+        std::fs::write(&kernel, b"k").unwrap();
+        let mut pi = BootSpec::kernel(Board::Raspi3b, kernel);
+        pi.nic = Nic::EmptySlot;
+        let error = pi.validate(&Board::Raspi3b.profile()).unwrap_err();
+        assert!(error.to_string().contains("no PCIe slot"), "{error}");
+    }
+
+    #[test]
     fn raspi3b_console_is_the_second_uart_and_disk_is_the_sd_card() {
         let mut spec = BootSpec::kernel(Board::Raspi3b, "/k/Image");
         spec.disks.push(Disk::new("/i/pi.img"));
