@@ -1,11 +1,10 @@
 //! The hostile requests interleaved with the good ones, and what each must get back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::outputs::{compare, parse_outputs};
-use crate::{raw, Good, LoadSpec, Target};
+use crate::{raw, Good, LoadSpec, Target, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -21,8 +20,11 @@ pub enum Kind {
     NotHttp,
     /// Half a body, then the client hangs up: nothing to answer, nothing may break.
     Aborted,
-    /// A good request trickled in pieces: the right answer, like any other.
-    Slow,
+    /// A good request's headers trickled a byte a second: 408 once the header timeout runs out.
+    SlowHeaders,
+    /// A good request's body trickled a byte a second: 408 once the body falls below the
+    /// minimum rate.
+    SlowBody,
     /// A good request with the wrong bearer token: 401 (only when the server has a token).
     WrongToken,
 }
@@ -35,8 +37,9 @@ pub fn kinds(has_token: bool) -> Vec<Kind> {
         Kind::Oversized,
         Kind::Aborted,
         Kind::UnknownModel,
-        Kind::Slow,
+        Kind::SlowHeaders,
         Kind::NotHttp,
+        Kind::SlowBody,
     ];
     if has_token {
         kinds.push(Kind::WrongToken);
@@ -44,8 +47,9 @@ pub fn kinds(has_token: bool) -> Vec<Kind> {
     kinds
 }
 
-/// How long a slow client waits between its pieces.
-const TRICKLE: Duration = Duration::from_millis(20);
+/// How long a slow client waits between two bytes: far slower than any client on a LAN, so a
+/// server without timeouts would keep it as long as it kept trickling.
+const TRICKLE: Duration = Duration::from_secs(1);
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -56,7 +60,8 @@ impl Kind {
             Kind::Oversized => "oversized",
             Kind::NotHttp => "not-http",
             Kind::Aborted => "aborted",
-            Kind::Slow => "slow",
+            Kind::SlowHeaders => "slow-headers",
+            Kind::SlowBody => "slow-body",
             Kind::WrongToken => "wrong-token",
         }
     }
@@ -118,23 +123,21 @@ pub fn send(
             std::io::Write::write_all(&mut stream, &good.body[..good.body.len() / 2])?;
             Ok(())
         }
-        Kind::Slow => {
+        Kind::SlowHeaders | Kind::SlowBody => {
             let head = raw::post_head(authority, &path, good.body.len(), token);
-            let (start, rest) = head.split_at(head.len() / 2);
-            let (middle, end) = good.body.split_at(good.body.len() / 2);
-            let answer = raw::exchange(authority, &[start, rest, middle, end], TRICKLE)?;
-            if answer.status != 200 {
-                bail!(
-                    "a slowly sent good request got {}: {}",
-                    answer.status,
-                    String::from_utf8_lossy(&answer.body)
-                );
+            let (at_once, trickled) = match kind {
+                Kind::SlowHeaders => (Vec::new(), [&head[..], &good.body[..]].concat()),
+                _ => (head, good.body.clone()),
+            };
+            let deadline = Instant::now() + REQUEST_TIMEOUT;
+            let stream = raw::connect(authority)?;
+            match raw::trickle(stream, &at_once, &trickled, TRICKLE, deadline) {
+                raw::Trickled::Answered(a) => expect_error((a.status, a.body), 408),
+                other => bail!(
+                    "a request trickled a byte a second ended {}, not with a 408 (no timeout?)",
+                    other.label()
+                ),
             }
-            compare(
-                &parse_outputs(&answer.body)?,
-                &good.expected,
-                spec.tolerance,
-            )
         }
     }
 }

@@ -8,6 +8,7 @@
 //! One function, [`run`], serves both edge-runtime's host test and `edgeimg test`'s `load`
 //! check, so the device is held to exactly what the host is.
 
+pub mod attack;
 mod hostile;
 mod memory;
 mod outputs;

@@ -9,10 +9,24 @@ use anyhow::{Context, Result};
 use crate::Target;
 
 const GAUGE: &str = "process_resident_memory_bytes";
+/// edge-runtime's high-water mark of the same (the kernel's `VmHWM`).
+const PEAK_GAUGE: &str = "edge_resident_memory_peak_bytes";
 const INTERVAL: Duration = Duration::from_millis(100);
 
 /// One reading of the gauge.
 pub fn resident(agent: &ureq::Agent, target: &Target) -> Result<u64> {
+    let url = format!("{}/metrics", target.base);
+    parse_gauge(&metrics(agent, target)?, GAUGE).with_context(|| {
+        format!("{url} has no {GAUGE} gauge (an edge-runtime older than the load test?)")
+    })
+}
+
+/// The largest resident memory since the server started, if it reports it.
+pub fn peak(agent: &ureq::Agent, target: &Target) -> Result<Option<u64>> {
+    Ok(parse_gauge(&metrics(agent, target)?, PEAK_GAUGE))
+}
+
+fn metrics(agent: &ureq::Agent, target: &Target) -> Result<String> {
     let url = format!("{}/metrics", target.base);
     let mut request = agent.get(&url);
     if let Some(token) = &target.token {
@@ -24,15 +38,13 @@ pub fn resident(agent: &ureq::Agent, target: &Target) -> Result<u64> {
     if status != 200 {
         anyhow::bail!("GET {url} answered {status}: {text}");
     }
-    parse_gauge(&text).with_context(|| {
-        format!("{url} has no {GAUGE} gauge (an edge-runtime older than the load test?)")
-    })
+    Ok(text)
 }
 
-fn parse_gauge(metrics: &str) -> Option<u64> {
+fn parse_gauge(metrics: &str, gauge: &str) -> Option<u64> {
     let value = metrics
         .lines()
-        .find_map(|l| l.strip_prefix(GAUGE)?.strip_prefix(' '))?;
+        .find_map(|l| l.strip_prefix(gauge)?.strip_prefix(' '))?;
     value.trim().parse::<f64>().ok().map(|v| v as u64)
 }
 
@@ -66,7 +78,12 @@ mod tests {
         let text = "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
 # TYPE process_resident_memory_bytes gauge\n# UNIT process_resident_memory_bytes bytes\n\
 process_resident_memory_bytes 12640256\nedge_infer_requests_total{model=\"m\"} 3\n# EOF\n";
-        assert_eq!(parse_gauge(text), Some(12_640_256));
-        assert_eq!(parse_gauge("edge_infer_requests_total 3\n"), None);
+        assert_eq!(parse_gauge(text, GAUGE), Some(12_640_256));
+        assert_eq!(parse_gauge(text, PEAK_GAUGE), None);
+        assert_eq!(parse_gauge("edge_infer_requests_total 3\n", GAUGE), None);
+        assert_eq!(
+            parse_gauge("edge_resident_memory_peak_bytes 2e7\n", PEAK_GAUGE),
+            Some(20_000_000)
+        );
     }
 }

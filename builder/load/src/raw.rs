@@ -4,7 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -74,6 +74,107 @@ pub fn exchange_on(
         return Ok(None);
     }
     parse(&answer).map(Some)
+}
+
+/// How often a trickling client looks whether the server has answered or hung up.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// How a trickled request ended.
+#[derive(Debug)]
+pub enum Trickled {
+    Answered(Answer),
+    /// The server hung up without an answer.
+    Closed,
+    /// The server still held the connection at the deadline.
+    Held,
+    /// Reading the answer failed, or it was not HTTP.
+    Failed(String),
+}
+
+impl Trickled {
+    /// `"408"`, `"closed"`, `"held to the end"` or what failed.
+    pub fn label(&self) -> String {
+        match self {
+            Trickled::Answered(a) => a.status.to_string(),
+            Trickled::Closed => "closed".into(),
+            Trickled::Held => "held to the end".into(),
+            Trickled::Failed(why) => why.clone(),
+        }
+    }
+}
+
+/// Writes `at_once`, then `trickled` one byte per `pause`, until the server answers or hangs
+/// up, or `deadline`.
+pub fn trickle(
+    mut stream: TcpStream,
+    at_once: &[u8],
+    trickled: &[u8],
+    pause: Duration,
+    deadline: Instant,
+) -> Trickled {
+    if stream.write_all(at_once).is_ok() {
+        for byte in trickled {
+            if stream.write_all(&[*byte]).is_err() {
+                break;
+            }
+            match wait_quietly(&stream, pause, deadline) {
+                Quiet::Waited => {}
+                Quiet::Spoke => break,
+                Quiet::Deadline => return Trickled::Held,
+            }
+        }
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut answer = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut answer) {
+        if answer.is_empty() && e.kind() != ErrorKind::ConnectionReset {
+            return Trickled::Failed(format!("no answer: {e}"));
+        }
+    }
+    if answer.is_empty() {
+        return Trickled::Closed;
+    }
+    match parse(&answer) {
+        Ok(a) => Trickled::Answered(a),
+        Err(e) => Trickled::Failed(format!("{e:#}")),
+    }
+}
+
+enum Quiet {
+    Waited,
+    Spoke,
+    Deadline,
+}
+
+/// Sleeps `pause`, looking out for the server answering or hanging up, and for `deadline`.
+fn wait_quietly(stream: &TcpStream, pause: Duration, deadline: Instant) -> Quiet {
+    let until = Instant::now() + pause;
+    loop {
+        if server_spoke(stream) {
+            return Quiet::Spoke;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Quiet::Deadline;
+        }
+        if now >= until {
+            return Quiet::Waited;
+        }
+        std::thread::sleep(LOOK_EVERY.min(until - now));
+    }
+}
+
+/// Whether the server sent anything or closed the connection, without waiting.
+fn server_spoke(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let spoke = match stream.peek(&mut [0u8; 1]) {
+        Ok(_) => true, // bytes, or 0 at the end of the stream
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    let _ = stream.set_nonblocking(false);
+    spoke
 }
 
 /// Status and body of an HTTP/1.1 answer (no chunked bodies: the server sends lengths).
