@@ -96,9 +96,12 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
             onnxruntime_library: library.map(|l| l.display().to_string()),
             listen: format!("127.0.0.1:{port}"),
             threads: spec.threads,
-            max_body_bytes: 256 << 20,
+            max_body_bytes: Some(256 << 20),
             max_concurrency: spec.max_concurrency,
             bearer_token: None,
+            bearer_token_file: None,
+            limits: Default::default(),
+            tls: None,
             models: spec
                 .models
                 .iter()

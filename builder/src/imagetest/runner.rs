@@ -195,7 +195,6 @@ fn run_cases(
                 reference.as_ref().map(|r| &r.client),
                 &model.name,
                 case,
-                plan.runtime.body_limit(),
             )
         })
         .collect()

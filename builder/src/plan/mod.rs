@@ -146,14 +146,6 @@ pub struct RuntimePlan {
     pub debug_shell: bool,
 }
 
-impl RuntimePlan {
-    /// The largest request body the device accepts.
-    pub fn body_limit(&self) -> usize {
-        self.max_body_bytes
-            .map_or(edge_config::DEFAULT_MAX_BODY_BYTES, |b| b as usize)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct FilePlan {
     pub dest: RootPath,

@@ -115,24 +115,72 @@ pub struct RuntimeConfig {
     /// Intra-op threads per session; 0 means "one per CPU".
     #[serde(default)]
     pub threads: usize,
-    /// Largest request body accepted, in bytes.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-    /// Requests served at once; more wait.
+    /// Largest request body accepted, in bytes. Without it the server derives the limit from
+    /// its models' largest valid request (edge-runtime's `limits`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Requests the engine runs at once; more wait, once their body has arrived.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
-    /// Optional bearer token required on every request but health checks.
+    /// Optional bearer token required on every request but health checks. Prefer
+    /// `bearer_token_file`: this file is world-readable.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// A file holding the bearer token (readable by the server's account only).
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    // Tables after plain values, as TOML writes them.
+    /// Timeouts and caps on what clients may hold.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Serve the API over TLS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
     pub models: Vec<ModelConfig>,
 }
 
-/// `max_body_bytes` when the config does not say.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
-
-fn default_max_body() -> usize {
-    DEFAULT_MAX_BODY_BYTES
+/// How long a client may take and how much it may hold. Each has a safe default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// From a connection's opening (on a kept-alive one, from the next request's first byte)
+    /// to the end of the request's headers, in milliseconds; then 408.
+    pub header_timeout_ms: u64,
+    /// How long a body may take beyond what its size needs at `body_min_rate`, in
+    /// milliseconds; then 408.
+    pub body_timeout_ms: u64,
+    /// Slowest body accepted, in bytes per second (after `body_timeout_ms` of grace).
+    pub body_min_rate: u64,
+    /// An idle kept-alive connection is closed after this, in milliseconds.
+    pub keep_alive_timeout_ms: u64,
+    /// Connections held at once; more are answered 503 and closed. Each holds at most one
+    /// request, so this also bounds the requests decoding or waiting for the engine.
+    pub max_connections: usize,
 }
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            body_min_rate: 8 << 10,
+            keep_alive_timeout_ms: 30_000,
+            max_connections: 128,
+        }
+    }
+}
+
+/// PEM files inside the image: the certificate chain (leaf first) and its private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `max_body_bytes` for a model whose inputs have dimensions of any size, where no largest
+/// request can be derived.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
 fn default_concurrency() -> usize {
     4
@@ -161,5 +209,36 @@ impl DeviceConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("DeviceConfig always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_with_every_section_round_trips() {
+        let minimal = "hostname = \"edge\"\n[init]\nserver_uid = 1000\nserver_gid = 1000\nserver_path = \"/usr/bin/edge-runtime\"\n[runtime]\nengine = \"tract\"\nlisten = \"0.0.0.0:8000\"\nmodels = []\n";
+        let mut config = DeviceConfig::from_toml(minimal).unwrap();
+        assert_eq!(config.runtime.limits, Limits::default());
+        assert_eq!(config.runtime.max_body_bytes, None);
+        let runtime = &mut config.runtime;
+        runtime.bearer_token_file = Some("/etc/edgeimg/secrets/bearer-token".into());
+        runtime.limits.header_timeout_ms = 2500;
+        runtime.tls = Some(TlsFiles {
+            cert: "/etc/edgeimg/tls-cert.pem".into(),
+            key: "/etc/edgeimg/secrets/tls-key.pem".into(),
+        });
+        runtime.models.push(ModelConfig {
+            name: "m".into(),
+            path: "/m.onnx".into(),
+            version: "1".into(),
+        });
+        let text = config.to_toml();
+        assert_eq!(DeviceConfig::from_toml(&text).unwrap(), config, "{text}");
+        // Limits left out are the defaults.
+        let partial = text.replace("header_timeout_ms = 2500\n", "");
+        let read = DeviceConfig::from_toml(&partial).unwrap();
+        assert_eq!(read.runtime.limits, Limits::default(), "{partial}");
     }
 }

@@ -295,7 +295,7 @@ fn main() {
         let models: Vec<(&str, &std::path::Path)> =
             benches.iter().map(|(b, p)| (b.name, p.as_path())).collect();
         let mut config = runtime_config(engine, &models);
-        config.max_body_bytes = MAX_BODY_BYTES;
+        config.max_body_bytes = Some(MAX_BODY_BYTES);
         let server = Server::start(config);
         let agent = client();
         for (bench, _) in &benches {

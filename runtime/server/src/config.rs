@@ -21,6 +21,37 @@ pub fn load(path: &Path) -> anyhow::Result<RuntimeConfig> {
     Ok(config.runtime)
 }
 
+/// The bearer token: inline, or read from `bearer_token_file` (one line; surrounding
+/// whitespace is not part of it). A token file others can read is reported, not refused.
+pub fn bearer_token(runtime: &RuntimeConfig) -> anyhow::Result<Option<String>> {
+    let Some(path) = &runtime.bearer_token_file else {
+        return Ok(runtime.bearer_token.clone());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("reading bearer_token_file {path} (it must be readable by the server's account)")
+    })?;
+    let token = text.trim();
+    ensure!(
+        !token.is_empty(),
+        "bearer_token_file {path} is empty; put the token in it, or remove bearer_token_file to disable authentication"
+    );
+    ensure!(
+        !token.contains(['\n', '\r']),
+        "bearer_token_file {path} holds more than one line; put the token alone in it"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "bearer_token_file {path} has mode {:o}: others can read the token; chmod 600 it",
+                mode & 0o777
+            );
+        }
+    }
+    Ok(Some(token.to_string()))
+}
+
 /// Refuses settings the server cannot honour, naming the field to fix.
 pub fn check(runtime: &RuntimeConfig) -> anyhow::Result<()> {
     runtime.listen.parse::<SocketAddr>().with_context(|| {
@@ -34,8 +65,8 @@ pub fn check(runtime: &RuntimeConfig) -> anyhow::Result<()> {
         "max_concurrency must be at least 1"
     );
     ensure!(
-        runtime.max_body_bytes > 0,
-        "max_body_bytes must be at least 1"
+        runtime.max_body_bytes != Some(0),
+        "max_body_bytes must be at least 1 (or left out: the server derives it from the models)"
     );
     if runtime.engine == Engine::Onnxruntime && runtime.onnxruntime_library.is_none() {
         bail!(
@@ -44,6 +75,19 @@ pub fn check(runtime: &RuntimeConfig) -> anyhow::Result<()> {
     }
     if runtime.bearer_token.as_deref() == Some("") {
         bail!("bearer_token is empty; remove it to disable authentication or set a secret");
+    }
+    if runtime.bearer_token.is_some() && runtime.bearer_token_file.is_some() {
+        bail!("bearer_token and bearer_token_file are both set; keep one (the file: it is not world-readable)");
+    }
+    let limits = &runtime.limits;
+    for (name, value) in [
+        ("limits.header_timeout_ms", limits.header_timeout_ms),
+        ("limits.body_timeout_ms", limits.body_timeout_ms),
+        ("limits.body_min_rate", limits.body_min_rate),
+        ("limits.keep_alive_timeout_ms", limits.keep_alive_timeout_ms),
+        ("limits.max_connections", limits.max_connections as u64),
+    ] {
+        ensure!(value > 0, "{name} must be at least 1");
     }
     ensure!(
         !runtime.models.is_empty(),
@@ -72,18 +116,12 @@ mod tests {
 
     fn runtime() -> RuntimeConfig {
         RuntimeConfig {
-            engine: Engine::Tract,
-            onnxruntime_library: None,
-            listen: "127.0.0.1:8000".into(),
-            threads: 0,
-            max_body_bytes: 1024,
-            max_concurrency: 2,
-            bearer_token: None,
             models: vec![ModelConfig {
                 name: "m".into(),
                 path: "/m.onnx".into(),
                 version: "1".into(),
             }],
+            ..crate::limits::tests::config()
         }
     }
 
@@ -104,5 +142,29 @@ mod tests {
         assert!(err(|r| r.engine = Engine::Onnxruntime).contains("onnxruntime_library"));
         assert!(err(|r| r.models.clear()).contains("nothing to serve"));
         assert!(err(|r| r.models.push(r.models[0].clone())).contains("used twice"));
+        assert!(err(|r| r.limits.header_timeout_ms = 0).contains("limits.header_timeout_ms"));
+        assert!(err(|r| {
+            r.bearer_token = Some("a".into());
+            r.bearer_token_file = Some("/t".into());
+        })
+        .contains("keep one"));
+    }
+
+    #[test]
+    fn the_token_file_holds_one_trimmed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let mut r = runtime();
+        r.bearer_token_file = Some(path.to_string_lossy().into_owned());
+        std::fs::write(&path, "s3cret\n").unwrap();
+        assert_eq!(bearer_token(&r).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&path, "\n").unwrap();
+        assert!(format!("{:#}", bearer_token(&r).unwrap_err()).contains("is empty"));
+        std::fs::write(&path, "a\nb\n").unwrap();
+        assert!(format!("{:#}", bearer_token(&r).unwrap_err()).contains("more than one line"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            format!("{:#}", bearer_token(&r).unwrap_err()).contains("reading bearer_token_file")
+        );
     }
 }

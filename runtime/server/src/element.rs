@@ -1,15 +1,20 @@
 //! One trait over the Rust element types, so decoding and encoding are written once, generically.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::tensor::{DataType, TensorData};
 
 /// A Rust type that stores one Open Inference Protocol datatype.
 pub trait Element: Copy + Serialize + Send + 'static {
     const DATATYPE: DataType;
-    /// The JSON scalar as this type, if it is one and fits (no silent wrapping or truncation).
-    fn from_json(value: &Value) -> Option<Self>;
+    /// A JSON number, given as its text, as this type if it fits (no silent wrapping or
+    /// truncation; integer types take only integers).
+    fn from_json_number(text: &str) -> Option<Self>;
+    /// A JSON `true`/`false` as this type (only BOOL takes them).
+    fn from_json_bool(value: bool) -> Option<Self> {
+        let _ = value;
+        None
+    }
     /// Reads one element from exactly `DATATYPE.byte_size()` little-endian bytes.
     fn read_le(bytes: &[u8]) -> Self;
     fn write_le(self, out: &mut Vec<u8>);
@@ -69,19 +74,25 @@ macro_rules! with_element_type {
     };
 }
 
-fn json_signed<T: TryFrom<i64>>(value: &Value) -> Option<T> {
-    value.as_i64().and_then(|i| T::try_from(i).ok())
+/// An integer literal (`-12`; not `1.0` or `1e3`, as JSON readers that tell integers from
+/// floats see it) that fits `T`.
+fn json_integer<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-')
+        .then(|| text.parse().ok())
+        .flatten()
 }
 
-fn json_unsigned<T: TryFrom<u64>>(value: &Value) -> Option<T> {
-    value.as_u64().and_then(|i| T::try_from(i).ok())
+/// A JSON number as a double; `1e400` is out of range, not infinity.
+fn json_float(text: &str) -> Option<f64> {
+    text.parse().ok().filter(|f: &f64| f.is_finite())
 }
 
 macro_rules! numeric_element {
     ($t:ty, $variant:ident, |$v:ident| $from_json:expr) => {
         impl Element for $t {
             const DATATYPE: DataType = DataType::$variant;
-            fn from_json($v: &Value) -> Option<Self> {
+            fn from_json_number($v: &str) -> Option<Self> {
                 $from_json
             }
             fn read_le(bytes: &[u8]) -> Self {
@@ -97,21 +108,25 @@ macro_rules! numeric_element {
     };
 }
 
-numeric_element!(u8, Uint8, |v| json_unsigned(v));
-numeric_element!(u16, Uint16, |v| json_unsigned(v));
-numeric_element!(u32, Uint32, |v| json_unsigned(v));
-numeric_element!(u64, Uint64, |v| json_unsigned(v));
-numeric_element!(i8, Int8, |v| json_signed(v));
-numeric_element!(i16, Int16, |v| json_signed(v));
-numeric_element!(i32, Int32, |v| json_signed(v));
-numeric_element!(i64, Int64, |v| json_signed(v));
-numeric_element!(f32, Fp32, |v| v.as_f64().map(|f| f as f32));
-numeric_element!(f64, Fp64, |v| v.as_f64());
+numeric_element!(u8, Uint8, |v| json_integer(v));
+numeric_element!(u16, Uint16, |v| json_integer(v));
+numeric_element!(u32, Uint32, |v| json_integer(v));
+numeric_element!(u64, Uint64, |v| json_integer(v));
+numeric_element!(i8, Int8, |v| json_integer(v));
+numeric_element!(i16, Int16, |v| json_integer(v));
+numeric_element!(i32, Int32, |v| json_integer(v));
+numeric_element!(i64, Int64, |v| json_integer(v));
+// Rounded from the double the text spells, as JSON clients' float32 values arrive.
+numeric_element!(f32, Fp32, |v| json_float(v).map(|f| f as f32));
+numeric_element!(f64, Fp64, |v| json_float(v));
 
 impl Element for bool {
     const DATATYPE: DataType = DataType::Bool;
-    fn from_json(value: &Value) -> Option<Self> {
-        value.as_bool()
+    fn from_json_number(_: &str) -> Option<Self> {
+        None
+    }
+    fn from_json_bool(value: bool) -> Option<Self> {
+        Some(value)
     }
     fn read_le(bytes: &[u8]) -> Self {
         bytes[0] != 0
@@ -127,17 +142,25 @@ impl Element for bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn json_scalars_must_fit_the_type() {
-        assert_eq!(i8::from_json(&json!(-128)), Some(-128));
-        assert_eq!(i8::from_json(&json!(128)), None);
-        assert_eq!(u8::from_json(&json!(-1)), None);
-        assert_eq!(i64::from_json(&json!(1.5)), None);
-        assert_eq!(f32::from_json(&json!(2)), Some(2.0));
-        assert_eq!(bool::from_json(&json!(1)), None);
-        assert_eq!(bool::from_json(&json!(true)), Some(true));
+        assert_eq!(i8::from_json_number("-128"), Some(-128));
+        assert_eq!(i8::from_json_number("128"), None);
+        assert_eq!(u8::from_json_number("-1"), None);
+        assert_eq!(i64::from_json_number("1.5"), None);
+        assert_eq!(i64::from_json_number("1e3"), None);
+        assert_eq!(
+            u64::from_json_number("18446744073709551615"),
+            Some(u64::MAX)
+        );
+        assert_eq!(u64::from_json_number("18446744073709551616"), None);
+        assert_eq!(f32::from_json_number("2"), Some(2.0));
+        assert_eq!(f64::from_json_number("-2.5E-3"), Some(-0.0025));
+        assert_eq!(f32::from_json_number("0.1"), Some(0.1f64 as f32));
+        assert_eq!(bool::from_json_number("1"), None);
+        assert_eq!(bool::from_json_bool(true), Some(true));
+        assert_eq!(f32::from_json_bool(true), None);
     }
 
     #[test]

@@ -1,12 +1,11 @@
-//! The Open Inference Protocol v2 REST routes, `/metrics`, bearer auth and request limits.
+//! The Open Inference Protocol v2 REST routes, `/metrics` and bearer auth. An inference body is
+//! decoded as it arrives, within the body limits, and only then waits for an engine slot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,12 +13,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
+use crate::body::{BodyReader, ReadError};
 use crate::engine::Model;
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::protocol::{decode_request, encode_response, HEADER_CONTENT_LENGTH};
+use crate::protocol::{
+    decode_stream, encode_response, BodySize, DecodeError, HEADER_CONTENT_LENGTH,
+};
 
 /// `server-timing: infer;dur=<ms>` on every inference response.
 pub const HEADER_SERVER_TIMING: &str = "server-timing";
@@ -30,8 +32,11 @@ pub struct AppState {
     pub metrics: Metrics,
     pub engine: &'static str,
     pub bearer_token: Option<String>,
-    pub max_body_bytes: usize,
-    pub max_concurrency: usize,
+    pub limits: Limits,
+    /// `max_concurrency` permits: a request takes one to run the engine.
+    pub engine_slots: tokio::sync::Semaphore,
+    /// Set when the API is served over TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// `{name}` and, in the `/versions/{version}/` forms, `{version}`.
@@ -49,9 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     let infer_routes = Router::new()
         .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer))
-        // Waits for a slot before the body is read, so at most max_concurrency bodies are in memory.
-        .route_layer(GlobalConcurrencyLimitLayer::new(state.max_concurrency));
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer));
     let protected = Router::new()
         .route("/v2", get(server_metadata))
         .route("/metrics", get(metrics))
@@ -67,12 +70,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/health/ready", get(health))
         .merge(protected)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::map_response(close_after_error))
         .with_state(state)
 }
 
-/// An error may be answered before the request body is read (413, 401, a full queue); closing
+/// An error may be answered before the request body is read (413, 401, 408); closing
 /// with unread bytes resets the connection, so the client must not send its next request on it.
 async fn close_after_error(mut response: Response) -> Response {
     if response.status().is_client_error() || response.status().is_server_error() {
@@ -129,6 +131,10 @@ async fn server_metadata(State(state): State<Arc<AppState>>) -> Json<serde_json:
         "version": env!("CARGO_PKG_VERSION"),
         "extensions": ["binary_tensor_data"],
         "engine": state.engine,
+        "limits": {
+            "max_body_bytes": state.limits.max_body_bytes,
+            "max_concurrency": state.limits.max_concurrency,
+        },
     }))
 }
 
@@ -144,6 +150,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 impl AppState {
+    /// The answer to a body that could not be read, counted when a limit cut it off.
+    fn body_error(&self, e: ReadError) -> ApiError {
+        match e {
+            ReadError::TooLarge { .. } => self.metrics.refused("max_body"),
+            ReadError::TooSlow { .. } => self.metrics.refused("body_timeout"),
+            ReadError::Broken(_) => {}
+        }
+        ApiError::new(e.status(), e.to_string())
+    }
+
     fn model(&self, path: &ModelPath) -> Result<&Arc<Model>, ApiError> {
         let model = self.models.get(&path.name).ok_or_else(|| {
             let mut names: Vec<&String> = self.models.keys().collect();
@@ -188,11 +204,10 @@ async fn model_ready(
 async fn infer(
     State(state): State<Arc<AppState>>,
     Path(path): Path<ModelPath>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
-    let result = run_infer(&state, &path, &headers, body).await;
+    let result = run_infer(&state, &path, request).await;
     let label = state.models.get(&path.name).map_or("", |m| m.name.as_str());
     let response = result.into_response();
     state
@@ -201,37 +216,55 @@ async fn infer(
     response
 }
 
-async fn run_infer(
-    state: &AppState,
-    path: &ModelPath,
+/// A header's value as a byte count.
+fn byte_count(
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let model = state.model(path)?.clone();
-    let body = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than max_body_bytes = {} (raise it in the device config, or send binary tensor data)",
-                state.max_body_bytes
-            ),
-        ),
-        other => ApiError::bad_request(format!("could not read the request body: {other}")),
-    })?;
-    let json_len = match headers.get(HEADER_CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
+    name: impl header::AsHeaderName,
+    what: &str,
+) -> Result<Option<usize>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("Inference-Header-Content-Length must be a byte count")
-                })?,
-        ),
+                .ok_or_else(|| ApiError::bad_request(format!("{what} must be a byte count")))
+        })
+        .transpose()
+}
+
+async fn run_infer(
+    state: &AppState,
+    path: &ModelPath,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let model = state.model(path)?.clone();
+    let (parts, body) = request.into_parts();
+    let size = BodySize {
+        json_len: byte_count(
+            &parts.headers,
+            HEADER_CONTENT_LENGTH,
+            "Inference-Header-Content-Length",
+        )?,
+        content_length: byte_count(&parts.headers, header::CONTENT_LENGTH, "Content-Length")?,
+        limit: state.limits.max_body_bytes,
     };
-    let request = decode_request(&body, json_len, &model.inputs, &model.outputs)
-        .map_err(|e| ApiError::bad_request(e.0))?;
+    let mut body = BodyReader::new(body, size.content_length.map(|n| n as u64), &state.limits)
+        .map_err(|e| state.body_error(e))?;
+    let request = decode_stream(&mut body, size, &model.inputs, &model.outputs)
+        .await
+        .map_err(|e| match e {
+            DecodeError::Invalid(e) => ApiError::bad_request(e.0),
+            DecodeError::Body(e) => state.body_error(e),
+        })?;
     drop(body);
+    // Only a request that has arrived whole takes a slot, or waits for one (as many wait as
+    // there are connections, at most).
+    let _slot = state
+        .engine_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the engine slots were closed"))?;
 
     let engine_started = Instant::now();
     let runner = model.clone();

@@ -1,12 +1,15 @@
 //! edge-runtime: an Open Inference Protocol v2 server over `ort`, with ort-tract (pure Rust,
 //! static) or the real ONNX Runtime (loaded at run time) as the engine.
 
+pub mod body;
 pub mod config;
 pub mod element;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod tensor;
 
@@ -19,9 +22,10 @@ use edge_config::{Engine, RuntimeConfig};
 
 use crate::engine::{Backend, Model};
 use crate::http::AppState;
+use crate::limits::Limits;
 
-/// Initialises the configured engine and loads every model: everything that can fail before the
-/// server opens its port.
+/// Initialises the configured engine, loads every model, reads the secrets and derives the
+/// limits: everything that can fail before the server opens its port.
 pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Backend, AppState)> {
     let backend = engine::init_backend(
         config.engine,
@@ -34,16 +38,19 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Backend, AppState)> {
             Arc::new(Model::load(&backend, model, config.threads)?),
         );
     }
+    let inputs: Vec<&[tensor::TensorSpec]> = models.values().map(|m| m.inputs.as_slice()).collect();
+    let limits = Limits::new(config, &inputs);
     let state = AppState {
-        models,
         metrics: metrics::Metrics::default(),
         engine: match config.engine {
             Engine::Tract => "tract",
             Engine::Onnxruntime => "onnxruntime",
         },
-        bearer_token: config.bearer_token.clone(),
-        max_body_bytes: config.max_body_bytes,
-        max_concurrency: config.max_concurrency,
+        bearer_token: config::bearer_token(config)?,
+        engine_slots: tokio::sync::Semaphore::new(limits.max_concurrency),
+        tls: config.tls.as_ref().map(net::tls::acceptor).transpose()?,
+        limits,
+        models,
     };
     Ok((backend, state))
 }
@@ -52,16 +59,7 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Backend, AppState)> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small responses must not wait on Nagle + delayed ACK (tens of ms per request).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, http::router(Arc::new(state)))
-        .with_graceful_shutdown(shutdown)
-        .await
+    net::serve(listener, Arc::new(state), shutdown).await
 }

@@ -57,10 +57,19 @@ fn run() -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        let limits = &state.limits;
         // One line on stdout that tests and the console can wait for.
         println!(
-            "edge-runtime listening on {address} (engine {}, models {names:?})",
-            state.engine
+            "edge-runtime listening on {address} (engine {}, models {names:?}, {}, max_body {} bytes {})",
+            state.engine,
+            if state.tls.is_some() { "https" } else { "http" },
+            limits.max_body_bytes,
+            match limits.max_body_origin {
+                edge_runtime::limits::BodyLimitOrigin::Configured => "as configured",
+                edge_runtime::limits::BodyLimitOrigin::Derived => "from the models' largest request",
+                edge_runtime::limits::BodyLimitOrigin::DynamicShapes =>
+                    "by default: a model has dimensions of any size, set max_body_bytes",
+            }
         );
         edge_runtime::serve(listener, state, terminated())
             .await

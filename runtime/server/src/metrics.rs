@@ -22,12 +22,18 @@ struct ErrorLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
+}
+
 type Histograms = Family<ModelLabel, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<ModelLabel, Counter>,
     errors: Family<ErrorLabels, Counter>,
+    refusals: Family<LimitLabel, Counter>,
     inference: Histograms,
     request: Histograms,
 }
@@ -37,33 +43,52 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
 }
 
-/// `process_resident_memory_bytes`, Prometheus' standard name, read from /proc on each
-/// scrape: how a device's memory under load is watched through the API.
+/// `process_resident_memory_bytes`, Prometheus' standard name, and
+/// `edge_resident_memory_peak_bytes`, the kernel's high-water mark (`VmHWM`), read from /proc on
+/// each scrape: how a device's memory under load is watched through the API, the peak exactly
+/// even when no scrape landed on it.
 #[derive(Debug)]
 struct ResidentMemory;
 
 impl Collector for ResidentMemory {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(bytes) = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| resident_bytes(&status))
-        else {
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
             return Ok(());
         };
-        let gauge = ConstGauge::new(bytes as i64);
-        let metric = encoder.encode_descriptor(
-            "process_resident_memory",
-            "Resident memory size in bytes",
-            Some(&Unit::Bytes),
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+        for (name, help, value) in [
+            (
+                "process_resident_memory",
+                "Resident memory size in bytes",
+                resident_bytes(&status),
+            ),
+            (
+                "edge_resident_memory_peak",
+                "Largest resident memory size since the server started, in bytes",
+                peak_resident_bytes(&status),
+            ),
+        ] {
+            let Some(bytes) = value else { continue };
+            let gauge = ConstGauge::new(bytes as i64);
+            let metric =
+                encoder.encode_descriptor(name, help, Some(&Unit::Bytes), gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
 /// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
 pub fn resident_bytes(status: &str) -> Option<u64> {
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    status_bytes(status, "VmRSS:")
+}
+
+/// `VmHWM` (the peak of `VmRSS`) of a `/proc/<pid>/status` text, in bytes.
+pub fn peak_resident_bytes(status: &str) -> Option<u64> {
+    status_bytes(status, "VmHWM:")
+}
+
+fn status_bytes(status: &str, key: &str) -> Option<u64> {
+    let kib = status.lines().find_map(|l| l.strip_prefix(key))?;
     let kib: u64 = kib.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib * 1024)
 }
@@ -75,6 +100,7 @@ impl Default for Metrics {
         let edge = registry.sub_registry_with_prefix("edge");
         let requests = Family::<ModelLabel, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
+        let refusals = Family::<LimitLabel, Counter>::default();
         let inference: Histograms = Family::new_with_constructor(latency_histogram);
         let request: Histograms = Family::new_with_constructor(latency_histogram);
         edge.register(
@@ -86,6 +112,11 @@ impl Default for Metrics {
             "infer_errors",
             "Inference requests answered with an error, by HTTP status",
             errors.clone(),
+        );
+        edge.register(
+            "limit_refusals",
+            "Connections and requests cut off by a limit (header_timeout, body_timeout, max_body, max_connections, response_unread)",
+            refusals.clone(),
         );
         edge.register(
             "inference_duration_seconds",
@@ -101,6 +132,7 @@ impl Default for Metrics {
             registry,
             requests,
             errors,
+            refusals,
             inference,
             request,
         }
@@ -125,6 +157,11 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts a connection or request cut off by `limit`.
+    pub fn refused(&self, limit: &'static str) {
+        self.refusals.get_or_create(&LimitLabel { limit }).inc();
     }
 
     pub fn inference(&self, model: &str, elapsed: Duration) {
@@ -152,7 +189,13 @@ mod tests {
         m.request("cls", 200, Duration::from_millis(2));
         m.request("", 404, Duration::from_micros(80));
         m.inference("cls", Duration::from_millis(1));
+        m.refused("header_timeout");
         let text = m.render();
+        assert!(
+            text.contains("edge_limit_refusals_total{limit=\"header_timeout\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("edge_resident_memory_peak_bytes "), "{text}");
         assert!(
             text.contains("edge_infer_requests_total{model=\"cls\"} 1"),
             "{text}"
@@ -177,6 +220,7 @@ mod tests {
     fn resident_memory_comes_from_vmrss() {
         let status = "Name:\tedge-runtime\nVmHWM:\t   20000 kB\nVmRSS:\t   12345 kB\n";
         assert_eq!(resident_bytes(status), Some(12345 * 1024));
+        assert_eq!(peak_resident_bytes(status), Some(20000 * 1024));
         assert_eq!(resident_bytes("Name:\tx\n"), None);
     }
 }

@@ -144,6 +144,28 @@ impl TensorData {
         self.len() == 0
     }
 
+    /// An empty buffer of `datatype` with room for `capacity` elements.
+    pub fn with_capacity(datatype: DataType, capacity: usize) -> TensorData {
+        crate::with_element_type!(datatype, T => T::into_data(Vec::with_capacity(capacity)))
+    }
+
+    /// Appends a JSON number given as its text; false if it is not a value of this type.
+    pub fn push_json_number(&mut self, text: &str) -> bool {
+        with_tensor_data!(self, v => push(v, Element::from_json_number(text)))
+    }
+
+    /// Appends a JSON `true`/`false`; false unless this is BOOL.
+    pub fn push_json_bool(&mut self, value: bool) -> bool {
+        with_tensor_data!(self, v => push(v, Element::from_json_bool(value)))
+    }
+
+    /// Appends elements from little-endian bytes, a whole number of elements.
+    pub fn extend_le(&mut self, bytes: &[u8]) {
+        let size = self.datatype().byte_size();
+        debug_assert_eq!(bytes.len() % size, 0);
+        with_tensor_data!(self, v => extend_le(v, bytes, size))
+    }
+
     /// Appends the elements little-endian, as the binary tensor data extension lays them out.
     pub fn write_le(&self, out: &mut Vec<u8>) {
         with_tensor_data!(self, v => v.iter().for_each(|x| x.write_le(out)))
@@ -154,6 +176,14 @@ impl Serialize for TensorData {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         with_tensor_data!(self, v => v.serialize(s))
     }
+}
+
+fn extend_le<T: Element>(values: &mut Vec<T>, bytes: &[u8], size: usize) {
+    values.extend(bytes.chunks_exact(size).map(T::read_le));
+}
+
+fn push<T>(values: &mut Vec<T>, value: Option<T>) -> bool {
+    value.map(|x| values.push(x)).is_some()
 }
 
 /// A named tensor: what a request carries in and a response carries out.

@@ -112,7 +112,7 @@ fn inference_responses_carry_the_engine_time() {
 /// the unread bytes would reset it under that request.
 #[test]
 fn error_answers_close_the_connection_and_good_ones_keep_it() {
-    let server = small_server(|r| r.max_body_bytes = 1024);
+    let server = small_server(|r| r.max_body_bytes = Some(1024));
     let connection = |body: Vec<u8>| {
         let response = client()
             .post(server.url("/v2/models/small/infer"))
@@ -203,7 +203,7 @@ fn with_input(index: usize, input: Value) -> Value {
 
 #[test]
 fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
-    let server = small_server(|c| c.max_body_bytes = 64 << 10);
+    let server = small_server(|c| c.max_body_bytes = Some(64 << 10));
     let agent = client();
     let infer = server.url("/v2/models/small/infer");
     let cases: Vec<(&str, String, Value, u16, &str)> = vec![
@@ -463,18 +463,9 @@ fn bad_config_is_refused_with_the_field_to_fix() {
 #[test]
 fn tritonclient_speaks_to_it() {
     let server = small_server(|_| {});
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triton_client.py");
-    let address = server.base.trim_start_matches("http://");
-    let output = std::process::Command::new("python3")
-        .arg(script)
-        .arg(address)
-        .output()
-        .expect("running python3");
-    assert!(
-        output.status.success(),
-        "tritonclient checks failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    python_script(
+        "triton_client.py",
+        &[server.base.trim_start_matches("http://")],
     );
 }
 

@@ -123,9 +123,12 @@ fn device_config(
             onnxruntime_library,
             listen: r.listen.clone(),
             threads: r.threads,
-            max_body_bytes: r.body_limit(),
+            max_body_bytes: r.max_body_bytes.map(|b| b as usize),
             max_concurrency: r.max_concurrency.unwrap_or(4),
             bearer_token: r.bearer_token.clone(),
+            bearer_token_file: None,
+            limits: Default::default(),
+            tls: None,
             models: model
                 .map(|m| ModelConfig {
                     name: m.name.clone(),

@@ -86,6 +86,15 @@ impl InferClient {
         self.get("/v2/health/ready").is_ok()
     }
 
+    /// The largest request body the server takes (edge-runtime reports its limits in `/v2`).
+    pub fn max_body_bytes(&self) -> Result<usize> {
+        let body = self.get("/v2")?;
+        body["limits"]["max_body_bytes"]
+            .as_u64()
+            .map(|n| n as usize)
+            .with_context(|| format!("{}/v2 reports no limits.max_body_bytes: {body}", self.base))
+    }
+
     pub fn metadata(&self, model: &str) -> Result<ModelMetadata> {
         let body = self.get(&format!("/v2/models/{model}"))?;
         serde_json::from_value(body).context("model metadata is not Open Inference Protocol JSON")

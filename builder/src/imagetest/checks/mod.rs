@@ -25,17 +25,15 @@ pub struct CheckOutcome {
     pub detail: String,
 }
 
-/// Run one case. `reference` answers the same request with the host's ONNX Runtime;
-/// `body_limit` is the device's largest request body (load checks send one byte more).
+/// Run one case. `reference` answers the same request with the host's ONNX Runtime.
 pub fn run_case(
     device: &InferClient,
     reference: Option<&InferClient>,
     model: &str,
     case: &TestCase,
-    body_limit: usize,
 ) -> CheckOutcome {
     let result = match &case.load {
-        Some(load) => load::run_load(device, reference, model, case, load.get_ref(), body_limit),
+        Some(load) => load::run_load(device, reference, model, case, load.get_ref()),
         None => try_case(device, reference, model, case),
     };
     match result {

@@ -24,9 +24,12 @@ pub fn device_config(init: InitConfig) -> DeviceConfig {
             onnxruntime_library: None,
             listen: "0.0.0.0:8000".to_string(),
             threads: 0,
-            max_body_bytes: 1 << 20,
+            max_body_bytes: Some(1 << 20),
             max_concurrency: 1,
             bearer_token: None,
+            bearer_token_file: None,
+            limits: Default::default(),
+            tls: None,
             models: vec![ModelConfig {
                 name: "standin".to_string(),
                 path: "/models/standin.onnx".to_string(),

@@ -218,9 +218,12 @@ pub fn runtime_config(engine: Engine, models: &[(&str, &Path)]) -> RuntimeConfig
             .then(|| onnxruntime_library().to_string_lossy().into_owned()),
         listen: "127.0.0.1:0".into(),
         threads: 1,
-        max_body_bytes: 1 << 20,
+        max_body_bytes: Some(1 << 20),
         max_concurrency: 2,
         bearer_token: None,
+        bearer_token_file: None,
+        limits: edge_config::Limits::default(),
+        tls: None,
         models: models
             .iter()
             .map(|(name, path)| ModelConfig {
@@ -288,6 +291,25 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Runs `tests/SCRIPT` with python3 and `args`; its stdout, or a panic with all it printed.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let output = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// An HTTP client that returns 4xx/5xx responses instead of failing on them.
