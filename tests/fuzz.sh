@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz every hostile input for a bounded time: the recipe parser, the APKINDEX parser, the .apk
-# reader + unpacker, the ONNX model check and edge-runtime's request decoder (tests/fuzz/).
+# reader + unpacker, the ONNX model check, edge-runtime's request decoder, and edge-init's DHCP
+# reply, partition table / superblock and kernel command line parsers (tests/fuzz/).
 #
 #   tests/fuzz.sh [SECONDS_PER_TARGET]          every target, 60 s each by default
 #   FUZZ_TARGETS="apk model" tests/fuzz.sh 300  only those

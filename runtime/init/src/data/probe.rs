@@ -29,7 +29,9 @@ pub fn parse_uevent(text: &str) -> Uevent {
 pub const TABLE_PROBE_LEN: usize = 512 * 2 + 128 * 16;
 
 /// The PARTUUID the kernel gives partition `partn` of a disk starting with `start`, as
-/// `blkid` writes it: `<MBR signature>-<NN>` or the GPT partition GUID, lower-case.
+/// `blkid` writes it: `<MBR signature>-<NN>` or the GPT partition GUID, lower-case. Every
+/// number the disk gives (where the entries are, how large, how many) is checked before use:
+/// the card is whatever was plugged in.
 pub fn table_partuuid(start: &[u8], partn: u32) -> Option<String> {
     let mbr = start.get(..512)?;
     if mbr[510..512] != [0x55, 0xAA] || partn == 0 {
@@ -44,10 +46,25 @@ pub fn table_partuuid(start: &[u8], partn: u32) -> Option<String> {
     if &header[..8] != b"EFI PART" {
         return None;
     }
+    let le32 = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     let entries_lba = u64::from_le_bytes(header[72..80].try_into().ok()?);
-    let entry_size = u32::from_le_bytes(header[84..88].try_into().ok()?) as usize;
-    let at = usize::try_from(entries_lba).ok()? * 512 + (partn as usize - 1) * entry_size;
-    let guid = start.get(at + 16..at + 32)?;
+    let entries = le32(80);
+    let entry_size = le32(84);
+    // The UEFI spec: entries of 128 x 2^n bytes; partition numbers count from 1.
+    if entry_size < 128 || !entry_size.is_power_of_two() || partn > entries {
+        return None;
+    }
+    let at = usize::try_from(entries_lba)
+        .ok()?
+        .checked_mul(512)?
+        .checked_add(
+            usize::try_from(partn - 1)
+                .ok()?
+                .checked_mul(entry_size as usize)?,
+        )?;
+    let guid = start.get(at.checked_add(16)?..at.checked_add(32)?)?;
     if guid.iter().all(|&b| b == 0) {
         return None;
     }
@@ -149,6 +166,7 @@ mod tests {
         disk[511] = 0xAA;
         disk[512..520].copy_from_slice(b"EFI PART");
         disk[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        disk[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
         disk[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
         let entry = 1024 + 128;
         // 6c2a0f13-1234-5678-9abc-def012345678 in GPT's mixed-endian layout.
@@ -161,6 +179,18 @@ mod tests {
             Some("6c2a0f13-1234-5678-9abc-def012345678")
         );
         assert_eq!(table_partuuid(&disk, 1), None);
+        // Numbers off the disk that would overflow or point nowhere are no PARTUUID.
+        let mut far = disk.clone();
+        far[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(table_partuuid(&far, 2), None);
+        let mut odd = disk.clone();
+        odd[512 + 84..512 + 88].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(table_partuuid(&odd, 2), None);
+        assert_eq!(
+            table_partuuid(&disk, 129),
+            None,
+            "beyond the table's 128 entries"
+        );
     }
 
     #[test]
