@@ -449,6 +449,63 @@ fn remote_repository_is_cached_for_offline_rebuilds() {
     assert!(err.contains("\"musl-dev\""), "{err}");
 }
 
+/// A mirror that cuts off the first answer for every file half way: each download resumes
+/// where it stopped (a `Range` request) and the install is the same as from a steady one.
+#[test]
+fn cut_off_downloads_resume_where_they_stopped() {
+    let fx = Fixture::new(&real_packages(), repo_key());
+    let steady = http::serve(fx.mirror.clone());
+    let mut request = fx.request(&["busybox"]);
+    request.repositories[0].base = steady.url.clone();
+    let mut want = RootfsTree::new(0);
+    let steady_set = packages::install(&request, &mut want, &Progress::hidden()).unwrap();
+
+    let flaky = http::serve_cutting(fx.mirror.clone());
+    let empty_cache = tempfile::tempdir().unwrap();
+    request.repositories[0].base = flaky.url.clone();
+    request.cache_dir = empty_cache.path().to_path_buf();
+    let mut got = RootfsTree::new(0);
+    let flaky_set = packages::install(&request, &mut got, &Progress::hidden()).unwrap();
+    let (cut, resumed) = (
+        flaky.cut.load(std::sync::atomic::Ordering::SeqCst),
+        flaky.resumed.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert!(
+        cut >= 2,
+        "the index and at least one package were cut off ({cut})"
+    );
+    assert_eq!(
+        resumed, cut,
+        "each cut-off download resumed with a Range request"
+    );
+    // The same packages, byte for byte (the .apk sha256s), and the same files but the one
+    // naming the mirror's URL.
+    let sums = |set: &packages::InstalledSet| {
+        set.packages
+            .iter()
+            .map(|p| (p.name.clone(), p.apk_sha256.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sums(&flaky_set), sums(&steady_set));
+    let files = |tree: &RootfsTree| {
+        tree.iter()
+            .filter(|(path, _)| path.to_string() != "/etc/apk/repositories")
+            .map(|(path, node)| (path.to_string(), format!("{node:?}")))
+            .collect::<Vec<_>>()
+    };
+    let (got, want) = (files(&got), files(&want));
+    let differ: Vec<&String> = got
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert!(
+        got.len() == want.len() && differ.is_empty(),
+        "differ: {differ:?}"
+    );
+}
+
 #[test]
 fn installs_from_the_offline_mirror_for_both_arches() {
     let mirror = mirror();

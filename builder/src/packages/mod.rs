@@ -10,6 +10,7 @@ mod apk;
 mod busybox;
 mod db;
 pub mod dependency;
+mod download;
 mod fetch;
 mod gzip;
 pub mod index;

@@ -1,5 +1,6 @@
-//! Where repository files come from: https (rustls, no OpenSSL) or a local folder
-//! (`/path` or `file:///path`), read the same way so a local mirror behaves like a remote one.
+//! Where repository files come from: https (rustls, no OpenSSL; see `download` for timeouts,
+//! retries and resume) or a local folder (`/path` or `file:///path`), read the same way so a
+//! local mirror behaves like a remote one.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -51,7 +52,7 @@ impl Location {
                 read_limited(file, limit)
                     .with_context(|| format!("cannot read {}", path.display()))?
             }
-            Location::Http(url) => download(url, label, progress, limit)?,
+            Location::Http(url) => super::download::download(url, label, progress, limit)?,
         };
         if bytes.len() as u64 > limit {
             bail!(
@@ -70,19 +71,6 @@ impl std::fmt::Display for Location {
             Location::Local(path) => write!(f, "{}", path.display()),
         }
     }
-}
-
-fn download(url: &str, label: &str, progress: &Progress, limit: u64) -> Result<Vec<u8>> {
-    let mut response = ureq::get(url)
-        .call()
-        .with_context(|| format!("cannot download {url}"))?;
-    let total = response.body().content_length();
-    let bar = progress.download(label, total);
-    let reader = bar.wrap_read(response.body_mut().as_reader());
-    let bytes = read_limited(reader, limit)
-        .with_context(|| format!("download of {url} was interrupted"))?;
-    bar.finish_and_clear();
-    Ok(bytes)
 }
 
 /// Up to `limit + 1` bytes: one more than allowed says the file is too large.
