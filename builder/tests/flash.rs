@@ -344,3 +344,130 @@ fn bmaptool_copy_accepts_our_bmap() {
     bmaptool(&[&"copy", &"--bmap", &ours, &img, &copy]);
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&img).unwrap());
 }
+
+/// A loop device over `backing`, detached on drop.
+struct Loop(PathBuf);
+
+impl Loop {
+    fn attach(backing: &Path) -> Loop {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(backing)
+            .output()
+            .expect("losetup (util-linux) runs");
+        assert!(
+            out.status.success(),
+            "losetup -f --show failed (this test needs loop devices, as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+/// Writes a partition table (an `sfdisk` script) onto a disk image.
+fn partition(disk: &Path, script: &str) {
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--quiet", "--no-reread"])
+        .arg(disk)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk (fdisk) runs");
+    std::io::Write::write_all(&mut sfdisk.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    assert!(
+        sfdisk.wait().unwrap().success(),
+        "sfdisk {}",
+        disk.display()
+    );
+}
+
+/// `sfdisk --dump` of a disk: its partition table, or `None` when it has none.
+fn partition_table(disk: &Path) -> Option<String> {
+    let out = Command::new("sfdisk")
+        .arg("--dump")
+        .arg(disk)
+        .output()
+        .expect("sfdisk runs");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A flash killed half way, as a pulled card or a power cut would stop it, on a real block
+/// device (a loop device over a file that held a partitioned card): the old partition table
+/// is gone and the new one was never written, so nothing takes the card for bootable.
+#[test]
+fn a_flash_killed_half_way_leaves_no_partition_table() {
+    const SIZE: u64 = 256 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    // The new image: a partition table, then data everywhere (no bmap: it is written whole).
+    let image = dir.path().join("new.img");
+    let f = File::create(&image).unwrap();
+    f.write_all_at(&vec![0xa5; SIZE as usize], 0).unwrap();
+    drop(f);
+    partition(&image, "label: dos\n,64MiB,c\n,,83\n");
+    // The card: an old, partitioned one.
+    let backing = dir.path().join("card.img");
+    std::fs::write(&backing, vec![0x11; SIZE as usize]).unwrap();
+    partition(&backing, "label: gpt\n,,L\n");
+    let card = Loop::attach(&backing);
+    assert!(
+        partition_table(&card.0).is_some(),
+        "the old card has a table"
+    );
+
+    let mut flash = Command::new(env!("CARGO_BIN_EXE_edgeimg"))
+        .args(["flash", "--yes", "--force"])
+        .arg(&image)
+        .arg(&card.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once data past the first MiB reached the card.
+    let backing_file = File::open(&backing).unwrap();
+    let mut byte = [0u8; 1];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        backing_file.read_exact_at(&mut byte, 8 * MIB).unwrap();
+        if byte[0] == 0xa5 {
+            break;
+        }
+        assert!(
+            flash.try_wait().unwrap().is_none(),
+            "the flash ended before any data showed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no data reached the card"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    flash.kill().unwrap();
+    flash.wait().unwrap();
+    Command::new("blockdev")
+        .arg("--flushbufs")
+        .arg(&card.0)
+        .status()
+        .unwrap();
+
+    let mut head = vec![0u8; MIB as usize];
+    File::open(&card.0)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    let mut tail = [0u8; 1];
+    backing_file.read_exact_at(&mut tail, SIZE - MIB).unwrap();
+    assert_ne!(
+        tail[0], 0xa5,
+        "the flash finished before it was killed; nothing was tested"
+    );
+    assert!(head.iter().all(|&b| b == 0), "the first MiB is zeros");
+    assert_eq!(partition_table(&card.0), None, "no partition table");
+}

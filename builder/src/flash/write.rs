@@ -166,9 +166,16 @@ impl Output {
     }
 }
 
+/// The start of a disk that holds what makes it bootable: the MBR or GPT header and entries,
+/// and on a Pi the boot partition's first sectors. It is zeroed first and written last (as
+/// coreos-installer does), so a flash cut short at any point, by Ctrl-C, a pulled card or a
+/// power cut, leaves no partition table: nothing takes the card for bootable.
+pub const HEAD: u64 = 1 << 20;
+
 /// Copy each piece from `image` to `out` at the same offset, hashing what was written, and
-/// sync. A piece whose bytes no longer match the bmap (the image changed after it was
-/// checked) stops the copy.
+/// sync: first zeros over [`HEAD`], then everything after it, then the image's head. A piece
+/// whose bytes no longer match the bmap (the image changed after it was checked) stops the
+/// copy.
 pub fn copy_pieces(
     image: &File,
     out: &File,
@@ -176,9 +183,26 @@ pub fn copy_pieces(
     cancel: &AtomicBool,
     bar: &ProgressBar,
 ) -> Result<Vec<Written>> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Interrupted { phase: "writing" }.into());
+    }
+    let head_len = pieces
+        .iter()
+        .map(|p| p.bytes.end)
+        .max()
+        .unwrap_or(0)
+        .min(HEAD);
+    let mut head = vec![0u8; head_len as usize];
+    out.write_all_at(&head, 0)
+        .and_then(|()| out.sync_data())
+        .context(
+            "cannot clear the start of the target; was the card removed, or is it read-only?",
+        )?;
     let mut buf = vec![0u8; CHUNK as usize];
     let mut unsynced = 0;
     let mut written = Vec::with_capacity(pieces.len());
+    // The image's bytes that belong in the head, kept until everything else is on the target.
+    let mut held = Vec::new();
     for piece in pieces {
         let mut hash = Sha256::new();
         for chunk in chunks(piece.bytes.clone()) {
@@ -190,14 +214,20 @@ pub fn copy_pieces(
                 .read_exact_at(data, chunk.start)
                 .with_context(|| format!("cannot read the image at offset {}", chunk.start))?;
             hash.update(&*data);
-            out.write_all_at(data, chunk.start).with_context(|| {
-                format!(
-                    "cannot write {} at offset {}; was the card removed, or is it failing?",
-                    ByteSize(data.len() as u64),
-                    chunk.start
-                )
-            })?;
-            unsynced += data.len() as u64;
+            let in_head = chunk.start.min(HEAD)..chunk.end.min(HEAD);
+            if !in_head.is_empty() {
+                let (at, len) = (
+                    in_head.start as usize,
+                    (in_head.end - in_head.start) as usize,
+                );
+                head[at..at + len].copy_from_slice(&data[..len]);
+                held.push(in_head.clone());
+            }
+            let after = chunk.start.max(HEAD);
+            if after < chunk.end {
+                write_at(out, &data[(after - chunk.start) as usize..], after)?;
+                unsynced += chunk.end - after;
+            }
             if unsynced >= SYNC_EVERY {
                 out.sync_data().context("cannot flush the written data")?;
                 unsynced = 0;
@@ -217,11 +247,30 @@ pub fn copy_pieces(
             sha256,
         });
     }
+    // Everything else is on the target before the partition table is.
+    out.sync_data()
+        .context("cannot flush the written data to the target")?;
+    for range in held {
+        write_at(
+            out,
+            &head[range.start as usize..range.end as usize],
+            range.start,
+        )?;
+    }
     // The bar stays at 100% while the last writes reach the card.
     out.sync_all()
         .context("cannot flush the written data to the target")?;
     bar.finish_and_clear();
     Ok(written)
+}
+
+fn write_at(out: &File, data: &[u8], at: u64) -> Result<()> {
+    out.write_all_at(data, at).with_context(|| {
+        format!(
+            "cannot write {} at offset {at}; was the card removed, or is it failing?",
+            ByteSize(data.len() as u64)
+        )
+    })
 }
 
 /// Check each piece of `image` that has a recorded sha256 against it.

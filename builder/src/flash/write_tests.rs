@@ -35,6 +35,17 @@ fn sparse_image(dir: &Path) -> (PathBuf, Vec<Piece>) {
     (path, pieces)
 }
 
+/// [`copy_pieces`] from the image file at `img`, without a progress bar.
+fn copy(img: &Path, out: &File, pieces: &[Piece], cancel: &AtomicBool) -> Result<Vec<Written>> {
+    copy_pieces(
+        &File::open(img).unwrap(),
+        out,
+        pieces,
+        cancel,
+        &ProgressBar::hidden(),
+    )
+}
+
 fn target(dir: &Path) -> File {
     OpenOptions::new()
         .read(true)
@@ -66,8 +77,40 @@ fn copies_mapped_ranges_and_verifies_them() {
         let r = p.bytes.start as usize..p.bytes.end as usize;
         assert_eq!(want[r.clone()], got[r]);
     }
-    // Unmapped ranges are left alone, as bmaptool does.
+    // Unmapped ranges are left alone, as bmaptool does, but for the first MiB: zeroed whole.
     assert_eq!(got[MIB as usize], 0x55);
+    assert!(got[5000..HEAD as usize].iter().all(|&b| b == 0));
+}
+
+/// An image read that fails half way (the image file was cut short after it was checked):
+/// the old card's partition table is gone and the new one was never written.
+#[test]
+fn a_copy_cut_short_leaves_no_partition_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, pieces) = sparse_image(dir.path());
+    let out = target(dir.path());
+    // A used card with a partition table.
+    out.write_all_at(&vec![0x55; 12 * MIB as usize], 0).unwrap();
+    out.write_all_at(&[0x55, 0xAA], 510).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(8 * MIB)
+        .unwrap();
+    let err = copy(&img, &out, &pieces, &AtomicBool::new(false)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cannot read the image"),
+        "{err:#}"
+    );
+    let got = std::fs::read(dir.path().join("target.img")).unwrap();
+    assert!(
+        got[..HEAD as usize].iter().all(|&b| b == 0),
+        "the head is zeros"
+    );
+    // What lies after the head went out before the failure.
+    let second = pieces[1].bytes.start as usize;
+    assert_eq!(got[second], 2);
 }
 
 #[test]
@@ -76,14 +119,7 @@ fn a_target_range_that_differs_fails_verification() {
     let (img, pieces) = sparse_image(dir.path());
     let out = target(dir.path());
     let cancel = AtomicBool::new(false);
-    let written = copy_pieces(
-        &File::open(&img).unwrap(),
-        &out,
-        &pieces,
-        &cancel,
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let written = copy(&img, &out, &pieces, &cancel).unwrap();
     // What a failing or fake-capacity card does: a range reads back different.
     out.write_all_at(&[0xff], pieces[1].bytes.start + 4096)
         .unwrap();
@@ -108,14 +144,7 @@ fn an_image_that_no_longer_matches_its_bmap_stops_the_copy() {
     let f = OpenOptions::new().write(true).open(&img).unwrap();
     f.write_all_at(&[9], 100).unwrap();
     let out = target(dir.path());
-    let err = copy_pieces(
-        &File::open(&img).unwrap(),
-        &out,
-        &pieces,
-        &AtomicBool::new(false),
-        &ProgressBar::hidden(),
-    )
-    .unwrap_err();
+    let err = copy(&img, &out, &pieces, &AtomicBool::new(false)).unwrap_err();
     assert!(format!("{err:#}").contains("the image changed"), "{err:#}");
 }
 
@@ -124,14 +153,7 @@ fn cancel_stops_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let (img, pieces) = sparse_image(dir.path());
     let out = target(dir.path());
-    let err = copy_pieces(
-        &File::open(&img).unwrap(),
-        &out,
-        &pieces,
-        &AtomicBool::new(true),
-        &ProgressBar::hidden(),
-    )
-    .unwrap_err();
+    let err = copy(&img, &out, &pieces, &AtomicBool::new(true)).unwrap_err();
     assert_eq!(
         err.downcast_ref::<Interrupted>().map(|i| i.phase),
         Some("writing")
