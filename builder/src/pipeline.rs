@@ -315,7 +315,12 @@ fn manifest(
         disk: None,
         kernel_modules: Vec::new(),
         outputs,
-        warnings: installed.warnings.clone(),
+        warnings: installed
+            .warnings
+            .iter()
+            .cloned()
+            .chain(plan.runtime.warnings())
+            .collect(),
         inputs_sha256: None,
     }
 }

@@ -14,7 +14,7 @@ use crate::imagetest::checks::{run_case, CheckOutcome, InferClient};
 use crate::imagetest::host_server::start_reference;
 use crate::imagetest::qemu_boot::{boot_spec, qemu_boards};
 use crate::outputs::manifest::Manifest;
-use crate::plan::Plan;
+use crate::plan::{Plan, Secret};
 
 pub struct TestOptions {
     pub ready_timeout: Duration,
@@ -50,6 +50,18 @@ const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
 /// Boots the image on every machine that stands in for its board (see
 /// [`crate::imagetest::qemu_boot::qemu_boards`]), one after the other.
 pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<Vec<TestReport>> {
+    if plan.runtime.tls.is_some() {
+        bail!(
+            "edgeimg test speaks plain HTTP to the device, and runtime.tls is set; test a copy of the recipe without `tls` (edge-runtime's own tests check TLS with a client that verifies the certificate)"
+        );
+    }
+    // Read from where the recipe points, like the build did; held in memory only.
+    let token = plan
+        .runtime
+        .bearer_token
+        .as_ref()
+        .map(Secret::read)
+        .transpose()?;
     let machines = qemu_boards(plan.board);
     let with_network = machines.iter().find(|m| m.profile().nic.is_some());
     let mut reports = Vec::new();
@@ -66,6 +78,7 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
             machine,
             with_network.copied(),
             log,
+            token.clone(),
             opts,
         )?);
     }
@@ -78,6 +91,7 @@ fn test_on(
     machine: QemuBoard,
     with_network: Option<QemuBoard>,
     console_log: PathBuf,
+    token: Option<String>,
     opts: &TestOptions,
 ) -> Result<TestReport> {
     let kill = plan.tests.iter().any(|t| t.kill_server);
@@ -112,7 +126,7 @@ fn test_on(
     };
     let device = vm
         .api_addr()
-        .map(|addr| InferClient::new(format!("http://{addr}"), plan.runtime.bearer_token.clone()));
+        .map(|addr| InferClient::new(format!("http://{addr}"), token));
 
     if kill {
         if let Err(e) = wait_for_restart(&vm, device.as_ref(), &console_log) {

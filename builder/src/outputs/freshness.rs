@@ -1,7 +1,9 @@
 //! `edgeimg run` and `test` build only when stale. A digest of everything a build reads (the
 //! plan, the files it names, the mirror's local indexes, our device binaries and this edgeimg
 //! itself) is kept in the manifest; a build whose digest matches and whose outputs are intact
-//! is reused.
+//! is reused. Secret files (the bearer token, the TLS key) count by their size and time, never
+//! their bytes; a token from an environment variable does not count (`--rebuild` after
+//! changing it).
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::image::device::DeviceBinaries;
 use crate::outputs::manifest::{Manifest, MANIFEST_FILE};
-use crate::plan::{FileSource, Plan};
+use crate::plan::{FileSource, Plan, Secret};
 use crate::writers::record::OutputRecord;
 
 pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
@@ -43,6 +45,12 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     if let Some(lock) = &mut what.lock {
         lock.path = Default::default();
     }
+    if let Some(tls) = &mut what.runtime.tls {
+        (tls.cert, tls.key) = Default::default();
+    }
+    if let Some(Secret::File(path)) = &mut what.runtime.bearer_token {
+        *path = Default::default();
+    }
     hasher.update(format!("{what:?}"));
     let mut files = vec![
         ("recipe".to_string(), plan.recipe_path.clone()),
@@ -70,6 +78,30 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
         FileSource::Host(path) => Some((format!("file {}", f.dest), path.clone())),
         FileSource::Inline(_) => None,
     }));
+    files.extend(
+        plan.runtime
+            .tls
+            .iter()
+            .map(|tls| ("tls cert".to_string(), tls.cert.clone())),
+    );
+    let mut secrets: Vec<(&str, &Path)> = plan
+        .runtime
+        .tls
+        .iter()
+        .map(|tls| ("tls key", tls.key.as_path()))
+        .collect();
+    if let Some(Secret::File(path)) = &plan.runtime.bearer_token {
+        secrets.push(("bearer token", path));
+    }
+    for (role, secret) in secrets {
+        let meta = std::fs::metadata(secret)
+            .with_context(|| format!("cannot read {}", secret.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        hasher.update(format!("{role}:{}:{mtime:?}", meta.len()));
+    }
     // A rebuilt edgeimg may write different images from the same inputs.
     files.push((
         "edgeimg".to_string(),
@@ -184,6 +216,35 @@ mod tests {
             inputs_digest(&plan(&here, "a"), &here.binaries).unwrap(),
             inputs_digest(&plan(&there, "a"), &there.binaries).unwrap()
         );
+    }
+
+    #[test]
+    fn a_token_file_counts_by_its_size_and_time_never_its_bytes() {
+        let fx = fixture();
+        let path = fx.dir.path().join("r.toml");
+        let text = "[image]\nname = \"d\"\nboard = \"qemu-x86_64\"\n[model]\npath = \"model.onnx\"\n[runtime]\nbearer_token_file = \"token\"\n";
+        std::fs::write(&path, text).unwrap();
+        let loaded = LoadedRecipe::parse(&path, text.to_string()).unwrap();
+        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let token = fx.dir.path().join("token");
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let write = |bytes: &str, secs| {
+            std::fs::write(&token, bytes).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&token)
+                .unwrap()
+                .set_modified(at(secs))
+                .unwrap();
+        };
+        write("first-token\n", 1000);
+        let first = inputs_digest(&plan, &fx.binaries).unwrap();
+        // Other bytes, same size and time: the digest cannot tell (it never read them).
+        write("other-token\n", 1000);
+        assert_eq!(first, inputs_digest(&plan, &fx.binaries).unwrap());
+        // A token written anew has a new time: the image is stale.
+        write("other-token\n", 2000);
+        assert_ne!(first, inputs_digest(&plan, &fx.binaries).unwrap());
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! description of the image. Every later stage reads only the plan, never the recipe.
 
 pub mod lockfile;
+mod runtime;
+
+pub use runtime::{RuntimePlan, Secret, TlsPlan};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use edge_config::{Arch, Engine};
+use edge_config::Arch;
 
 use crate::recipe::{
     parse_mode, parse_size, recipe_dir, Board, LoadedRecipe, OutputKind, RecipeError, TestCase,
@@ -133,17 +136,6 @@ pub struct ModelPlan {
     pub name: String,
     pub sha256: Option<String>,
     pub inputs: BTreeMap<String, Vec<i64>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RuntimePlan {
-    pub engine: Engine,
-    pub listen: String,
-    pub threads: usize,
-    pub max_concurrency: Option<usize>,
-    pub max_body_bytes: Option<u64>,
-    pub bearer_token: Option<String>,
-    pub debug_shell: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -347,15 +339,7 @@ impl Plan {
                 device_trees: profile.device_trees.iter().map(|s| s.to_string()).collect(),
             },
             model,
-            runtime: RuntimePlan {
-                engine: r.runtime.engine,
-                listen: r.runtime.listen.get_ref().clone(),
-                threads: r.runtime.threads,
-                max_concurrency: r.runtime.max_concurrency,
-                max_body_bytes: size(&r.runtime.max_body),
-                bearer_token: r.runtime.bearer_token.clone(),
-                debug_shell: r.runtime.debug_shell,
-            },
+            runtime: RuntimePlan::new(loaded, &r.runtime),
             network: edge_config::NetworkConfig {
                 dhcp: r.network.dhcp,
                 interface: r.network.interface.clone(),

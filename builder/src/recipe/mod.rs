@@ -3,6 +3,7 @@
 
 mod board;
 mod error;
+mod runtime;
 mod schema;
 
 pub use board::{Board, BoardModule, BoardProfile};

@@ -136,15 +136,42 @@ pub struct RuntimeSection {
     /// Intra-op threads; 0 = one per CPU.
     #[serde(default)]
     pub threads: usize,
-    /// Requests served at once.
+    /// Requests the engine runs at once; more wait once their body has arrived.
     pub max_concurrency: Option<usize>,
-    /// Largest request body, e.g. "16MiB".
+    /// Largest request body, e.g. "16MiB" (default: derived from the model by the server).
     pub max_body: Option<Spanned<String>>,
-    /// Require `Authorization: Bearer <token>` on every endpoint but health.
-    pub bearer_token: Option<String>,
+    /// Connections held at once; more are answered 503.
+    pub max_connections: Option<Spanned<usize>>,
+    /// Seconds a request's headers may take to arrive (408 after).
+    pub header_timeout_secs: Option<Spanned<f64>>,
+    /// Seconds a body may take beyond its size at `body_min_rate` (408 after).
+    pub body_timeout_secs: Option<Spanned<f64>>,
+    /// Slowest body accepted, per second, e.g. "8KiB".
+    pub body_min_rate: Option<Spanned<String>>,
+    /// Seconds an idle kept-alive connection stays open.
+    pub keep_alive_timeout_secs: Option<Spanned<f64>>,
+    /// Require `Authorization: Bearer <token>` on every endpoint but health. Inline, it lands
+    /// in git with the recipe: prefer `bearer_token_file` or `bearer_token_env`.
+    pub bearer_token: Option<Spanned<String>>,
+    /// A file holding the token, relative to the recipe, read at build time.
+    pub bearer_token_file: Option<Spanned<PathBuf>>,
+    /// An environment variable holding the token at build time.
+    pub bearer_token_env: Option<Spanned<String>>,
+    /// Serve the API over TLS: PEM files relative to the recipe.
+    pub tls: Option<Spanned<TlsSection>>,
     /// Give a shell on the console (for debugging only: off by default).
     #[serde(default)]
     pub debug_shell: bool,
+}
+
+/// `tls = { cert = "tls/cert.pem", key = "tls/key.pem" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
 }
 
 impl Default for RuntimeSection {
@@ -155,7 +182,15 @@ impl Default for RuntimeSection {
             threads: 0,
             max_concurrency: None,
             max_body: None,
+            max_connections: None,
+            header_timeout_secs: None,
+            body_timeout_secs: None,
+            body_min_rate: None,
+            keep_alive_timeout_secs: None,
             bearer_token: None,
+            bearer_token_file: None,
+            bearer_token_env: None,
+            tls: None,
             debug_shell: false,
         }
     }
@@ -312,6 +347,7 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
             parse_size(size.get_ref()).map_err(|msg| loaded.error_at(size.span(), key, msg))?;
         }
     }
+    super::runtime::validate(loaded)?;
     let listen = &r.runtime.listen;
     if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
         return Err(loaded.error_at(

@@ -4,6 +4,7 @@
 
 pub mod binaries;
 mod model;
+mod secrets;
 mod users;
 
 pub use binaries::{
@@ -48,6 +49,7 @@ pub fn add_device_layer(
     let onnxruntime_library = add_engine_libraries(tree, &binaries.runtime_libraries, t)?;
 
     let account = users::add_server_account(tree, t)?;
+    let secrets = secrets::add_secrets(&plan.runtime, tree, &account, t)?;
     let model = match &plan.model {
         Some(m) => Some(add_model(m, tree, t)?),
         None => None,
@@ -63,6 +65,7 @@ pub fn add_device_layer(
         model.as_ref(),
         data,
         onnxruntime_library,
+        secrets,
     );
     tree.add_file(
         path(DEVICE_CONFIG_PATH),
@@ -98,6 +101,7 @@ fn device_config(
     model: Option<&PreparedModel>,
     data: Option<DataPartition>,
     onnxruntime_library: Option<String>,
+    secrets: secrets::Placed,
 ) -> DeviceConfig {
     let r = &plan.runtime;
     DeviceConfig {
@@ -125,10 +129,11 @@ fn device_config(
             threads: r.threads,
             max_body_bytes: r.max_body_bytes.map(|b| b as usize),
             max_concurrency: r.max_concurrency.unwrap_or(4),
-            bearer_token: r.bearer_token.clone(),
-            bearer_token_file: None,
-            limits: Default::default(),
-            tls: None,
+            // Secrets are named by path; their files are the server's alone.
+            bearer_token: None,
+            bearer_token_file: secrets.bearer_token_file,
+            limits: r.limits.clone(),
+            tls: secrets.tls,
             models: model
                 .map(|m| ModelConfig {
                     name: m.name.clone(),
