@@ -1,6 +1,7 @@
 //! Stage 1: the recipe, a TOML file a user writes. Parsed strictly (`deny_unknown_fields`) and
 //! validated; every error names the file, line:column, the key, the bad value and the fix.
 
+mod attack;
 mod board;
 mod error;
 mod runtime;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::attack::AttackCheck;
 use super::{Board, LoadedRecipe, RecipeError};
 pub use edge_config::Engine;
 
@@ -270,6 +271,9 @@ pub struct TestCase {
     /// request) from many clients at once, hostile requests interleaved; the answers must
     /// equal the host's ONNX Runtime (`compare_onnxruntime`) or the device's own at rest.
     pub load: Option<Spanned<LoadCheck>>,
+    /// Slow clients, then a flood of bodies, each while a normal client keeps asking: its
+    /// answers must come within the budget, the server's memory under the bound.
+    pub attack: Option<Spanned<AttackCheck>>,
 }
 
 /// `load = { clients = 16, requests = 400, garbage_every = 5 }`.
@@ -281,8 +285,8 @@ pub struct LoadCheck {
     /// Requests in all, hostile ones included.
     pub requests: usize,
     /// Every Nth request is hostile: garbage JSON, a wrong shape, an unknown model, a body
-    /// over `runtime.max_body`, bytes that are not HTTP, a slow or an aborted connection
-    /// (0: none).
+    /// over the device's max_body, bytes that are not HTTP, headers or a body trickled a byte a
+    /// second (408 after the device's timeouts), an aborted connection (0: none).
     #[serde(default)]
     pub garbage_every: usize,
     /// The most the whole load may take, in seconds.
@@ -376,6 +380,16 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         if let Some(load) = &test.load {
             validate_load(load.get_ref())
                 .map_err(|msg| loaded.error_at(load.span(), "test.load", msg))?;
+        }
+        if let Some(attack) = &test.attack {
+            if test.load.is_some() {
+                return Err(loaded.error_at(
+                    attack.span(),
+                    "test.attack",
+                    "a test is a load or an attack, not both; make two [[test]]s",
+                ));
+            }
+            super::attack::validate(loaded, attack)?;
         }
     }
     for file in &r.files {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use edgeimg_load::{LoadSpec, Target};
+use edgeimg_load::{Good, LoadSpec, Target};
 
 use super::{InferClient, ModelMetadata, Tensor};
 use crate::recipe::{LoadCheck, TestCase};
@@ -21,19 +21,7 @@ pub fn run_load(
     case: &TestCase,
     load: &LoadCheck,
 ) -> Result<String> {
-    let meta = device.metadata(model)?;
-    let bodies = (0..VARIANTS)
-        .map(|variant| request_body(&meta, &case.inputs, variant))
-        .collect::<Result<Vec<_>>>()?;
-    let (answers_from, source) = if case.compare_onnxruntime {
-        let reference = reference.context(
-            "compare_onnxruntime needs the host's ONNX Runtime, which could not be started",
-        )?;
-        (reference, "the host's ONNX Runtime")
-    } else {
-        (device, "the device's own at rest")
-    };
-    let good = edgeimg_load::reference_answers(&target(answers_from, model), bodies)?;
+    let (good, source) = good_requests(device, reference, model, case, VARIANTS)?;
     let spec = LoadSpec {
         clients: load.clients,
         requests: load.requests,
@@ -58,7 +46,34 @@ pub fn run_load(
     ))
 }
 
-fn target(client: &InferClient, model: &str) -> Target {
+/// `variants` requests built from the case's inputs, each with the answer it must get: from
+/// the host's ONNX Runtime (`compare_onnxruntime`) or the device's own at rest; and which.
+pub(super) fn good_requests(
+    device: &InferClient,
+    reference: Option<&InferClient>,
+    model: &str,
+    case: &TestCase,
+    variants: i64,
+) -> Result<(Vec<Good>, &'static str)> {
+    let meta = device.metadata(model)?;
+    let bodies = (0..variants)
+        .map(|variant| request_body(&meta, &case.inputs, variant))
+        .collect::<Result<Vec<_>>>()?;
+    let (answers_from, source) = if case.compare_onnxruntime {
+        let reference = reference.context(
+            "compare_onnxruntime needs the host's ONNX Runtime, which could not be started",
+        )?;
+        (reference, "the host's ONNX Runtime")
+    } else {
+        (device, "the device's own at rest")
+    };
+    Ok((
+        edgeimg_load::reference_answers(&target(answers_from, model), bodies)?,
+        source,
+    ))
+}
+
+pub(super) fn target(client: &InferClient, model: &str) -> Target {
     Target {
         base: client.base().to_string(),
         model: model.to_string(),

@@ -3,6 +3,7 @@
 //! the model's metadata, which the device itself reports); outputs are compared with the
 //! recipe's expected values and/or a reference endpoint (the host's real ONNX Runtime).
 
+mod attack;
 mod client;
 pub mod device;
 mod load;
@@ -32,9 +33,10 @@ pub fn run_case(
     model: &str,
     case: &TestCase,
 ) -> CheckOutcome {
-    let result = match &case.load {
-        Some(load) => load::run_load(device, reference, model, case, load.get_ref()),
-        None => try_case(device, reference, model, case),
+    let result = match (&case.load, &case.attack) {
+        (Some(load), _) => load::run_load(device, reference, model, case, load.get_ref()),
+        (None, Some(check)) => attack::run_attack(device, reference, model, case, check.get_ref()),
+        (None, None) => try_case(device, reference, model, case),
     };
     match result {
         Ok(detail) => CheckOutcome {
