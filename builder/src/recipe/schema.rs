@@ -312,12 +312,14 @@ impl TestCase {
     }
 
     /// Whether the case holds the answer to anything: expected values, the host's ONNX
-    /// Runtime, a killed server coming back, or a load whose answers must agree.
+    /// Runtime, a killed server coming back, a load whose answers must agree, or an attack the
+    /// device must stand.
     fn checks_something(&self) -> bool {
         !self.expect.is_empty()
             || self.compare_onnxruntime
             || self.kill_server
             || self.load.is_some()
+            || self.attack.is_some()
     }
 }
 
@@ -445,7 +447,7 @@ fn validate_test(loaded: &LoadedRecipe, test: &TestCase) -> Result<(), RecipeErr
             "test",
             format!(
                 "test {:?} checks nothing: any answer would pass; add `expect = {{ OUTPUT = [...] }}`, \
-                 `compare_onnxruntime = true`, `kill_server = true` or `load = {{ ... }}`",
+                 `compare_onnxruntime = true`, `kill_server = true`, `load = {{ ... }}` or `attack = {{ ... }}`",
                 test.name.get_ref()
             ),
         ));

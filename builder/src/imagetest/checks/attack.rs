@@ -32,7 +32,7 @@ pub fn run_attack(
         &NormalClient {
             target: &target,
             good,
-            tolerance: case.tolerance,
+            tolerance: case.tolerance(),
             budget,
         },
         5,
@@ -45,7 +45,7 @@ pub fn run_attack(
             duration: Duration::from_secs(check.seconds),
             pause: TRICKLE,
             budget,
-            tolerance: case.tolerance,
+            tolerance: case.tolerance(),
         },
     )?;
     let flood = attack::flood(
@@ -56,7 +56,7 @@ pub fn run_attack(
             body_bytes: device.max_body_bytes()?,
             duration: Duration::from_secs(check.seconds.div_ceil(2)),
             budget,
-            tolerance: case.tolerance,
+            tolerance: case.tolerance(),
         },
     )?;
     let figures = format!(
