@@ -4,7 +4,7 @@
 //! state theirs).
 //! - [`slow`]: many connections that trickle their headers or their body one byte at a time,
 //!   for longer than any timeout the server should have;
-//! - [`flood`]: clients that stream bodies of the largest size the server takes, JSON zeros,
+//! - [`flood()`]: clients that stream bodies of the largest size the server takes, JSON zeros,
 //!   as fast as they can, while the server's resident memory is sampled through `/metrics`.
 
 pub mod flood;

@@ -129,7 +129,7 @@ impl NormalClient<'_> {
         report
     }
 
-    /// Asks until `stop`, pausing [`INTERVAL`] between answers.
+    /// Asks until `stop`, pausing `INTERVAL` between answers.
     pub fn keep_asking(&self, stop: &AtomicBool) -> NormalReport {
         let agent = self.agent();
         let mut report = NormalReport::default();

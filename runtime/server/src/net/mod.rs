@@ -23,7 +23,7 @@ use crate::http::{router, AppState};
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes, then lets connections finish their requests (up to
-/// [`DRAIN`]).
+/// `DRAIN`, 10 s).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
