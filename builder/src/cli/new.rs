@@ -7,7 +7,7 @@ use clap::Args;
 use toml_edit::{DocumentMut, InlineTable, Item, Value};
 
 use edgeimg::model::{inspect_model, Dim};
-use edgeimg::recipe::{parse_size, Board, LoadedRecipe};
+use edgeimg::recipe::{Board, LoadedRecipe};
 
 /// The project's own recipes are the templates, so `new` always writes what the docs describe.
 const PI_TEMPLATE: &str = include_str!("../../../recipes/pi.toml");
@@ -240,7 +240,6 @@ fn fill_template(
         }
         set_value(&mut doc["model"]["inputs"], Value::InlineTable(shapes));
         retarget_tests(&mut doc, inputs);
-        fit_max_body(&mut doc, inputs)?;
     }
     Ok(doc.to_string())
 }
@@ -282,25 +281,6 @@ fn retarget_tests(doc: &mut DocumentMut, inputs: &BTreeMap<String, Vec<i64>>) {
         }
         set_value(&mut test["inputs"], Value::InlineTable(random));
     }
-}
-
-/// A template's `max_body` fits the example model; a larger model's test requests must fit
-/// too. A JSON number of random [0, 1) data takes at most 24 bytes, plus 4 KiB for the rest.
-fn fit_max_body(doc: &mut DocumentMut, inputs: &BTreeMap<String, Vec<i64>>) -> Result<()> {
-    let Some(current) = doc["runtime"].get("max_body").and_then(Item::as_str) else {
-        return Ok(());
-    };
-    let current = parse_size(current).map_err(anyhow::Error::msg)?;
-    let elements: u64 = inputs
-        .values()
-        .map(|dims| dims.iter().map(|&d| d.max(1) as u64).product::<u64>())
-        .sum();
-    let needed = elements.saturating_mul(24).saturating_add(4096);
-    if needed > current {
-        let kib = needed.div_ceil(1024);
-        set_string(&mut doc["runtime"]["max_body"], &format!("{kib}KiB"));
-    }
-    Ok(())
 }
 
 fn set_string(item: &mut Item, value: &str) {
@@ -388,12 +368,9 @@ mod tests {
             let keys: Vec<&String> = test.inputs.keys().collect();
             assert_eq!(keys, ["image", "scale"], "{text}");
         }
-        // 150 529 numbers do not fit the template's 256 KiB.
-        let max_body = loaded.recipe.runtime.max_body.as_ref().unwrap();
-        assert!(
-            parse_size(max_body.get_ref()).unwrap() >= 150_529 * 24,
-            "{text}"
-        );
+        // The template leaves max_body to the device, which derives it from the model's
+        // largest valid request: 150 529 numbers fit without the recipe saying so.
+        assert!(loaded.recipe.runtime.max_body.is_none(), "{text}");
     }
 
     #[test]
