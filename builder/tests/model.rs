@@ -182,6 +182,7 @@ fn committed_models_are_what_make_models_py_makes() {
     python(&[models.join("make_models.py").as_os_str(), dir.as_os_str()]);
     for name in [
         "tiny-mlp.onnx",
+        "tiny-mlp-v2.onnx",
         "fixtures/string-input.onnx",
         "fixtures/two-inputs.onnx",
     ] {

@@ -4,7 +4,8 @@
 
 Needs the `onnx` and `numpy` packages (the test venv in ~/.cache/edgeimg/venv has them).
 
-tiny-mlp.onnx: the served example model. x FP32 [N, 16] -> Gemm -> Relu -> MatMul + Add -> Relu
+tiny-mlp.onnx: the served example model; tiny-mlp-v2.onnx the same network with other weights
+(its update). x FP32 [N, 16] -> Gemm -> Relu -> MatMul + Add -> Relu
 -> Gemm -> Softmax -> probs FP32 [N, 4], with the symbolic batch N also in value_info.
 fixtures/: tiny models that exercise edge cases of model preparation.
 """
@@ -41,8 +42,8 @@ def weight(rng, name, *shape):
     return numpy_helper.from_array(rng.normal(0.0, scale, shape).astype(np.float32), name)
 
 
-def tiny_mlp():
-    rng = np.random.default_rng(20251125)
+def tiny_mlp(seed=20251125, file="tiny-mlp.onnx"):
+    rng = np.random.default_rng(seed)
     initializers = [
         weight(rng, "fc1.weight", 32, 16),  # Gemm with transB=1: stored [out, in]
         weight(rng, "fc1.bias", 32),
@@ -71,7 +72,7 @@ def tiny_mlp():
     inferred = onnx.shape_inference.infer_shapes(helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION))
     graph.value_info.extend(inferred.graph.value_info)
-    save(graph, OUT / "tiny-mlp.onnx")
+    save(graph, OUT / file)
 
 
 def string_input():
@@ -107,5 +108,7 @@ def two_inputs():
 
 if __name__ == "__main__":
     tiny_mlp()
+    # The same signature with other weights: a model update (edge-runtime's repository API).
+    tiny_mlp(seed=20261202, file="tiny-mlp-v2.onnx")
     string_input()
     two_inputs()
