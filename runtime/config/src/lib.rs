@@ -7,6 +7,8 @@
 
 mod arch;
 mod cache;
+#[cfg(feature = "signing")]
+pub mod signing;
 
 pub use arch::Arch;
 pub use cache::{cache_dir, default_cache_dir, CACHE_ENV};
@@ -136,7 +138,64 @@ pub struct RuntimeConfig {
     /// Serve the API over TLS with this certificate and key.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// The model repository API (`/v2/repository/...`): new versions of the models uploaded,
+    /// checked and swapped in while serving. Off (`None`) unless the recipe enables it.
+    #[serde(default)]
+    pub model_updates: Option<ModelUpdates>,
     pub models: Vec<ModelConfig>,
+}
+
+/// Where uploaded model versions live and what a new version must pass before it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelUpdates {
+    /// Folder of `<name>/<version>/model.onnx` and `<name>/current` (on the data partition).
+    #[serde(default = "default_model_store")]
+    pub store: String,
+    /// Largest model upload accepted, in bytes.
+    #[serde(default = "default_max_model_bytes")]
+    pub max_model_bytes: u64,
+    /// An ed25519 public key (base64 of its 32 bytes, as `edgeimg keygen` writes it): once set,
+    /// every upload must carry a signature it verifies.
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// Inputs a new version runs before it serves, and the outputs it must give. Without it,
+    /// the check is one inference on inputs of the declared shapes.
+    #[serde(default)]
+    pub golden: Option<GoldenCheck>,
+}
+
+/// Where `edge-init` and the server expect uploaded models.
+pub const DEFAULT_MODEL_STORE: &str = "/data/models";
+
+/// `max_model_bytes` unless the recipe sets it: room for the mobile-sized models an edge
+/// device serves, small enough that an upload cannot fill a card's data partition unnoticed.
+pub const DEFAULT_MAX_MODEL_BYTES: u64 = 256 << 20;
+
+fn default_model_store() -> String {
+    DEFAULT_MODEL_STORE.to_string()
+}
+
+fn default_max_model_bytes() -> u64 {
+    DEFAULT_MAX_MODEL_BYTES
+}
+
+/// The golden inference: named tensors in, optionally the outputs expected within `tolerance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenCheck {
+    pub tolerance: f64,
+    pub inputs: Vec<GoldenTensor>,
+    #[serde(default)]
+    pub expect: Vec<GoldenTensor>,
+}
+
+/// A tensor as flat row-major numbers (converted to the model's element type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenTensor {
+    pub name: String,
+    pub data: Vec<f64>,
 }
 
 /// How long a client may take and how much it may hold. Each has a safe default.
@@ -233,6 +292,19 @@ mod tests {
             name: "m".into(),
             path: "/m.onnx".into(),
             version: "1".into(),
+        });
+        runtime.model_updates = Some(ModelUpdates {
+            store: DEFAULT_MODEL_STORE.into(),
+            max_model_bytes: 1 << 20,
+            public_key_file: Some("/etc/edgeimg/model-key.pub".into()),
+            golden: Some(GoldenCheck {
+                tolerance: 1e-4,
+                inputs: vec![GoldenTensor {
+                    name: "x".into(),
+                    data: vec![0.5, 1.0],
+                }],
+                expect: Vec::new(),
+            }),
         });
         let text = config.to_toml();
         assert_eq!(DeviceConfig::from_toml(&text).unwrap(), config, "{text}");

@@ -75,6 +75,12 @@ pub fn boot() -> ! {
         config.init.data.as_ref().and_then(|data| {
             data::mount_data(data, (config.init.server_uid, config.init.server_gid))
         });
+    if let (Some(_), Some(updates)) = (&data_mount, &config.runtime.model_updates) {
+        data::make_server_dir(
+            &updates.store,
+            (config.init.server_uid, config.init.server_gid),
+        );
+    }
     mounts::make_root_read_only();
     step("starting the server");
 

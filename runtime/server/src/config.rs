@@ -79,6 +79,16 @@ pub fn check(runtime: &RuntimeConfig) -> anyhow::Result<()> {
     if runtime.bearer_token.is_some() && runtime.bearer_token_file.is_some() {
         bail!("bearer_token and bearer_token_file are both set; keep one (the file: it is not world-readable)");
     }
+    if let Some(updates) = &runtime.model_updates {
+        ensure!(
+            runtime.bearer_token.is_some() || runtime.bearer_token_file.is_some(),
+            "model_updates is on without a bearer token: anyone on the network could replace the model; set bearer_token_file"
+        );
+        ensure!(
+            updates.max_model_bytes > 0,
+            "model_updates.max_model_bytes must be at least 1"
+        );
+    }
     let limits = &runtime.limits;
     for (name, value) in [
         ("limits.header_timeout_ms", limits.header_timeout_ms),
@@ -148,6 +158,15 @@ mod tests {
             r.bearer_token_file = Some("/t".into());
         })
         .contains("keep one"));
+        assert!(err(|r| {
+            r.model_updates = Some(edge_config::ModelUpdates {
+                store: "/data/models".into(),
+                max_model_bytes: 1,
+                public_key_file: None,
+                golden: None,
+            })
+        })
+        .contains("model_updates is on without a bearer token"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -22,13 +23,16 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     decode_stream, encode_response, BodySize, DecodeError, HEADER_CONTENT_LENGTH,
 };
+use crate::repository::{self, Repository};
 
 /// `server-timing: infer;dur=<ms>` on every inference response.
 pub const HEADER_SERVER_TIMING: &str = "server-timing";
 
 /// Everything the handlers share.
 pub struct AppState {
-    pub models: HashMap<String, Arc<Model>>,
+    /// The serving version of each model: swapped whole by a model update, while requests
+    /// that started keep the `Arc` they took.
+    pub models: HashMap<String, ArcSwap<Model>>,
     pub metrics: Metrics,
     pub engine: &'static str,
     pub bearer_token: Option<String>,
@@ -37,6 +41,8 @@ pub struct AppState {
     pub engine_slots: tokio::sync::Semaphore,
     /// Set when the API is served over TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The model repository API, when the recipe enables model updates.
+    pub repository: Option<Repository>,
 }
 
 /// `{name}` and, in the `/versions/{version}/` forms, `{version}`.
@@ -61,6 +67,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(model_routes("/v2/models/{name}"))
         .merge(model_routes("/v2/models/{name}/versions/{version}"))
         .merge(infer_routes)
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{name}/load", post(repository::load))
+        .route(
+            "/v2/repository/models/{name}/unload",
+            post(repository::unload),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
@@ -160,15 +172,20 @@ impl AppState {
         ApiError::new(e.status(), e.to_string())
     }
 
-    fn model(&self, path: &ModelPath) -> Result<&Arc<Model>, ApiError> {
-        let model = self.models.get(&path.name).ok_or_else(|| {
-            let mut names: Vec<&String> = self.models.keys().collect();
-            names.sort();
-            ApiError::not_found(format!(
-                "unknown model '{}'; this server serves {names:?}",
-                path.name
-            ))
-        })?;
+    /// The serving version of the model `path` names (and its version, if it names one).
+    fn model(&self, path: &ModelPath) -> Result<Arc<Model>, ApiError> {
+        let model = self
+            .models
+            .get(&path.name)
+            .map(ArcSwap::load_full)
+            .ok_or_else(|| {
+                let mut names: Vec<&String> = self.models.keys().collect();
+                names.sort();
+                ApiError::not_found(format!(
+                    "unknown model '{}'; this server serves {names:?}",
+                    path.name
+                ))
+            })?;
         match &path.version {
             Some(v) if *v != model.version => Err(ApiError::not_found(format!(
                 "model '{}' has version '{}', not '{v}'",
@@ -208,7 +225,10 @@ async fn infer(
 ) -> Response {
     let started = Instant::now();
     let result = run_infer(&state, &path, request).await;
-    let label = state.models.get(&path.name).map_or("", |m| m.name.as_str());
+    let label = state
+        .models
+        .get_key_value(&path.name)
+        .map_or("", |(name, _)| name.as_str());
     let response = result.into_response();
     state
         .metrics
@@ -238,7 +258,7 @@ async fn run_infer(
     path: &ModelPath,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let model = state.model(path)?.clone();
+    let model = state.model(path)?;
     let (parts, body) = request.into_parts();
     let size = BodySize {
         json_len: byte_count(

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod repository;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -18,28 +19,40 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use edge_config::{Engine, RuntimeConfig};
 
 use crate::engine::{Backend, Model};
 use crate::http::AppState;
 use crate::limits::Limits;
+use crate::repository::Repository;
 
 /// Initialises the configured engine, loads every model, reads the secrets and derives the
 /// limits: everything that can fail before the server opens its port.
-pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Backend, AppState)> {
-    let backend = engine::init_backend(
+/// With model updates on, each model serves the version its store's `current` names.
+pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> {
+    let backend = Arc::new(engine::init_backend(
         config.engine,
         config.onnxruntime_library.as_deref().map(Path::new),
-    )?;
+    )?);
     let mut models = HashMap::new();
     for model in &config.models {
-        models.insert(
-            model.name.clone(),
-            Arc::new(Model::load(&backend, model, config.threads)?),
-        );
+        let loaded = match &config.model_updates {
+            Some(updates) => {
+                repository::boot_model(&backend, model, Path::new(&updates.store), config.threads)?
+            }
+            None => Model::load(&backend, model, config.threads)?,
+        };
+        models.insert(model.name.clone(), ArcSwap::from_pointee(loaded));
     }
-    let inputs: Vec<&[tensor::TensorSpec]> = models.values().map(|m| m.inputs.as_slice()).collect();
+    let serving: Vec<Arc<Model>> = models.values().map(ArcSwap::load_full).collect();
+    let inputs: Vec<&[tensor::TensorSpec]> = serving.iter().map(|m| m.inputs.as_slice()).collect();
     let limits = Limits::new(config, &inputs);
+    let repository = config
+        .model_updates
+        .as_ref()
+        .map(|updates| Repository::new(updates, backend.clone(), &config.models, config.threads))
+        .transpose()?;
     let state = AppState {
         metrics: metrics::Metrics::default(),
         engine: match config.engine {
@@ -51,6 +64,7 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Backend, AppState)> {
         tls: config.tls.as_ref().map(net::tls::acceptor).transpose()?,
         limits,
         models,
+        repository,
     };
     Ok((backend, state))
 }

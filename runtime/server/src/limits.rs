@@ -129,6 +129,7 @@ pub(crate) mod tests {
             bearer_token_file: None,
             limits: edge_config::Limits::default(),
             tls: None,
+            model_updates: None,
             models: vec![],
         }
     }

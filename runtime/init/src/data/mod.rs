@@ -71,6 +71,27 @@ pub fn mount_data(data: &DataPartition, owner: (u32, u32)) -> Option<PathBuf> {
     Some(PathBuf::from(&data.mountpoint))
 }
 
+/// Creates `dir` on the data partition (the model store) and hands it to the server's account,
+/// which writes it and nothing else does.
+pub fn make_server_dir(dir: &str, owner: (u32, u32)) {
+    let result = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            chown(
+                dir,
+                Some(Uid::from_raw(owner.0)),
+                Some(Gid::from_raw(owner.1)),
+            )
+            .map_err(|e| e.to_string())
+        });
+    if let Err(why) = result {
+        console::error(
+            &format!("data:{dir}"),
+            format!("cannot prepare it for the server: {why}"),
+        );
+    }
+}
+
 fn describe(data: &DataPartition) -> String {
     match (&data.label, &data.partuuid) {
         (Some(label), Some(uuid)) => format!("label {label:?} and PARTUUID {uuid}"),

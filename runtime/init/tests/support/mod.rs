@@ -30,6 +30,7 @@ pub fn device_config(init: InitConfig) -> DeviceConfig {
             bearer_token_file: None,
             limits: Default::default(),
             tls: None,
+            model_updates: None,
             models: vec![ModelConfig {
                 name: "standin".to_string(),
                 path: "/models/standin.onnx".to_string(),

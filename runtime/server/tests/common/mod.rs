@@ -145,16 +145,28 @@ pub fn rec_model() -> PathBuf {
     )
 }
 
-/// The project's example model `tests/models/tiny-mlp.onnx`, frozen to [`TINY_MLP_SHAPE`]. The
-/// cache name carries a hash of the source, so regenerating the model refreshes the copy.
+/// The project's example model `tests/models/tiny-mlp.onnx`, frozen to [`TINY_MLP_SHAPE`].
 pub fn tiny_mlp_model() -> PathBuf {
+    frozen_project_model("tiny-mlp")
+}
+
+/// Its update `tests/models/tiny-mlp-v2.onnx` (other weights), frozen the same way.
+pub fn tiny_mlp_v2_model() -> PathBuf {
+    frozen_project_model("tiny-mlp-v2")
+}
+
+/// `tests/models/STEM.onnx` frozen to [`TINY_MLP_SHAPE`]. The cache name carries a hash of the
+/// source, so regenerating the model refreshes the copy.
+fn frozen_project_model(stem: &str) -> PathBuf {
     use std::hash::{Hash, Hasher};
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/tiny-mlp.onnx");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/models")
+        .join(format!("{stem}.onnx"));
     let bytes =
         std::fs::read(&source).unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
-    let file = format!("tiny-mlp_1x16_{:016x}.onnx", hasher.finish());
+    let file = format!("{stem}_1x16_{:016x}.onnx", hasher.finish());
     frozen_model(
         &file,
         &source,
@@ -224,6 +236,7 @@ pub fn runtime_config(engine: Engine, models: &[(&str, &Path)]) -> RuntimeConfig
         bearer_token_file: None,
         limits: edge_config::Limits::default(),
         tls: None,
+        model_updates: None,
         models: models
             .iter()
             .map(|(name, path)| ModelConfig {
