@@ -36,6 +36,7 @@
 //! - [`dist`]: the distribution archive (`cargo xtask dist`): edgeimg plus the device
 //!   binaries of its version, which an installed edgeimg finds beside itself.
 //! - [`bench`](mod@bench): `edgeimg bench`, the product's measured figures.
+//! - [`update`]: `edgeimg keygen`, `sign-model` and `update`, new models for a running device.
 //!
 //! And the libraries the stages share:
 //!
@@ -55,7 +56,7 @@
 //!   [`writers`] and hands back its own [`image::disk::DiskRecord`];
 //! - [`outputs`] describe what [`image`] put in and what [`writers`] wrote, so they read those
 //!   and the plan; nothing before them reads an output module;
-//! - [`pipeline`] runs them all; [`imagetest`], [`flash`], [`host`], [`dist`] and
+//! - [`pipeline`] runs them all; [`imagetest`], [`flash`], [`update`], [`host`], [`dist`] and
 //!   [`bench`](mod@bench) sit on top, and nothing in the pipeline reads them.
 //!
 //! The command line itself (`src/cli/`, one file per subcommand) is a thin layer in the binary.
@@ -73,6 +74,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod recipe;
 pub mod rootfs;
+pub mod update;
 pub mod writers;
 
 pub use edgeimg_pypi as pypi;

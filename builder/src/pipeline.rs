@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 
 use crate::image::device;
-use crate::image::disk::{write_disk_image, DiskPlan};
+use crate::image::disk::{data_disk_partition, write_data_disk, write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build};
 use crate::outputs::manifest::{
@@ -86,13 +86,13 @@ fn build_with(
     }
     let kernel = prepare_kernel(plan, &mut tree)?;
     let disk = DiskPlan::for_plan(plan);
-    let model = device::add_device_layer(
-        plan,
-        &mut tree,
-        &kernel.modules,
-        binaries,
-        disk.as_ref().map(DiskPlan::data_partition),
-    )?;
+    let data_disk = needs_data_disk(plan, disk.as_ref());
+    let data = match &disk {
+        Some(disk) => Some(disk.data_partition()),
+        None if data_disk => Some(data_disk_partition()),
+        None => None,
+    };
+    let model = device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)?;
     add_recipe_files(plan, &mut tree)?;
 
     std::fs::create_dir_all(&plan.out_dir)
@@ -105,8 +105,15 @@ fn build_with(
         outputs.push(OutputRecord::of_file("rootfs-tar", &path)?);
     }
     if plan.outputs.contains(&OutputKind::Initramfs) {
-        let (record, files) = write_direct_boot(plan, &tree, &kernel)?;
+        let (mut record, files) = write_direct_boot(plan, &tree, &kernel)?;
         outputs.extend(files);
+        if data_disk {
+            let file = format!("{}.data.img", plan.name);
+            let path = plan.out_dir.join(&file);
+            write_data_disk(plan, &path)?;
+            outputs.push(OutputRecord::of_file("data-disk", &path)?);
+            record.data_disk = Some(file);
+        }
         boot = Some(record);
     }
     let mut disk_record = None;
@@ -173,6 +180,14 @@ fn build_with(
 
 /// Kernel + initramfs for QEMU's direct boot. The initramfs is the whole rootfs minus /boot
 /// (the kernel is handed to QEMU separately).
+/// Model updates keep their versions on a data partition; a kernel + initramfs boot without a
+/// disk image gets an ext4 disk of its own for them.
+fn needs_data_disk(plan: &Plan, disk: Option<&DiskPlan>) -> bool {
+    disk.is_none()
+        && plan.runtime.model_updates.is_some()
+        && plan.outputs.contains(&OutputKind::Initramfs)
+}
+
 fn write_direct_boot(
     plan: &Plan,
     tree: &RootfsTree,
@@ -201,6 +216,7 @@ fn write_direct_boot(
                 .names()
                 .map(|m| m.as_str().to_string())
                 .collect(),
+            data_disk: None,
         },
         vec![
             OutputRecord::of_file("kernel", &kernel_path)?,

@@ -10,6 +10,7 @@ mod mirror;
 mod new;
 mod run;
 mod test;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ enum Command {
     /// Measure build time, image size, boot-to-ready (also against stock Alpine), inference per
     /// engine (host, guests, Python) and flashing.
     Bench(bench::BenchArgs),
+    /// Upload a new model to a running device: checked there, then swapped in, or refused.
+    Update(update::UpdateArgs),
+    /// Make an ed25519 key pair for signing models (BASE.key, BASE.pub).
+    Keygen(update::KeygenArgs),
+    /// Sign a model with a key from `edgeimg keygen` (writes MODEL.sig).
+    SignModel(update::SignModelArgs),
 }
 
 /// Options shared by every command that builds.
@@ -91,5 +98,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test(args) => test::run(args),
         Command::Flash(args) => flash::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Update(args) => update::run_update(args),
+        Command::Keygen(args) => update::run_keygen(args),
+        Command::SignModel(args) => update::run_sign_model(args),
     }
 }

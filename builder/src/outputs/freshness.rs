@@ -51,6 +51,14 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     if let Some(Secret::File(path)) = &mut what.runtime.bearer_token {
         *path = Default::default();
     }
+    if let Some(key) = what
+        .runtime
+        .model_updates
+        .as_mut()
+        .and_then(|u| u.public_key.as_mut())
+    {
+        *key = Default::default();
+    }
     hasher.update(format!("{what:?}"));
     let mut files = vec![
         ("recipe".to_string(), plan.recipe_path.clone()),
@@ -83,6 +91,13 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
             .tls
             .iter()
             .map(|tls| ("tls cert".to_string(), tls.cert.clone())),
+    );
+    files.extend(
+        plan.runtime
+            .model_updates
+            .iter()
+            .filter_map(|u| u.public_key.clone())
+            .map(|key| ("model public key".to_string(), key)),
     );
     let mut secrets: Vec<(&str, &Path)> = plan
         .runtime

@@ -241,6 +241,10 @@ pub struct BootRecord {
     pub kernel_version: String,
     /// Modules the image ships, in load order (`Manifest::kernel_modules` says why).
     pub modules: Vec<String>,
+    /// An empty ext4 disk (label `edge-data`) that init mounts at /data: written when model
+    /// updates need a data partition and the image boots without a disk image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_disk: Option<String>,
 }
 
 impl Manifest {

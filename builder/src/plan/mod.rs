@@ -4,7 +4,7 @@
 pub mod lockfile;
 mod runtime;
 
-pub use runtime::{RuntimePlan, Secret, TlsPlan};
+pub use runtime::{ModelUpdatesPlan, RuntimePlan, Secret, TlsPlan};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -304,6 +304,19 @@ impl Plan {
                 "disk: the data partition's file system",
                 false,
             ));
+        } else if r
+            .runtime
+            .model_updates
+            .as_ref()
+            .is_some_and(|on| *on.get_ref())
+        {
+            // Model updates live on an ext4 data disk beside the kernel + initramfs boot.
+            modules.push(ModuleRequest {
+                name: "ext4".into(),
+                why: "model updates: the data disk's file system".into(),
+                used: ModuleUse::AtBoot,
+                in_boot_initramfs: false,
+            });
         }
 
         let size = |s: &Option<toml::Spanned<String>>| {

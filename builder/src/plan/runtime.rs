@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use edge_config::{Engine, Limits};
+use edge_config::{Engine, Limits, DEFAULT_MAX_MODEL_BYTES};
 
 use crate::recipe::{parse_size, LoadedRecipe, RuntimeSection};
 
@@ -20,7 +20,16 @@ pub struct RuntimePlan {
     pub limits: Limits,
     pub bearer_token: Option<Secret>,
     pub tls: Option<TlsPlan>,
+    pub model_updates: Option<ModelUpdatesPlan>,
     pub debug_shell: bool,
+}
+
+/// The model repository API: the upload limit and the key uploads must be signed with.
+#[derive(Debug, Clone)]
+pub struct ModelUpdatesPlan {
+    pub max_model_bytes: u64,
+    /// A host file: the ed25519 public key, base64 (from `edgeimg keygen`).
+    pub public_key: Option<PathBuf>,
 }
 
 /// Where a secret comes from. Its `Debug` never shows an inline value.
@@ -123,6 +132,19 @@ impl RuntimePlan {
                 cert: loaded.resolve(&tls.get_ref().cert),
                 key: loaded.resolve(&tls.get_ref().key),
             }),
+            model_updates: r
+                .model_updates
+                .as_ref()
+                .filter(|on| *on.get_ref())
+                .map(|_| ModelUpdatesPlan {
+                    max_model_bytes: r.max_model.as_ref().map_or(DEFAULT_MAX_MODEL_BYTES, |s| {
+                        parse_size(s.get_ref()).expect("validated")
+                    }),
+                    public_key: r
+                        .model_public_key
+                        .as_ref()
+                        .map(|key| loaded.resolve(key.get_ref())),
+                }),
             debug_shell: r.debug_shell,
         }
     }

@@ -6,10 +6,13 @@ mod board;
 mod error;
 mod runtime;
 mod schema;
+mod update;
+mod values;
 
 pub use board::{Board, BoardModule, BoardProfile};
 pub use error::RecipeError;
 pub use schema::*;
+pub use values::{flatten_numbers, input_values};
 
 use std::path::{Path, PathBuf};
 

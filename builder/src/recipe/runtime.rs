@@ -88,6 +88,7 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
             ));
         }
     }
+    validate_model_updates(loaded, !sources.is_empty())?;
     if let Some(var) = &r.bearer_token_env {
         let name = var.get_ref();
         let valid = !name.is_empty()
@@ -98,6 +99,49 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
                 var.span(),
                 "runtime.bearer_token_env",
                 format!("{name:?} is not an environment variable name; e.g. \"EDGE_API_TOKEN\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Model updates replace what the device serves: they need the bearer token, and their own
+/// keys mean nothing without them.
+fn validate_model_updates(loaded: &LoadedRecipe, has_token: bool) -> Result<(), RecipeError> {
+    let r = &loaded.recipe.runtime;
+    match &r.model_updates {
+        Some(on) if *on.get_ref() => {
+            if !has_token {
+                return Err(loaded.error_at(
+                    on.span(),
+                    "runtime.model_updates",
+                    "model updates let whoever can reach the API replace the model, so they need a bearer token; add runtime.bearer_token_file = \"secrets/api-token\" (or bearer_token_env)",
+                ));
+            }
+        }
+        _ => {
+            let needs = [
+                ("runtime.max_model", r.max_model.as_ref().map(Spanned::span)),
+                (
+                    "runtime.model_public_key",
+                    r.model_public_key.as_ref().map(Spanned::span),
+                ),
+            ];
+            if let Some((key, Some(span))) = needs.into_iter().find(|(_, span)| span.is_some()) {
+                return Err(loaded.error_at(
+                    span,
+                    key,
+                    "has no effect while model updates are off; add runtime.model_updates = true, or remove it",
+                ));
+            }
+        }
+    }
+    if let Some(max) = &r.max_model {
+        if parse_size(max.get_ref()).ok() == Some(0) {
+            return Err(loaded.error_at(
+                max.span(),
+                "runtime.max_model",
+                "0 bytes takes no model; give a size such as \"64MiB\" (default 256MiB)",
             ));
         }
     }
@@ -167,5 +211,29 @@ mod tests {
         let error = with_runtime("bearer_token = \" \"").unwrap_err();
         assert!(error.contains("the token is empty"), "{error}");
         assert!(with_runtime("bearer_token_file = \"secrets/token\"").is_ok());
+    }
+
+    #[test]
+    fn model_updates_need_the_token() {
+        let error = with_runtime("model_updates = true").unwrap_err();
+        assert!(
+            error.contains("runtime.model_updates")
+                && error.contains("need a bearer token")
+                && error.contains("bearer_token_file"),
+            "{error}"
+        );
+        assert!(with_runtime(
+            "model_updates = true\nbearer_token_env = \"T\"\nmax_model = \"8MiB\"\nmodel_public_key = \"k.pub\""
+        )
+        .is_ok());
+        let error = with_runtime("model_public_key = \"k.pub\"").unwrap_err();
+        assert!(
+            error.contains("runtime.model_public_key") && error.contains("model_updates = true"),
+            "{error}"
+        );
+        let error =
+            with_runtime("model_updates = true\nbearer_token_env = \"T\"\nmax_model = \"0\"")
+                .unwrap_err();
+        assert!(error.contains("runtime.max_model"), "{error}");
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use super::attack::AttackCheck;
+pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};
 pub use edge_config::Engine;
 
@@ -160,6 +161,14 @@ pub struct RuntimeSection {
     pub bearer_token_env: Option<Spanned<String>>,
     /// Serve the API over TLS: PEM files relative to the recipe.
     pub tls: Option<Spanned<TlsSection>>,
+    /// Take new model versions over the repository API (`/v2/repository/...`), checked before
+    /// they serve and kept on the data partition. Needs a bearer token.
+    pub model_updates: Option<Spanned<bool>>,
+    /// Largest model upload, e.g. "64MiB" (default 256 MiB).
+    pub max_model: Option<Spanned<String>>,
+    /// An ed25519 public key file from `edgeimg keygen`, relative to the recipe: once named,
+    /// the device takes only models signed with its secret key (`edgeimg sign-model`).
+    pub model_public_key: Option<Spanned<PathBuf>>,
     /// Give a shell on the console (for debugging only: off by default).
     #[serde(default)]
     pub debug_shell: bool,
@@ -192,6 +201,9 @@ impl Default for RuntimeSection {
             bearer_token_file: None,
             bearer_token_env: None,
             tls: None,
+            model_updates: None,
+            max_model: None,
+            model_public_key: None,
             debug_shell: false,
         }
     }
@@ -274,6 +286,12 @@ pub struct TestCase {
     /// Slow clients, then a flood of bodies, each while a normal client keeps asking: its
     /// answers must come within the budget, the server's memory under the bound.
     pub attack: Option<Spanned<AttackCheck>>,
+    /// Upload a new model to the device and expect it `committed` or `refused`.
+    pub update: Option<Spanned<UpdateCheck>>,
+    /// Restart the device ("clean", or "kill-mid-upload": QEMU killed with half an upload
+    /// received); it must come back serving the same version with the same answers. Run after
+    /// every other test, in recipe order.
+    pub reboot: Option<Spanned<RebootCheck>>,
 }
 
 /// `load = { clients = 16, requests = 400, garbage_every = 5 }`.
@@ -348,6 +366,7 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         ("image.size", &r.image.size),
         ("image.data_size", &r.image.data_size),
         ("runtime.max_body", &r.runtime.max_body),
+        ("runtime.max_model", &r.runtime.max_model),
     ] {
         if let Some(size) = size {
             parse_size(size.get_ref()).map_err(|msg| loaded.error_at(size.span(), key, msg))?;
@@ -392,6 +411,26 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
                 ));
             }
             super::attack::validate(loaded, attack)?;
+        }
+        if let Some(update) = &test.update {
+            if test.load.is_some() || test.attack.is_some() {
+                return Err(loaded.error_at(
+                    update.span(),
+                    "test.update",
+                    "a test is an update, a load or an attack, one of them; make two [[test]]s",
+                ));
+            }
+            super::update::validate(loaded, update)?;
+        }
+        if let Some(reboot) = &test.reboot {
+            if test.load.is_some() || test.attack.is_some() || test.update.is_some() {
+                return Err(loaded.error_at(
+                    reboot.span(),
+                    "test.reboot",
+                    "a reboot test only restarts the device and asks its inputs; make the load, attack or update another [[test]]",
+                ));
+            }
+            super::update::validate_reboot(loaded, reboot)?;
         }
     }
     for file in &r.files {

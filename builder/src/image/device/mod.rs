@@ -5,6 +5,7 @@
 pub mod binaries;
 mod model;
 mod secrets;
+mod updates;
 mod users;
 
 pub use binaries::{
@@ -58,7 +59,13 @@ pub fn add_device_layer(
         // The root is read-only: the mount point must be in the image.
         tree.add_dir(path(&data.mountpoint), Meta::root(0o755, t))?;
     }
-    let config = device_config(
+    let model_updates = plan
+        .runtime
+        .model_updates
+        .as_ref()
+        .map(|u| updates::add_model_updates(plan, u, model.as_ref(), tree, t))
+        .transpose()?;
+    let mut config = device_config(
         plan,
         modules,
         &account,
@@ -67,6 +74,7 @@ pub fn add_device_layer(
         onnxruntime_library,
         secrets,
     );
+    config.runtime.model_updates = model_updates;
     tree.add_file(
         path(DEVICE_CONFIG_PATH),
         config.to_toml().into_bytes(),
@@ -134,6 +142,7 @@ fn device_config(
             bearer_token_file: secrets.bearer_token_file,
             limits: r.limits.clone(),
             tls: secrets.tls,
+            model_updates: None,
             models: model
                 .map(|m| ModelConfig {
                     name: m.name.clone(),

@@ -31,6 +31,32 @@ pub use boot_initramfs::boot_initramfs;
 pub const DATA_LABEL: &str = "edge-data";
 pub const DATA_MOUNTPOINT: &str = "/data";
 
+/// The data file system of a kernel + initramfs boot, which has no disk image: an ext4 disk of
+/// its own, found by its label.
+pub fn data_disk_partition() -> DataPartition {
+    DataPartition {
+        label: Some(DATA_LABEL.into()),
+        partuuid: None,
+        fstype: "ext4".into(),
+        mountpoint: DATA_MOUNTPOINT.into(),
+    }
+}
+
+/// Writes that disk: an empty ext4 file system of the recipe's `data_size`, labelled
+/// [`DATA_LABEL`].
+pub fn write_data_disk(plan: &Plan, out: &Path) -> Result<()> {
+    write_ext4(
+        &Ext4Options {
+            size_bytes: plan.data_size.div_ceil(MIB) * MIB,
+            label: DATA_LABEL.into(),
+            seed: plan.name.clone(),
+            mtime: plan.source_date_epoch,
+        },
+        out,
+    )?;
+    Ok(())
+}
+
 /// Partition numbers and ids, fixed before anything is written: the device config and the
 /// boot command line name them.
 #[derive(Debug, Clone)]

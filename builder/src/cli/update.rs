@@ -1,0 +1,122 @@
+//! `edgeimg keygen`, `edgeimg sign-model`, `edgeimg update`: new models for a running device.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use edgeimg::update::{keygen, sign_model, upload, Outcome, Upload};
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where the keys go: BASE.key (the secret, mode 0600, keep it off the device and out of
+    /// git) and BASE.pub (the recipe's runtime.model_public_key).
+    base: PathBuf,
+}
+
+pub fn run_keygen(args: KeygenArgs) -> Result<ExitCode> {
+    let (secret, public) = keygen(&args.base)?;
+    println!(
+        "secret key {} (keep it private), public key {} (runtime.model_public_key)",
+        secret.display(),
+        public.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct SignModelArgs {
+    /// The secret key from `edgeimg keygen` (BASE.key).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The ONNX file to sign, exactly as it will be uploaded.
+    model: PathBuf,
+    /// Where the signature goes (default: MODEL.sig).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub fn run_sign_model(args: SignModelArgs) -> Result<ExitCode> {
+    let signature = sign_model(&args.key, &args.model)?;
+    let out = args.out.unwrap_or_else(|| {
+        let mut name = args.model.as_os_str().to_owned();
+        name.push(".sig");
+        name.into()
+    });
+    std::fs::write(&out, format!("{signature}\n"))
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The device's API, e.g. http://edge.local:8000.
+    #[arg(long, value_name = "URL")]
+    device: String,
+    /// The new ONNX file.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// The model it replaces (default: the file's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// A file holding the device's bearer token.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The signature from `edgeimg sign-model` (needed when the image names a model key).
+    #[arg(long, value_name = "FILE")]
+    signature: Option<PathBuf>,
+    /// Accept inputs or outputs that differ from the serving version's.
+    #[arg(long)]
+    allow_signature_change: bool,
+}
+
+pub fn run_update(args: UpdateArgs) -> Result<ExitCode> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .with_context(|| format!("reading the {what} {}", path.display()))
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .model
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("the model file has no name; give --name")?
+            .to_string(),
+    };
+    let outcome = upload(&Upload {
+        device: &args.device,
+        model: &args.model,
+        name: &name,
+        token: args
+            .token_file
+            .as_ref()
+            .map(|f| read(f, "token file"))
+            .transpose()?,
+        signature: args
+            .signature
+            .as_ref()
+            .map(|f| read(f, "signature"))
+            .transpose()?,
+        allow_signature_change: args.allow_signature_change,
+        progress: std::io::stderr().is_terminal(),
+    })?;
+    match outcome {
+        Outcome::Serving {
+            version, seconds, ..
+        } => {
+            println!(
+                "serving version {version} of '{name}' ({seconds:.1} s from upload to serving)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Refused { status, reason } => {
+            eprintln!("refused (HTTP {status}): {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Model updates in the image: the device config's `[runtime.model_updates]`, the public key
+//! uploads are checked with (public, so world-readable), and the golden check a new version
+//! must pass, taken from the recipe's first `[[test]]` that gives inputs.
+
+use anyhow::{Context, Result};
+use edge_config::{signing, GoldenCheck, GoldenTensor, ModelUpdates, DEFAULT_MODEL_STORE};
+
+use super::model::PreparedModel;
+use super::path;
+use crate::plan::{ModelUpdatesPlan, Plan};
+use crate::recipe::{flatten_numbers, input_values};
+use crate::rootfs::{Meta, RootfsTree};
+
+const PUBLIC_KEY: &str = "/etc/edgeimg/model-key.pub";
+
+pub fn add_model_updates(
+    plan: &Plan,
+    updates: &ModelUpdatesPlan,
+    model: Option<&PreparedModel>,
+    tree: &mut RootfsTree,
+    mtime: u64,
+) -> Result<ModelUpdates> {
+    let public_key_file = match &updates.public_key {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading runtime.model_public_key {}", file.display()))?;
+            signing::parse_public_key(&text).map_err(|why| {
+                anyhow::anyhow!(
+                    "runtime.model_public_key {} {why}; give the .pub file `edgeimg keygen` wrote",
+                    file.display()
+                )
+            })?;
+            tree.add_file(
+                path(PUBLIC_KEY),
+                format!("{}\n", text.trim()).into_bytes(),
+                Meta::root(0o444, mtime),
+            )?;
+            Some(PUBLIC_KEY.to_string())
+        }
+        None => None,
+    };
+    Ok(ModelUpdates {
+        store: DEFAULT_MODEL_STORE.to_string(),
+        max_model_bytes: updates.max_model_bytes,
+        public_key_file,
+        golden: model.map(|m| golden_check(plan, m)).transpose()?.flatten(),
+    })
+}
+
+/// The first `[[test]]` with inputs, materialised for the model's frozen input shapes (its
+/// `{ random = SEED }` inputs become the numbers `edgeimg test` would send). `None` when no
+/// test gives inputs or an input's shape is not fixed: the device then checks one inference
+/// on inputs of the declared shapes.
+fn golden_check(plan: &Plan, model: &PreparedModel) -> Result<Option<GoldenCheck>> {
+    let Some(test) = plan.tests.iter().find(|t| !t.inputs.is_empty()) else {
+        return Ok(None);
+    };
+    let mut inputs = Vec::new();
+    for input in &model.info.inputs {
+        let Some(value) = test.inputs.get(&input.name) else {
+            return Ok(None);
+        };
+        let Some(count) = input
+            .dims
+            .as_ref()
+            .and_then(|dims| dims.iter().map(|d| d.fixed()).product::<Option<i64>>())
+        else {
+            return Ok(None);
+        };
+        let data = input_values(value, count as usize)
+            .with_context(|| format!("[[test]] {:?} input {:?}", test.name, input.name))?;
+        inputs.push(GoldenTensor {
+            name: input.name.clone(),
+            data,
+        });
+    }
+    let expect = test
+        .expect
+        .iter()
+        .map(|(name, value)| {
+            Ok(GoldenTensor {
+                name: name.clone(),
+                data: flatten_numbers(value)
+                    .with_context(|| format!("[[test]] {:?} expect.{name}", test.name))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(GoldenCheck {
+        tolerance: test.tolerance,
+        inputs,
+        expect,
+    }))
+}
