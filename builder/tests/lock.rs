@@ -5,16 +5,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{edgeimg, mirror, project_root, shared_cache, stderr};
+use common::{edgeimg, mirror, recipe_text, shared_cache, stderr};
 
 /// A copy of the x86_64 recipe in its own folder (the lock is written beside it).
 fn recipe_copy(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(project_root().join("recipes/qemu-x86_64.toml"))
-        .unwrap()
-        .replace(
-            "../tests/models/",
-            &format!("{}/tests/models/", project_root().display()),
-        );
+    let text = recipe_text("qemu-x86_64.toml");
     let path = dir.join("device.toml");
     std::fs::write(&path, text).unwrap();
     path

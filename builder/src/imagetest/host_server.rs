@@ -102,6 +102,7 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
             bearer_token_file: None,
             limits: Default::default(),
             tls: None,
+            model_updates: None,
             models: spec
                 .models
                 .iter()

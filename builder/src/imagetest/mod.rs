@@ -7,6 +7,7 @@ pub mod checks;
 pub mod emulated_dtb;
 pub mod host_server;
 pub mod qemu_boot;
+mod reboot;
 pub mod runner;
 
 pub use runner::{test_image, write_junit, TestOptions, TestReport};

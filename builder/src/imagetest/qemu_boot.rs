@@ -60,12 +60,55 @@ pub fn boot_spec(
     spec.append = format!("{} {extra_cmdline}", boot.cmdline)
         .trim()
         .to_string();
+    if let Some(built) = &boot.data_disk {
+        spec.disks
+            .push(Disk::new(working_copy(&out_dir.join(built), out_dir)?));
+    }
     spec.forward_port = Some(API_PORT);
     Ok(spec)
 }
 
+/// The disk QEMU writes: a sparse copy of the built one in `OUT/qemu/`, kept from boot to boot
+/// (what the device stored survives a reboot, as on a board) and made afresh when the build
+/// is newer, as flashing a card would. [`reset_working_copies`] starts a test from the build.
+fn working_copy(built: &Path, out_dir: &Path) -> Result<std::path::PathBuf> {
+    let name = built.file_name().context("a disk image has a file name")?;
+    let copy = out_dir.join("qemu").join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&copy).is_none() || modified(&copy) < modified(built) {
+        std::fs::create_dir_all(out_dir.join("qemu"))
+            .with_context(|| format!("cannot create {}/qemu", out_dir.display()))?;
+        let src = std::fs::File::open(built)
+            .with_context(|| format!("cannot open {}", built.display()))?;
+        let mut dst = std::fs::File::create(&copy)
+            .with_context(|| format!("cannot create {}", copy.display()))?;
+        copy_sparse(&src, &mut dst, 0)?;
+        dst.set_len(src.metadata()?.len())?;
+    }
+    Ok(copy)
+}
+
+/// Forgets what earlier boots stored on the disks: the next boot starts from the built ones.
+pub fn reset_working_copies(manifest: &Manifest, out_dir: &Path) -> Result<()> {
+    let disks = [
+        manifest.boot.as_ref().and_then(|b| b.data_disk.as_ref()),
+        manifest.disk.as_ref().map(|d| &d.image),
+    ];
+    for name in disks.into_iter().flatten() {
+        let copy = out_dir.join("qemu").join(name);
+        match std::fs::remove_file(&copy) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", copy.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A QEMU board's disk image: the kernel and boot initramfs go in directly, the root is the
-/// disk's squashfs partition (found by PARTUUID). Guest writes go to a throw-away overlay.
+/// disk's squashfs partition (found by PARTUUID). Guest writes go to a working copy, as the
+/// data disk's do.
 fn disk_spec(
     machine: QemuBoard,
     out_dir: &Path,
@@ -76,9 +119,10 @@ fn disk_spec(
     let mut spec = BootSpec::kernel(machine, out_dir.join(kernel));
     spec.initrd = disk.initramfs.as_ref().map(|f| out_dir.join(f));
     spec.append = format!("{} {extra}", disk.cmdline).trim().to_string();
-    let mut image = Disk::new(out_dir.join(&disk.image));
-    image.snapshot = true;
-    spec.disks.push(image);
+    spec.disks.push(Disk::new(working_copy(
+        &out_dir.join(&disk.image),
+        out_dir,
+    )?));
     spec.forward_port = Some(API_PORT);
     Ok(spec)
 }

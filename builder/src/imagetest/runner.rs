@@ -10,9 +10,10 @@ use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
 use crate::imagetest::checks::device::{
     check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
 };
-use crate::imagetest::checks::{run_case, CheckOutcome, InferClient};
+use crate::imagetest::checks::{run_case, CheckOutcome, InferClient, UpdateContext};
 use crate::imagetest::host_server::start_reference;
-use crate::imagetest::qemu_boot::{boot_spec, qemu_boards};
+use crate::imagetest::qemu_boot::{boot_spec, qemu_boards, reset_working_copies};
+use crate::imagetest::reboot::run_reboot;
 use crate::outputs::manifest::Manifest;
 use crate::plan::{Plan, Secret};
 
@@ -95,6 +96,8 @@ fn test_on(
     opts: &TestOptions,
 ) -> Result<TestReport> {
     let kill = plan.tests.iter().any(|t| t.kill_server);
+    // A test starts from the device as built: nothing stored by an earlier run.
+    reset_working_copies(manifest, &plan.out_dir)?;
     let spec = boot_spec(
         plan.board,
         machine,
@@ -124,6 +127,7 @@ fn test_on(
         failure: None,
         console_log: console_log.clone(),
     };
+    let token_for_reboots = token.clone();
     let device = vm
         .api_addr()
         .map(|addr| InferClient::new(format!("http://{addr}"), token));
@@ -157,6 +161,18 @@ fn test_on(
         report
             .cases
             .extend(device_checks(plan, &console_log, probe, probe_typed));
+        // After the console checks, which read the first boot's log; only where the API is
+        // reachable (a machine without a network leaves the recipe's checks to another).
+        if device.is_some() {
+            report.cases.extend(reboot_cases(
+                plan,
+                manifest,
+                machine,
+                &mut vm,
+                token_for_reboots.as_deref(),
+                opts,
+            ));
+        }
     }
     match vm.powerdown(Duration::from_secs(30)) {
         Ok(took) => report.poweroff = Some(took),
@@ -201,14 +217,70 @@ fn run_cases(
     } else {
         None
     };
+    let context = UpdateContext { plan, cache_dir };
     plan.tests
         .iter()
+        .filter(|case| case.reboot.is_none())
         .map(|case| {
             run_case(
                 device,
                 reference.as_ref().map(|r| &r.client),
                 &model.name,
                 case,
+                &context,
+            )
+        })
+        .collect()
+}
+
+/// The `reboot` cases, in recipe order, each booting the image again (without the self-test
+/// kill) on the same data disk, each with its own console log.
+fn reboot_cases(
+    plan: &Plan,
+    manifest: &Manifest,
+    machine: QemuBoard,
+    vm: &mut RunningVm,
+    token: Option<&str>,
+    opts: &TestOptions,
+) -> Vec<CheckOutcome> {
+    let cases: Vec<_> = plan
+        .tests
+        .iter()
+        .filter_map(|case| Some((case, *case.reboot.as_ref()?.get_ref())))
+        .collect();
+    let Some(model) = manifest.model.as_ref().filter(|_| !cases.is_empty()) else {
+        return Vec::new();
+    };
+    let spec = match boot_spec(plan.board, machine, &plan.out_dir, manifest, "") {
+        Ok(spec) => spec,
+        Err(e) => {
+            return cases
+                .iter()
+                .map(|(case, _)| CheckOutcome {
+                    name: case.name.clone(),
+                    passed: false,
+                    detail: format!("cannot boot the image again: {e:#}"),
+                })
+                .collect()
+        }
+    };
+    // What a cut-off upload sends: the image's own model file (any real model would do).
+    let upload = plan.out_dir.join(format!("{}.model.onnx", model.name));
+    cases
+        .into_iter()
+        .enumerate()
+        .map(|(n, (case, kind))| {
+            let log = plan.out_dir.join(format!("console-reboot-{}.log", n + 1));
+            run_reboot(
+                vm,
+                &spec,
+                case,
+                kind,
+                &model.name,
+                &upload,
+                token,
+                &log,
+                opts.ready_timeout,
             )
         })
         .collect()

@@ -10,9 +10,64 @@ pub use edgeimg_test_support::mirror::mirror;
 
 pub use edgeimg_test_support::project_root;
 
+/// The secrets the example recipes name and git does not hold (`recipes/secrets/`): the API
+/// token and the model signing keys, made once, as the recipes' comments tell a user to.
+pub fn recipe_secrets() -> PathBuf {
+    static SECRETS: OnceLock<PathBuf> = OnceLock::new();
+    SECRETS
+        .get_or_init(|| {
+            let dir = project_root().join("recipes/secrets");
+            std::fs::create_dir_all(&dir).unwrap();
+            let token = dir.join("api-token");
+            if !token.exists() {
+                let scratch = dir.join(format!(".api-token.{}", std::process::id()));
+                std::fs::write(
+                    &scratch,
+                    format!(
+                        "test-token-{:x}\n",
+                        std::process::id() as u64 * 0x9e3779b97f4a7c15
+                    ),
+                )
+                .unwrap();
+                std::fs::rename(&scratch, &token).unwrap();
+            }
+            if !dir.join("models.pub").exists() {
+                let out = Command::new(env!("CARGO_BIN_EXE_edgeimg"))
+                    .args(["keygen", dir.join("models").to_str().unwrap()])
+                    .output()
+                    .expect("run edgeimg keygen");
+                // Another test process may have made them a moment ago.
+                assert!(
+                    out.status.success() || dir.join("models.pub").exists(),
+                    "edgeimg keygen: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            dir
+        })
+        .clone()
+}
+
+/// The text of `recipes/NAME` for a copy elsewhere: its model and secrets paths made absolute.
+pub fn recipe_text(name: &str) -> String {
+    let root = project_root();
+    recipe_secrets();
+    std::fs::read_to_string(root.join("recipes").join(name))
+        .unwrap()
+        .replace(
+            "../tests/models/",
+            &format!("{}/tests/models/", root.display()),
+        )
+        .replace(
+            "\"secrets/",
+            &format!("\"{}/recipes/secrets/", root.display()),
+        )
+}
+
 /// `edgeimg ARGS` with a clean environment: no mirror, keys or cache from the caller unless
-/// the test sets them.
+/// the test sets them. The example recipes' secrets exist by then.
 pub fn edgeimg(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    recipe_secrets();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeimg"));
     cmd.args(args)
         .env_remove("EDGEIMG_ALPINE_MIRROR")
@@ -27,6 +82,7 @@ pub fn edgeimg(args: &[&str], envs: &[(&str, &Path)]) -> Output {
 /// `edgeimg build RECIPE` against the offline mirror into `out`, sharing the given cache.
 pub fn build_with_mirror(recipe: &Path, out: &Path, cache: &Path, mirror_dir: &Path) -> Output {
     let m = mirror();
+    recipe_secrets();
     edgeimg(
         &[
             "build",

@@ -18,6 +18,9 @@ pub struct InferClient {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelMetadata {
     pub name: String,
+    /// The serving version first (edge-runtime serves one).
+    #[serde(default)]
+    pub versions: Vec<String>,
     pub inputs: Vec<TensorMetadata>,
     pub outputs: Vec<TensorMetadata>,
 }
@@ -98,6 +101,15 @@ impl InferClient {
     pub fn metadata(&self, model: &str) -> Result<ModelMetadata> {
         let body = self.get(&format!("/v2/models/{model}"))?;
         serde_json::from_value(body).context("model metadata is not Open Inference Protocol JSON")
+    }
+
+    /// The version of `model` the device serves now.
+    pub fn serving_version(&self, model: &str) -> Result<String> {
+        self.metadata(model)?
+            .versions
+            .into_iter()
+            .next()
+            .with_context(|| format!("the metadata of {model} names no version"))
     }
 
     /// Run inference; outputs by name, data flattened to f64.

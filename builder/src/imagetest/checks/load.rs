@@ -130,6 +130,7 @@ mod tests {
         };
         ModelMetadata {
             name: "m".into(),
+            versions: vec!["1".into()],
             inputs: vec![input("a"), input("b")],
             outputs: vec![],
         }

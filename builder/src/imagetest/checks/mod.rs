@@ -8,15 +8,17 @@ mod client;
 pub mod device;
 mod load;
 mod tensor;
+mod update;
 
 pub use client::{InferClient, ModelMetadata, TensorMetadata};
 pub use tensor::Tensor;
+pub use update::UpdateContext;
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
-use crate::recipe::TestCase;
+use crate::recipe::{flatten_numbers, TestCase};
 
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
@@ -32,11 +34,17 @@ pub fn run_case(
     reference: Option<&InferClient>,
     model: &str,
     case: &TestCase,
+    context: &UpdateContext,
 ) -> CheckOutcome {
-    let result = match (&case.load, &case.attack) {
-        (Some(load), _) => load::run_load(device, reference, model, case, load.get_ref()),
-        (None, Some(check)) => attack::run_attack(device, reference, model, case, check.get_ref()),
-        (None, None) => try_case(device, reference, model, case),
+    let result = match (&case.load, &case.attack, &case.update) {
+        (Some(load), _, _) => load::run_load(device, reference, model, case, load.get_ref()),
+        (None, Some(check), _) => {
+            attack::run_attack(device, reference, model, case, check.get_ref())
+        }
+        (None, None, Some(check)) => {
+            update::run_update(device, model, case, check.get_ref(), context)
+        }
+        (None, None, None) => try_case(device, reference, model, case),
     };
     match result {
         Ok(detail) => CheckOutcome {
@@ -65,8 +73,7 @@ fn try_case(
         .context("inference on the device")?;
     let mut notes = Vec::new();
     for (name, expected) in &case.expect {
-        let expected =
-            tensor::flatten_numbers(expected).with_context(|| format!("test.expect.{name}"))?;
+        let expected = flatten_numbers(expected).with_context(|| format!("test.expect.{name}"))?;
         let got = outputs
             .get(name)
             .with_context(|| format!("the device returned no output {name:?}"))?;
@@ -113,7 +120,7 @@ fn try_case(
 }
 
 /// Inputs of the case, shaped and typed as the device's model metadata says.
-fn build_inputs(
+pub fn build_inputs(
     meta: &ModelMetadata,
     given: &BTreeMap<String, toml::Value>,
 ) -> Result<Vec<Tensor>> {

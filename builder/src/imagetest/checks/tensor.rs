@@ -1,6 +1,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::client::TensorMetadata;
+use crate::recipe::input_values;
 
 /// A tensor as the Open Inference Protocol's JSON carries it: flat row-major data.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,18 +23,8 @@ impl Tensor {
             );
         }
         let count: i64 = meta.shape.iter().product();
-        let data = match value {
-            toml::Value::Table(t) if t.contains_key("random") => {
-                let seed = t["random"]
-                    .as_integer()
-                    .context("`random` takes an integer seed")?;
-                let mut rng = fastrand::Rng::with_seed(seed as u64);
-                (0..count).map(|_| rng.f32() as f64).collect()
-            }
-            other => {
-                flatten_numbers(other).with_context(|| format!("test input {:?}", meta.name))?
-            }
-        };
+        let data = input_values(value, count as usize)
+            .with_context(|| format!("test input {:?}", meta.name))?;
         if data.len() as i64 != count {
             bail!(
                 "test input {:?} has {} values, but the model's shape {:?} takes {count}",
@@ -58,29 +49,4 @@ impl Tensor {
             "data": self.data,
         })
     }
-}
-
-/// A number or a (nested) array of numbers, flattened row-major.
-pub fn flatten_numbers(value: &toml::Value) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    push_numbers(value, &mut out)?;
-    Ok(out)
-}
-
-fn push_numbers(value: &toml::Value, out: &mut Vec<f64>) -> Result<()> {
-    match value {
-        toml::Value::Integer(i) => out.push(*i as f64),
-        toml::Value::Float(f) => out.push(*f),
-        toml::Value::Boolean(b) => out.push(if *b { 1.0 } else { 0.0 }),
-        toml::Value::Array(items) => {
-            for item in items {
-                push_numbers(item, out)?;
-            }
-        }
-        other => bail!(
-            "expected numbers or arrays of numbers, found {}",
-            other.type_str()
-        ),
-    }
-    Ok(())
 }
