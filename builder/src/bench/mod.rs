@@ -14,6 +14,7 @@ pub mod report;
 pub mod stats;
 pub mod stock_alpine;
 pub mod table;
+pub mod update;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,9 @@ pub enum Phase {
     Inference,
     /// `edgeimg flash` against `dd` for each disk image.
     Flash,
+    /// Model updates on the QEMU recipes that take them: upload-to-serving time, latency
+    /// during a swap.
+    Update,
 }
 
 pub struct BenchOptions {
@@ -105,6 +109,7 @@ impl Bench {
                 Phase::Alpine,
                 Phase::Inference,
                 Phase::Flash,
+                Phase::Update,
             ]
             .into()
         } else {
@@ -174,14 +179,33 @@ impl Bench {
                 );
             }
         }
+        if self.has(Phase::Update) {
+            for (plan, manifest) in self.plans.iter().zip(&manifests) {
+                if !self.updates(plan) {
+                    continue;
+                }
+                steps.step(&format!("model updates on {}", plan.name));
+                report.updates.push(
+                    update::measure(plan, manifest, self.ready_timeout)
+                        .with_context(|| format!("benchmarking model updates on {}", plan.name))?,
+                );
+            }
+        }
         steps.finish();
         Ok(report)
+    }
+
+    /// Whether the update phase measures `plan`: a QEMU board's image with a committed update
+    /// check.
+    fn updates(&self, plan: &Plan) -> bool {
+        !plan.board.profile().disk_boot && update::update_case(plan).is_some()
     }
 
     /// Build every recipe: measured (cold, then warm) when the build phase runs, otherwise
     /// once, untimed, with the user's package cache when later phases need the images.
     fn images(&self, report: &mut BenchReport, steps: &mut Steps) -> Result<Vec<Manifest>> {
-        let needs_built = self.has(Phase::Boot) || self.has(Phase::Flash);
+        let needs_built =
+            self.has(Phase::Boot) || self.has(Phase::Flash) || self.has(Phase::Update);
         if !self.has(Phase::Build) && !needs_built && !self.has(Phase::Inference) {
             return Ok(Vec::new());
         }
@@ -311,7 +335,10 @@ impl Bench {
 
     fn step_count(&self) -> usize {
         let n = self.plans.len();
-        let images = self.has(Phase::Build) || self.has(Phase::Boot) || self.has(Phase::Flash);
+        let images = self.has(Phase::Build)
+            || self.has(Phase::Boot)
+            || self.has(Phase::Flash)
+            || self.has(Phase::Update);
         let count = |on: bool, steps: usize| if on { steps } else { 0 };
         count(images || self.has(Phase::Inference), 1)
             + count(self.has(Phase::Build), 2 * n)
@@ -323,6 +350,10 @@ impl Bench {
                 1 + inference::models::MODELS.len() + 2 * self.guest_plans().count(),
             )
             + count(self.has(Phase::Flash), n)
+            + count(
+                self.has(Phase::Update),
+                self.plans.iter().filter(|p| self.updates(p)).count(),
+            )
     }
 }
 

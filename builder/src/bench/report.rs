@@ -11,7 +11,8 @@ use super::build::BuildFigures;
 use super::flash::{ratio, FlashFigures};
 use super::inference::{EngineCost, InferenceFigures, InferenceRatio};
 use super::stock_alpine::StockFigures;
-use super::{boot, build, flash, inference, stock_alpine, Phase};
+use super::update::UpdateFigures;
+use super::{boot, build, flash, inference, stock_alpine, update, Phase};
 use crate::writers::atomic::AtomicFile;
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +30,7 @@ pub struct BenchReport {
     /// Each engine's image size and boot to ready, from the guest inference images.
     pub engine_costs: Vec<EngineCost>,
     pub flashes: Vec<FlashFigures>,
+    pub updates: Vec<UpdateFigures>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +83,7 @@ impl BenchReport {
                 Phase::Alpine => ("stock_alpine", stock_alpine::MEASURES),
                 Phase::Inference => ("inference", inference::MEASURES),
                 Phase::Flash => ("flashes", flash::MEASURES),
+                Phase::Update => ("updates", update::MEASURES),
             };
             measures.insert(key, text);
         }
@@ -102,6 +105,7 @@ impl BenchReport {
             inference_ratios: Vec::new(),
             engine_costs: Vec::new(),
             flashes: Vec::new(),
+            updates: Vec::new(),
         }
     }
 

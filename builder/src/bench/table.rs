@@ -3,7 +3,7 @@
 use bytesize::ByteSize;
 
 use super::report::BenchReport;
-use super::{boot, build, flash, inference, stock_alpine};
+use super::{boot, build, flash, inference, stock_alpine, update};
 
 /// Column-aligned text: the first `text_columns` columns left-aligned, the rest (figures)
 /// right-aligned.
@@ -334,6 +334,37 @@ pub fn render(report: &BenchReport) -> String {
             ]);
         }
         section(&mut sections, t, flash::MEASURES);
+    }
+    if !report.updates.is_empty() {
+        let mut t = Table::new(
+            "Model updates",
+            &[
+                "recipe",
+                "arch",
+                "accel",
+                "model",
+                "upload to serving s",
+                "at rest p50/p99 ms",
+                "during swap p50/p99 ms",
+                "requests",
+                "failed",
+            ],
+            3,
+        );
+        for u in &report.updates {
+            t.row(vec![
+                u.recipe.clone(),
+                u.arch.clone(),
+                u.accel.clone(),
+                bytes(u.model_bytes),
+                s(u.upload_to_serving_median_s),
+                format!("{:.1} / {:.1}", u.at_rest_p50_ms, u.at_rest_p99_ms),
+                format!("{:.1} / {:.1}", u.during_swap_p50_ms, u.during_swap_p99_ms),
+                u.during_swap_requests.to_string(),
+                u.failed.to_string(),
+            ]);
+        }
+        section(&mut sections, t, update::MEASURES);
     }
     let host = &report.host;
     sections.push(format!(

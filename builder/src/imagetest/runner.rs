@@ -15,7 +15,7 @@ use crate::imagetest::host_server::start_reference;
 use crate::imagetest::qemu_boot::{boot_spec, qemu_boards, reset_working_copies};
 use crate::imagetest::reboot::run_reboot;
 use crate::outputs::manifest::Manifest;
-use crate::plan::{Plan, Secret};
+use crate::plan::Plan;
 
 pub struct TestOptions {
     pub ready_timeout: Duration,
@@ -57,12 +57,7 @@ pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Resul
         );
     }
     // Read from where the recipe points, like the build did; held in memory only.
-    let token = plan
-        .runtime
-        .bearer_token
-        .as_ref()
-        .map(Secret::read)
-        .transpose()?;
+    let token = plan.runtime.api_token()?;
     let machines = qemu_boards(plan.board);
     let with_network = machines.iter().find(|m| m.profile().nic.is_some());
     let mut reports = Vec::new();

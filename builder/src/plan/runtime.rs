@@ -149,6 +149,12 @@ impl RuntimePlan {
         }
     }
 
+    /// The API's bearer token, read from where the recipe points (for clients of the device:
+    /// `edgeimg test`, the benchmark); held in memory only.
+    pub fn api_token(&self) -> Result<Option<String>> {
+        self.bearer_token.as_ref().map(Secret::read).transpose()
+    }
+
     /// What the build should warn about.
     pub fn warnings(&self) -> Vec<String> {
         match self.bearer_token {

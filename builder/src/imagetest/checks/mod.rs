@@ -12,7 +12,7 @@ mod update;
 
 pub use client::{InferClient, ModelMetadata, TensorMetadata};
 pub use tensor::Tensor;
-pub use update::UpdateContext;
+pub use update::{prepare_upload, UpdateContext};
 
 use std::collections::BTreeMap;
 

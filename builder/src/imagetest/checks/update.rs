@@ -31,32 +31,8 @@ pub fn run_update(
     check: &UpdateCheck,
     ctx: &UpdateContext,
 ) -> Result<String> {
-    let plan = ctx.plan;
-    let recipe_dir = plan.recipe_path.parent().unwrap_or(Path::new("."));
-    let source = recipe_dir.join(&check.model);
-    let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
-    let shapes = plan
-        .model
-        .as_ref()
-        .map(|m| m.inputs.clone())
-        .unwrap_or_default();
-    let (mut frozen, _) =
-        freeze_model(&bytes, &shapes).with_context(|| format!("model {}", source.display()))?;
-    if check.corrupt {
-        frozen.truncate(frozen.len() / 2);
-    }
     let scratch = tempfile::tempdir()?;
-    let file = scratch.path().join("update.onnx");
-    std::fs::write(&file, &frozen)?;
-    let signature = match (&check.key, check.wrong_key) {
-        (Some(key), _) => Some(sign_model(&recipe_dir.join(key), &file)?),
-        (None, true) => {
-            let key = scratch.path().join("stranger");
-            crate::update::keygen(&key)?;
-            Some(sign_model(&key.with_extension("key"), &file)?)
-        }
-        (None, false) => None,
-    };
+    let (file, signature) = prepare_upload(ctx.plan, check, scratch.path())?;
 
     let meta = device.metadata(model)?;
     let before_version = device.serving_version(model)?;
@@ -154,6 +130,41 @@ pub fn run_update(
             bail!("expected the update refused, the device now serves it as version {version}")
         }
     }
+}
+
+/// The file an update check uploads, in `dir`: prepared as the build prepares the image's
+/// model (dims frozen per `[model].inputs`), cut in half if `corrupt`; and its signature, with
+/// the check's key or one made for the check alone (`wrong_key`).
+pub fn prepare_upload(
+    plan: &Plan,
+    check: &UpdateCheck,
+    dir: &Path,
+) -> Result<(std::path::PathBuf, Option<String>)> {
+    let recipe_dir = plan.recipe_path.parent().unwrap_or(Path::new("."));
+    let source = recipe_dir.join(&check.model);
+    let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let shapes = plan
+        .model
+        .as_ref()
+        .map(|m| m.inputs.clone())
+        .unwrap_or_default();
+    let (mut frozen, _) =
+        freeze_model(&bytes, &shapes).with_context(|| format!("model {}", source.display()))?;
+    if check.corrupt {
+        frozen.truncate(frozen.len() / 2);
+    }
+    let file = dir.join("update.onnx");
+    std::fs::write(&file, &frozen)?;
+    let signature = match (&check.key, check.wrong_key) {
+        (Some(key), _) => Some(sign_model(&recipe_dir.join(key), &file)?),
+        (None, true) => {
+            let key = dir.join("stranger");
+            crate::update::keygen(&key)?;
+            Some(sign_model(&key.with_extension("key"), &file)?)
+        }
+        (None, false) => None,
+    };
+    Ok((file, signature))
 }
 
 /// Every output of `got` within `tolerance` of `want`'s; a note naming `what`.
