@@ -20,12 +20,13 @@ use crate::update::{upload, Outcome, Upload};
 
 pub const MEASURES: &str = "per QEMU recipe with model updates, one boot (TCG here): the \
     recipe's first committed update check's model, prepared and signed as `edgeimg test` does, \
-    uploaded UPLOADS times in a row (each a new version). upload-to-serving s: from starting \
+    uploaded 3 times in a row (each a new version). upload-to-serving s: from starting \
     the upload to the device's answer that the new version serves (streamed to disk, fsynced, \
     loaded, checked, swapped), median of the uploads. Latency: one client asking the check's \
-    inputs back to back, AT_REST requests before any upload, then all its requests while the \
+    inputs back to back, 40 requests before any upload, then all its requests while the \
     uploads ran; failed: requests during the uploads that did not get an answer.";
 
+// Both are in MEASURES' text.
 const UPLOADS: usize = 3;
 const AT_REST: usize = 40;
 

@@ -51,7 +51,7 @@ enum Command {
     /// Build the offline Alpine mirror (for machines that cannot reach Alpine's).
     Mirror(mirror::MirrorArgs),
     /// Measure build time, image size, boot-to-ready (also against stock Alpine), inference per
-    /// engine (host, guests, Python) and flashing.
+    /// engine (host, guests, Python), flashing and model updates.
     Bench(bench::BenchArgs),
     /// Upload a new model to a running device: checked there, then swapped in, or refused.
     Update(update::UpdateArgs),
