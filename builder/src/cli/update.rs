@@ -110,7 +110,7 @@ pub fn run_update(args: UpdateArgs) -> Result<ExitCode> {
             version, seconds, ..
         } => {
             println!(
-                "serving version {version} of '{name}' ({seconds:.1} s from upload to serving)"
+                "serving version {version} of '{name}' ({seconds:.2} s from upload to serving)"
             );
             Ok(ExitCode::SUCCESS)
         }
