@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{edgeimg, mirror, project_root, shared_cache, stderr, tiny_mlp_recipe};
+use common::{edgeimg, mirror, project_root, recipe_text, shared_cache, stderr, tiny_mlp_recipe};
 
 fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let m = mirror();
@@ -81,10 +81,51 @@ fn assert_engine(image: &Path, engine: &str) {
     );
 }
 
+/// The recipes' model-update checks, each with its figures: the update under load committed
+/// with no failed request and ONNX Runtime's answers, both refusals with their reasons, the
+/// version kept across a reboot and across QEMU killed mid-upload.
+/// The line `edgeimg test` printed for the check named `name`.
+fn check_line(stdout: &str, name: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no {name:?} check:\n{stdout}"))
+        .to_string()
+}
+
+fn assert_model_updates(stdout: &str) {
+    let line = |name: &str| check_line(stdout, name);
+    for (name, says) in [
+        ("uploaded under load", "version 1 -> 2"),
+        ("uploaded under load", ", 0 failed"),
+        (
+            "uploaded under load",
+            "ONNX Runtime on the new model (max |diff|",
+        ),
+        (
+            "a corrupt model is refused",
+            "(HTTP 422): update refused: the model does not load",
+        ),
+        (
+            "signed with another key",
+            "(HTTP 403): update refused: the signature does not verify",
+        ),
+        ("after a reboot", "still version 2, same answers"),
+        ("killed mid-upload", "still version 2, same answers"),
+    ] {
+        let l = line(name);
+        assert!(
+            l.contains("ok ") && l.contains(says),
+            "{name}: no {says:?} in {l}"
+        );
+    }
+}
+
 /// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
 fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
-    let (out, _) = passes("qemu-x86_64.toml", "onnxruntime");
+    let (out, stdout) = passes("qemu-x86_64.toml", "onnxruntime");
+    assert_model_updates(&stdout);
     // Nothing changed: the second run boots the same build instead of building again.
     let again = edgeimg_test(
         &project_root().join("recipes/qemu-x86_64.toml"),
@@ -140,14 +181,9 @@ fn pi_sd_card_image_boots_as_a_pi_4_and_as_a_pi_3_and_answers_like_onnxruntime()
 #[test]
 fn qemu_x86_64_disk_image_boots_from_its_squashfs_root() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(project_root().join("recipes/qemu-x86_64.toml"))
-        .unwrap()
+    let text = recipe_text("qemu-x86_64.toml")
         .replace("[image]\n", "[image]\noutputs = [\"disk\", \"qcow2\"]\n")
-        .replace("engine = \"onnxruntime\"", "engine = \"tract\"")
-        .replace(
-            "../tests/models/",
-            &format!("{}/tests/models/", project_root().display()),
-        );
+        .replace("engine = \"onnxruntime\"", "engine = \"tract\"");
     let recipe = dir.path().join("disk.toml");
     std::fs::write(&recipe, text).unwrap();
     let out = dir.path().join("image");

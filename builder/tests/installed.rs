@@ -4,7 +4,7 @@
 //! mount namespace where the source tree is an empty read-only tmpfs, from an empty folder
 //! outside it, with a HOME of its own (no Rust toolchain) and only PATH and the cache from the
 //! environment. There it scaffolds, builds and tests a qemu-aarch64 image (the full checks of
-//! recipes/qemu-aarch64.toml: ONNX Runtime comparison, server restart, the load check, device
+//! recipes/qemu-aarch64.toml: ONNX Runtime comparison, server restart, the load and attack checks with the API token from a file, signed model updates and reboots, device
 //! defaults) and builds a Raspberry Pi 4 card.
 
 mod common;
@@ -276,6 +276,12 @@ fn installed_edgeimg_scaffolds_builds_and_tests_without_its_sources() {
         said.contains("next: edgeimg test recipes/mydevice.toml"),
         "{said}"
     );
+    // `new` made the project's own API token and model-signing keys: the server reads its 0400
+    // token file as its own account, every check below authenticates, and the update checks
+    // sign with the new key.
+    for secret in ["api-token", "models.key", "models.pub"] {
+        assert!(project.join("recipes/secrets").join(secret).is_file(), "no {secret}");
+    }
     edgeimg.succeeds(&["build", "recipes/mydevice.toml"]);
     assert_installed_binaries(&prefix, &manifest(&project, "mydevice"), "aarch64");
     let sbom = std::fs::read_to_string(project.join("images/mydevice/mydevice.spdx.json")).unwrap();
@@ -308,8 +314,31 @@ fn installed_edgeimg_scaffolds_builds_and_tests_without_its_sources() {
     assert!(
         load.contains("ok ")
             && load.contains("400 requests from 16 clients")
+            && load.contains("wrong-token")
+            && load.contains("slow-headers")
             && load.contains("0 errors"),
         "{load}"
+    );
+    for update in [
+        "a new model uploaded under load",
+        "a corrupt model is refused",
+        "a model signed with another key is refused",
+        "after a reboot it still serves the updated model",
+        "QEMU killed mid-upload",
+    ] {
+        let line = tested
+            .lines()
+            .find(|l| l.contains(update))
+            .unwrap_or_else(|| panic!("no {update:?} check:\n{tested}"));
+        assert!(line.contains("ok "), "{line}");
+    }
+    let attack = tested
+        .lines()
+        .find(|l| l.contains("slow clients and floods of zeros"))
+        .unwrap_or_else(|| panic!("no attack check:\n{tested}"));
+    assert!(
+        attack.contains("ok ") && attack.contains("32 slow clients") && attack.contains("x 408"),
+        "{attack}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(

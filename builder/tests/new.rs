@@ -60,6 +60,22 @@ fn every_board_gets_a_recipe_that_plans_in_an_empty_folder() {
             "the example model, in models/ beside recipes/"
         );
         assert!(dir.path().join("models/tiny-mlp.onnx").is_file());
+        // The QEMU templates take signed model updates: the new project gets its own token
+        // and key pair, and its update checks upload files that are there.
+        let recipes = dir.path().join("recipes");
+        for test in &plan.tests {
+            if let Some(update) = &test.update {
+                let file = recipes.join(&update.get_ref().model);
+                assert!(file.is_file(), "{board:?}: {} is not there", file.display());
+            }
+        }
+        if plan.runtime.model_updates.is_some() {
+            for secret in ["secrets/api-token", "secrets/models.key", "secrets/models.pub"] {
+                assert!(recipes.join(secret).is_file(), "{board:?}: no {secret}");
+            }
+            let token = std::fs::read_to_string(recipes.join("secrets/api-token")).unwrap();
+            assert!(token.trim().len() >= 32, "{token:?}");
+        }
     }
 }
 

@@ -40,8 +40,9 @@ const SECOND: Surroundings = Surroundings {
     locale: "C.UTF-8",
 };
 
-/// A checkout holding `recipes/RECIPE` and the model it names (`tests/models/tiny-mlp.onnx`),
-/// with `image_extra` added to the recipe's `[image]` section; returns the recipe's path.
+/// A checkout holding `recipes/RECIPE`, the model it names (`tests/models/tiny-mlp.onnx`) and
+/// the secrets it names, with `image_extra` added to the recipe's `[image]` section; returns
+/// the recipe's path.
 fn checkout(root: &Path, recipe: &str, image_extra: &str) -> PathBuf {
     let models = root.join("tests/models");
     std::fs::create_dir_all(&models).unwrap();
@@ -53,6 +54,13 @@ fn checkout(root: &Path, recipe: &str, image_extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(project_root().join("recipes").join(recipe)).unwrap();
     let text = text.replacen("[image]\n", &format!("[image]\n{image_extra}\n"), 1);
     std::fs::create_dir_all(root.join("recipes")).unwrap();
+    // The secrets the QEMU recipes name (the same bytes in both checkouts, as a team's would
+    // be): the API token and the models' public key go into the image.
+    let secrets = root.join("recipes/secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for file in ["api-token", "models.pub"] {
+        std::fs::copy(common::recipe_secrets().join(file), secrets.join(file)).unwrap();
+    }
     let path = root.join("recipes").join(recipe);
     std::fs::write(&path, text).unwrap();
     path

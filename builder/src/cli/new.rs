@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +19,10 @@ const ARM64_TEMPLATE: &str = include_str!("../../../recipes/qemu-aarch64.toml");
 /// beside a new recipe when the user brings none.
 const EXAMPLE_MODEL: &[u8] = include_bytes!("../../../tests/models/tiny-mlp.onnx");
 const EXAMPLE_MODEL_NAME: &str = "tiny-mlp";
+/// The example's next version (other weights, same signature): the QEMU templates' update
+/// check uploads it.
+const EXAMPLE_UPDATE: &[u8] = include_bytes!("../../../tests/models/tiny-mlp-v2.onnx");
+const EXAMPLE_UPDATE_FILE: &str = "tiny-mlp-v2.onnx";
 
 #[derive(Debug, Args)]
 #[command(
@@ -61,6 +66,9 @@ struct ModelChoice {
     inputs: Option<BTreeMap<String, Vec<i64>>>,
     /// The example model's bytes and where they go.
     write: Option<PathBuf>,
+    /// What the template's update checks upload: the example's next version beside the
+    /// example model, or the user's own model again.
+    update_in_recipe: PathBuf,
 }
 
 pub fn run(args: NewArgs) -> Result<ExitCode> {
@@ -87,8 +95,16 @@ pub fn run(args: NewArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(dest, EXAMPLE_MODEL)
             .with_context(|| format!("cannot write {}", dest.display()))?;
-        println!("wrote {} (the example model)", dest.display());
+        let update = dir.join(EXAMPLE_UPDATE_FILE);
+        std::fs::write(&update, EXAMPLE_UPDATE)
+            .with_context(|| format!("cannot write {}", update.display()))?;
+        println!(
+            "wrote {} (the example model) and {} (its next version, for the update check)",
+            dest.display(),
+            update.display()
+        );
     }
+    make_secrets(&text, &args.dir)?;
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let next = if args.board.profile().disk_boot {
         "build"
@@ -130,11 +146,16 @@ fn example_model(dir: &Path, force: bool) -> Result<ModelChoice> {
         ),
         _ => Some(dest.clone()),
     };
+    let update = models.join(EXAMPLE_UPDATE_FILE);
     Ok(ModelChoice {
         path_in_recipe: relative_path(&std::path::absolute(dir)?, &std::path::absolute(&dest)?),
         name: EXAMPLE_MODEL_NAME.into(),
         inputs: None,
         write,
+        update_in_recipe: relative_path(
+            &std::path::absolute(dir)?,
+            &std::path::absolute(&update)?,
+        ),
     })
 }
 
@@ -166,8 +187,10 @@ fn users_model(file: &Path, dir: &Path) -> Result<ModelChoice> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let path_in_recipe = relative_path(&std::path::absolute(dir)?, &std::path::absolute(file)?);
     Ok(ModelChoice {
-        path_in_recipe: relative_path(&std::path::absolute(dir)?, &std::path::absolute(file)?),
+        update_in_recipe: path_in_recipe.clone(),
+        path_in_recipe,
         name: model_name(&stem),
         inputs: Some(inputs),
         write: None,
@@ -233,6 +256,7 @@ fn fill_template(
         &model.path_in_recipe.display().to_string(),
     );
     set_string(&mut doc["model"]["name"], &model.name);
+    retarget_updates(&mut doc, &model.update_in_recipe);
     if let Some(inputs) = &model.inputs {
         let mut shapes = InlineTable::new();
         for (input, dims) in inputs {
@@ -258,6 +282,68 @@ fn rename_in_comment(line: &str, template_name: &str, name: &str, recipe_path: &
         &format!("images/{template_name}/{template_name}"),
         &format!("images/{name}/{name}"),
     )
+}
+
+/// The template's update checks upload the example's next version; in a new recipe, what
+/// `new` wrote beside the example model, or the user's own model again (a new version of it).
+fn retarget_updates(doc: &mut DocumentMut, update: &Path) {
+    let Some(tests) = doc.get_mut("test").and_then(Item::as_array_of_tables_mut) else {
+        return;
+    };
+    for test in tests.iter_mut() {
+        if let Some(upload) = test.get_mut("update").and_then(Item::as_inline_table_mut) {
+            if let Some(model) = upload.get_mut("model") {
+                let decor = model.decor().clone();
+                *model = Value::from(update.display().to_string());
+                *model.decor_mut() = decor;
+            }
+        }
+    }
+}
+
+/// The secrets a template names (`runtime.bearer_token_file`, `runtime.model_public_key` and
+/// its `.key`), made where the new recipe expects them unless they exist: a new project
+/// builds at once, and its secrets are its own, never the template's.
+fn make_secrets(recipe: &str, dir: &Path) -> Result<()> {
+    let doc: DocumentMut = recipe.parse().context("the new recipe")?;
+    let runtime = &doc["runtime"];
+    if let Some(token) = runtime.get("bearer_token_file").and_then(Item::as_str) {
+        let path = dir.join(token);
+        if !path.exists() {
+            create_parent(&path)?;
+            let mut bytes = [0u8; 24];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+                .context("cannot read /dev/urandom for a new API token")?;
+            let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+            println!("wrote {} (a new API token; keep it out of git)", path.display());
+        }
+    }
+    if let Some(public) = runtime.get("model_public_key").and_then(Item::as_str) {
+        let public = dir.join(public);
+        if !public.exists() {
+            create_parent(&public)?;
+            let (secret, public) = edgeimg::update::keygen(&public.with_extension(""))?;
+            println!(
+                "wrote {} and {} (a new key pair for signing models; keep the .key out of git)",
+                secret.display(),
+                public.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// Each check sends `{ random = SEED }` to every input of the user's model (the template's
@@ -305,6 +391,7 @@ mod tests {
             name: "tiny-mlp".into(),
             inputs: None,
             write: None,
+            update_in_recipe: "../models/tiny-mlp-v2.onnx".into(),
         }
     }
 
@@ -360,6 +447,7 @@ mod tests {
             name: "detector".into(),
             inputs: Some(inputs.clone()),
             write: None,
+            update_in_recipe: "../../models/detector.onnx".into(),
         };
         let (text, loaded) = filled(Board::QemuAarch64, &model);
         let m = loaded.recipe.model.as_ref().unwrap();
