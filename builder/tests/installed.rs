@@ -280,7 +280,10 @@ fn installed_edgeimg_scaffolds_builds_and_tests_without_its_sources() {
     // token file as its own account, every check below authenticates, and the update checks
     // sign with the new key.
     for secret in ["api-token", "models.key", "models.pub"] {
-        assert!(project.join("recipes/secrets").join(secret).is_file(), "no {secret}");
+        assert!(
+            project.join("recipes/secrets").join(secret).is_file(),
+            "no {secret}"
+        );
     }
     edgeimg.succeeds(&["build", "recipes/mydevice.toml"]);
     assert_installed_binaries(&prefix, &manifest(&project, "mydevice"), "aarch64");

@@ -70,7 +70,11 @@ fn every_board_gets_a_recipe_that_plans_in_an_empty_folder() {
             }
         }
         if plan.runtime.model_updates.is_some() {
-            for secret in ["secrets/api-token", "secrets/models.key", "secrets/models.pub"] {
+            for secret in [
+                "secrets/api-token",
+                "secrets/models.key",
+                "secrets/models.pub",
+            ] {
                 assert!(recipes.join(secret).is_file(), "{board:?}: no {secret}");
             }
             let token = std::fs::read_to_string(recipes.join("secrets/api-token")).unwrap();

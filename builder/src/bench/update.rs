@@ -12,7 +12,7 @@ use super::boot::boot_to_ready;
 use super::round3;
 use super::stats::{median, percentile};
 use crate::imagetest::checks::{build_inputs, prepare_upload, InferClient};
-use crate::imagetest::qemu_boot::reset_working_copies;
+use crate::imagetest::qemu_boot::{qemu_board, reset_working_copies};
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
 use crate::recipe::{TestCase, UpdateCheck, UpdateVerdict};
@@ -66,7 +66,7 @@ pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Res
     let (file, signature) = prepare_upload(plan, check, scratch.path())?;
     let token = plan.runtime.api_token()?;
     reset_working_copies(manifest, &plan.out_dir)?;
-    let (mut vm, ready) = boot_to_ready(plan, manifest, ready_timeout)?;
+    let (mut vm, ready) = boot_to_ready(plan, manifest, qemu_board(plan.board), ready_timeout)?;
     let addr = vm.api_addr().context("the API port was not forwarded")?;
     let device = InferClient::new(format!("http://{addr}"), token);
     let inputs = build_inputs(&device.metadata(model)?, &case.inputs)?;

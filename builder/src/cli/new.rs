@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -152,10 +152,7 @@ fn example_model(dir: &Path, force: bool) -> Result<ModelChoice> {
         name: EXAMPLE_MODEL_NAME.into(),
         inputs: None,
         write,
-        update_in_recipe: relative_path(
-            &std::path::absolute(dir)?,
-            &std::path::absolute(&update)?,
-        ),
+        update_in_recipe: relative_path(&std::path::absolute(dir)?, &std::path::absolute(&update)?),
     })
 }
 
@@ -323,7 +320,10 @@ fn make_secrets(recipe: &str, dir: &Path) -> Result<()> {
                 .open(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
-            println!("wrote {} (a new API token; keep it out of git)", path.display());
+            println!(
+                "wrote {} (a new API token; keep it out of git)",
+                path.display()
+            );
         }
     }
     if let Some(public) = runtime.get("model_public_key").and_then(Item::as_str) {

@@ -81,7 +81,7 @@ pub fn run_reboot(
         ))
     })();
     CheckOutcome {
-        name: case.name.clone(),
+        name: case.name.get_ref().clone(),
         passed: result.is_ok(),
         detail: result
             .unwrap_or_else(|e| format!("{e:#}\n--- console tail ---\n{}", vm.console_tail(40))),

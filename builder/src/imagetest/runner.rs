@@ -252,7 +252,7 @@ fn reboot_cases(
             return cases
                 .iter()
                 .map(|(case, _)| CheckOutcome {
-                    name: case.name.clone(),
+                    name: case.name.get_ref().clone(),
                     passed: false,
                     detail: format!("cannot boot the image again: {e:#}"),
                 })

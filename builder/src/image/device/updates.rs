@@ -86,7 +86,7 @@ fn golden_check(plan: &Plan, model: &PreparedModel) -> Result<Option<GoldenCheck
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(GoldenCheck {
-        tolerance: test.tolerance,
+        tolerance: test.tolerance(),
         inputs,
         expect,
     }))

@@ -108,7 +108,7 @@ pub fn run_update(
                 notes.push(compare(
                     &after,
                     &want,
-                    case.tolerance,
+                    case.tolerance(),
                     "the host's ONNX Runtime on the new model",
                 )?);
             }
