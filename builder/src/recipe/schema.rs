@@ -330,14 +330,16 @@ impl TestCase {
     }
 
     /// Whether the case holds the answer to anything: expected values, the host's ONNX
-    /// Runtime, a killed server coming back, a load whose answers must agree, or an attack the
-    /// device must stand.
+    /// Runtime, a killed server coming back, a load whose answers must agree, an attack the
+    /// device must stand, an update it must commit or refuse, or a reboot it must survive.
     fn checks_something(&self) -> bool {
         !self.expect.is_empty()
             || self.compare_onnxruntime
             || self.kill_server
             || self.load.is_some()
             || self.attack.is_some()
+            || self.update.is_some()
+            || self.reboot.is_some()
     }
 }
 
@@ -486,7 +488,7 @@ fn validate_test(loaded: &LoadedRecipe, test: &TestCase) -> Result<(), RecipeErr
             "test",
             format!(
                 "test {:?} checks nothing: any answer would pass; add `expect = {{ OUTPUT = [...] }}`, \
-                 `compare_onnxruntime = true`, `kill_server = true`, `load = {{ ... }}` or `attack = {{ ... }}`",
+                 `compare_onnxruntime = true`, `kill_server = true`, `load = {{ ... }}`, `attack = {{ ... }}`, `update = {{ ... }}` or `reboot = ...`",
                 test.name.get_ref()
             ),
         ));

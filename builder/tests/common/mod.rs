@@ -26,7 +26,7 @@ pub fn recipe_secrets() -> PathBuf {
                     &scratch,
                     format!(
                         "test-token-{:x}\n",
-                        std::process::id() as u64 * 0x9e3779b97f4a7c15
+                        (std::process::id() as u64).wrapping_mul(0x9e3779b97f4a7c15)
                     ),
                 )
                 .unwrap();
