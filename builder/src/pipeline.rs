@@ -10,7 +10,7 @@ use std::io::Write;
 use crate::image::device;
 use crate::image::disk::{data_disk_partition, write_data_disk, write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
-use crate::outputs::freshness::{inputs_digest, reusable_build};
+use crate::outputs::freshness::{inputs_digest, reusable_build, write_secrets_stamp};
 use crate::outputs::manifest::{
     published_location, AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest,
     ModelRecord, ModuleRecord, PackageRecord, RootfsSummary,
@@ -49,7 +49,9 @@ impl BuildOptions {
 pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
     let binaries = device::device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let digest = inputs_digest(plan, &binaries)?;
-    build_with(plan, opts, &binaries, digest)
+    let report = build_with(plan, opts, &binaries, digest)?;
+    write_secrets_stamp(plan)?;
+    Ok(report)
 }
 
 /// Reuse the build in the plan's output folder when nothing it read has changed; the flag
@@ -64,7 +66,9 @@ pub fn build_if_stale(plan: &Plan, opts: &BuildOptions) -> Result<(BuildReport, 
         };
         return Ok((report, false));
     }
-    Ok((build_with(plan, opts, &binaries, digest)?, true))
+    let report = build_with(plan, opts, &binaries, digest)?;
+    write_secrets_stamp(plan)?;
+    Ok((report, true))
 }
 
 fn build_with(

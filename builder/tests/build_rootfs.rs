@@ -94,16 +94,27 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
             && p.contains(".ko")),
         "{recipe}: no {kernel_flavor} kernel modules"
     );
-    // Built by whoever ran the test, yet everything belongs to root, as `tar tvf` shows.
+    // Built by whoever ran the test, yet everything belongs to root, as `tar tvf` shows, but
+    // the API's secrets: readable by the server's account (1000) alone.
     let listing = Command::new("tar")
         .arg("tvf")
         .arg(&tar_path)
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
+    for line in listing
+        .lines()
+        .filter(|l| l.contains("etc/edgeimg/secrets"))
+    {
+        assert!(
+            (line.starts_with("dr-x------ 1000/1000 ") && line.ends_with("etc/edgeimg/secrets/"))
+                || line.starts_with("-r-------- 1000/1000 "),
+            "{recipe}: a secret not the server's alone: {line}"
+        );
+    }
     let not_root: Vec<&str> = listing
         .lines()
-        .filter(|l| !l.contains(" root/root "))
+        .filter(|l| !l.contains(" root/root ") && !l.contains("etc/edgeimg/secrets"))
         .collect();
     assert!(
         not_root.is_empty(),

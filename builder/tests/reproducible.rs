@@ -91,7 +91,8 @@ fn edgeimg(cwd: &Path, how: &Surroundings, epoch: Option<&str>, args: &[&str]) {
 }
 
 /// Locks and builds `recipe` in a checkout at `root` (run from inside it, as a user would);
-/// returns every file written, by name: the build's outputs and the lock.
+/// returns every file written, by name: the build's outputs and the lock (not the secrets
+/// stamp, this machine's record of when the secret files were written, kept for staleness).
 fn lock_and_build(
     root: &Path,
     recipe: &str,
@@ -107,6 +108,7 @@ fn lock_and_build(
     std::fs::read_dir(root.join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with(edgeimg::outputs::freshness::SECRETS_STAMP))
         .chain([lock])
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();

@@ -2,8 +2,9 @@
 //! plan, the files it names, the mirror's local indexes, our device binaries and this edgeimg
 //! itself) is kept in the manifest; a build whose digest matches and whose outputs are intact
 //! is reused. Secret files (the bearer token, the TLS key) count by their size and time, never
-//! their bytes; a token from an environment variable does not count (`--rebuild` after
-//! changing it).
+//! their bytes, in a stamp kept beside the outputs and not in the manifest (whose digest must be
+//! the same for two checkouts, and times differ there); a token from an environment variable
+//! does not count (`--rebuild` after changing it).
 
 use std::path::Path;
 
@@ -99,24 +100,6 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
             .filter_map(|u| u.public_key.clone())
             .map(|key| ("model public key".to_string(), key)),
     );
-    let mut secrets: Vec<(&str, &Path)> = plan
-        .runtime
-        .tls
-        .iter()
-        .map(|tls| ("tls key", tls.key.as_path()))
-        .collect();
-    if let Some(Secret::File(path)) = &plan.runtime.bearer_token {
-        secrets.push(("bearer token", path));
-    }
-    for (role, secret) in secrets {
-        let meta = std::fs::metadata(secret)
-            .with_context(|| format!("cannot read {}", secret.display()))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-        hasher.update(format!("{role}:{}:{mtime:?}", meta.len()));
-    }
     // A rebuilt edgeimg may write different images from the same inputs.
     files.push((
         "edgeimg".to_string(),
@@ -141,11 +124,49 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Beside a build's outputs: its secret files as the build read them (size and time).
+pub const SECRETS_STAMP: &str = ".secrets-stamp";
+
+/// The plan's secret files by role, size and modification time, never their bytes.
+pub fn secrets_stamp(plan: &Plan) -> Result<String> {
+    let mut secrets: Vec<(&str, &Path)> = plan
+        .runtime
+        .tls
+        .iter()
+        .map(|tls| ("tls key", tls.key.as_path()))
+        .collect();
+    if let Some(Secret::File(path)) = &plan.runtime.bearer_token {
+        secrets.push(("bearer token", path));
+    }
+    let mut stamp = String::new();
+    for (role, secret) in secrets {
+        let meta = std::fs::metadata(secret)
+            .with_context(|| format!("cannot read {}", secret.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        stamp.push_str(&format!("{role}:{}:{mtime:?}\n", meta.len()));
+    }
+    Ok(stamp)
+}
+
+/// Records the secrets a build just read, for [`reusable_build`].
+pub fn write_secrets_stamp(plan: &Plan) -> Result<()> {
+    let path = plan.out_dir.join(SECRETS_STAMP);
+    std::fs::write(&path, secrets_stamp(plan)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The manifest of the build in the plan's output folder, if it was made from `digest` and
 /// every output is still there unchanged.
 pub fn reusable_build(plan: &Plan, digest: &str) -> Option<Manifest> {
     let manifest = Manifest::read(&plan.out_dir.join(MANIFEST_FILE)).ok()?;
     if manifest.inputs_sha256.as_deref() != Some(digest) {
+        return None;
+    }
+    let stamp = std::fs::read_to_string(plan.out_dir.join(SECRETS_STAMP)).ok()?;
+    if secrets_stamp(plan).ok()? != stamp {
         return None;
     }
     let intact = manifest.outputs.iter().all(|out| {
@@ -253,13 +274,16 @@ mod tests {
                 .unwrap();
         };
         write("first-token\n", 1000);
-        let first = inputs_digest(&plan, &fx.binaries).unwrap();
-        // Other bytes, same size and time: the digest cannot tell (it never read them).
+        let first = secrets_stamp(&plan).unwrap();
+        let digest = inputs_digest(&plan, &fx.binaries).unwrap();
+        // Other bytes, same size and time: the stamp cannot tell (it never read them).
         write("other-token\n", 1000);
-        assert_eq!(first, inputs_digest(&plan, &fx.binaries).unwrap());
+        assert_eq!(first, secrets_stamp(&plan).unwrap());
         // A token written anew has a new time: the image is stale.
         write("other-token\n", 2000);
-        assert_ne!(first, inputs_digest(&plan, &fx.binaries).unwrap());
+        assert_ne!(first, secrets_stamp(&plan).unwrap());
+        // The published digest does not move with a secret's time: two checkouts agree.
+        assert_eq!(digest, inputs_digest(&plan, &fx.binaries).unwrap());
     }
 
     #[test]
@@ -296,6 +320,8 @@ mod tests {
             inputs_sha256: Some("abc".into()),
         };
         manifest.write(&plan.out_dir).unwrap();
+        assert!(reusable_build(&plan, "abc").is_none(), "no secrets stamp");
+        write_secrets_stamp(&plan).unwrap();
         assert!(reusable_build(&plan, "abc").is_some());
         assert!(reusable_build(&plan, "other").is_none());
         std::fs::write(&output, b"imagX").unwrap();
