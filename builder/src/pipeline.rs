@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use std::io::Write;
 
@@ -16,7 +16,7 @@ use crate::outputs::manifest::{
     ModelRecord, ModuleRecord, PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
-use crate::packages::{self, InstalledSet, PackageRequest, Progress, RepoSpec};
+use crate::packages::{self, InstalledSet, PackageRequest, Progress};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootPath, RootfsTree};
@@ -47,6 +47,7 @@ impl BuildOptions {
 }
 
 pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
+    fetch_models(plan, opts)?;
     let binaries = device::device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let digest = inputs_digest(plan, &binaries)?;
     let report = build_with(plan, opts, &binaries, digest)?;
@@ -54,9 +55,31 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Result<BuildReport> {
     Ok(report)
 }
 
+/// The recipe's downloaded models, fetched (or found in the cache) and verified, so every
+/// later stage reads a local file.
+pub fn fetch_models(plan: &Plan, opts: &BuildOptions) -> Result<()> {
+    for model in &plan.models {
+        if let Some(download) = &model.download {
+            let path = download
+                .ensure(&opts.cache_dir, &opts.progress)
+                .with_context(|| format!("model {}", model.name))?;
+            if path != model.path {
+                bail!(
+                    "model {}: fetched into {}, but the plan reads {} (EDGEIMG_CACHE changed between planning and building?)",
+                    model.name,
+                    path.display(),
+                    model.path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reuse the build in the plan's output folder when nothing it read has changed; the flag
 /// says whether a build ran.
 pub fn build_if_stale(plan: &Plan, opts: &BuildOptions) -> Result<(BuildReport, bool)> {
+    fetch_models(plan, opts)?;
     let binaries = device::device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let digest = inputs_digest(plan, &binaries)?;
     if let Some(manifest) = reusable_build(plan, &digest) {
@@ -96,7 +119,7 @@ fn build_with(
         None if data_disk => Some(data_disk_partition()),
         None => None,
     };
-    let model = device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)?;
+    let models = device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)?;
     add_recipe_files(plan, &mut tree)?;
 
     std::fs::create_dir_all(&plan.out_dir)
@@ -126,7 +149,7 @@ fn build_with(
         outputs.extend(files);
         disk_record = Some(record);
     }
-    if let Some(m) = &model {
+    for m in &models {
         // The exact model the device serves, for host-side comparisons and inspection.
         let path = plan.out_dir.join(format!("{}.model.onnx", m.name));
         let mut out = AtomicFile::create(&path)?;
@@ -151,17 +174,26 @@ fn build_with(
         &binaries.runtime_libraries,
     )?);
     manifest.device_binaries = Some(DeviceBinariesRecord::new(binaries)?);
-    manifest.model = model.map(|m| ModelRecord {
-        name: m.name,
-        source: plan
-            .model
-            .as_ref()
-            .map(|p| plan.recipe_relative(&p.path).display().to_string())
-            .unwrap_or_default(),
-        sha256: m.sha256,
-        source_sha256: m.source_sha256,
-        path_in_image: m.path_in_image.to_absolute(),
-    });
+    manifest.models = models
+        .into_iter()
+        .zip(&plan.models)
+        .map(|(m, planned)| ModelRecord {
+            name: m.name,
+            source: match &planned.download {
+                Some(d) if d.url.contains("://") => d.url.clone(),
+                Some(d) => plan
+                    .recipe_relative(Path::new(&d.url))
+                    .display()
+                    .to_string(),
+                None => plan.recipe_relative(&planned.path).display().to_string(),
+            },
+            member: planned.download.as_ref().and_then(|d| d.member.clone()),
+            download_sha256: planned.download.as_ref().map(|d| d.sha256.clone()),
+            sha256: m.sha256,
+            source_sha256: m.source_sha256,
+            path_in_image: m.path_in_image.to_absolute(),
+        })
+        .collect();
     let sbom_path = plan.out_dir.join(format!("{}.spdx.json", plan.name));
     write_sbom(
         &manifest,
@@ -253,16 +285,7 @@ pub fn install_packages(
 fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {
     PackageRequest {
         arch: plan.arch.alpine().to_string(),
-        repositories: plan
-            .alpine
-            .repositories
-            .iter()
-            .map(|name| RepoSpec {
-                base: plan.alpine.mirror.clone(),
-                branch: plan.alpine.branch.clone(),
-                name: name.clone(),
-            })
-            .collect(),
+        repositories: plan.alpine.repo_specs(),
         extra_keys: plan.alpine.extra_keys.clone(),
         world: plan.alpine.world.clone(),
         cache_dir: cache_dir.to_path_buf(),
@@ -318,6 +341,7 @@ fn manifest(
                 license: p.license.clone(),
                 origin: p.origin.clone(),
                 repository: published_location(&plan.alpine.mirror, &p.repository),
+                device_repository: p.device_repository.clone(),
                 checksum: p.checksum.clone(),
                 apk_sha256: p.apk_sha256.clone(),
                 size: p.size,
@@ -328,7 +352,7 @@ fn manifest(
             entries: tree.len(),
             file_bytes: tree.file_bytes(),
         },
-        model: None,
+        models: Vec::new(),
         engine: None,
         device_binaries: None,
         boot: None,

@@ -137,6 +137,7 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         .iter()
         .any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
     check_sbom(out.path(), &manifest);
+    check_device_repositories(&tar_path);
     check_engine(&tar_path, &entries, &manifest);
     out
 }
@@ -283,10 +284,67 @@ fn check_sbom(out: &Path, manifest: &serde_json::Value) {
             64
         );
     }
-    let model = &manifest["model"];
-    assert!(listed.iter().any(
-        |p| p["name"] == model["name"] && p["checksums"][0]["checksumValue"] == model["sha256"]
-    ));
+    for model in manifest["models"].as_array().unwrap() {
+        assert!(listed
+            .iter()
+            .any(|p| p["name"] == model["name"]
+                && p["checksums"][0]["checksumValue"] == model["sha256"]));
+    }
+    // The SPDX reference validator (PyPI's spdx-tools) accepts it.
+    let file = out.join(format!("{}.spdx.json", manifest["name"].as_str().unwrap()));
+    let validator = edgeimg_test_support::wheels::python().with_file_name("pyspdxtools");
+    let checked = Command::new(&validator)
+        .arg("-i")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "pyspdxtools rejects {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&checked.stdout),
+        stderr(&checked)
+    );
+    // A build host's folder is nowhere a reader of the SBOM would follow it.
+    let host = mirror().dir.display().to_string();
+    for p in listed {
+        let location = p["downloadLocation"].as_str().unwrap();
+        assert!(
+            location == "NOASSERTION" || location.starts_with("https://"),
+            "{location}"
+        );
+        assert!(!location.contains(&host), "{location}");
+    }
+}
+
+/// Every recipe in recipes/ is built (and its SBOM validated) by a test of this file.
+const RECIPES_BUILT_HERE: [&str; 3] = ["pi.toml", "qemu-aarch64.toml", "qemu-x86_64.toml"];
+
+#[test]
+fn every_recipe_is_built_by_a_test_here() {
+    let mut found: Vec<String> = std::fs::read_dir(project_root().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, RECIPES_BUILT_HERE,
+        "add a build test for the new recipe"
+    );
+}
+
+/// What a device is told to fetch from: public URLs only, never the build host's mirror.
+fn check_device_repositories(tar_path: &Path) {
+    let text = String::from_utf8(tar_file(tar_path, "etc/apk/repositories")).unwrap();
+    assert!(!text.trim().is_empty());
+    for line in text.lines() {
+        assert!(line.starts_with("https://"), "{line}");
+    }
+    assert!(
+        !text.contains(&mirror().dir.display().to_string()),
+        "{text}"
+    );
 }
 
 #[test]

@@ -77,7 +77,11 @@ fn a_locked_build_installs_exactly_the_lock_and_refuses_drift() {
         "{lock_text}"
     );
     assert_eq!(lock["kernel"]["name"].as_str(), Some("linux-virt"));
-    assert_eq!(lock["model_sha256"].as_str().map(str::len), Some(64));
+    // Every model, by name, with the sha256 of the file it is made from.
+    let models = lock["model"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{lock_text}");
+    assert_eq!(models[0]["name"].as_str(), Some("tiny-mlp"));
+    assert_eq!(models[0]["sha256"].as_str().map(str::len), Some(64));
 
     let built = run("build", &recipe, &out, &["--locked"]);
     assert!(built.status.success(), "{}", stderr(&built));
@@ -139,12 +143,12 @@ fn a_locked_build_installs_exactly_the_lock_and_refuses_drift() {
     );
 
     // The lock was made for another model.
-    let model_sha = lock["model_sha256"].as_str().unwrap();
+    let model_sha = models[0]["sha256"].as_str().unwrap();
     std::fs::write(&lock_file, lock_text.replace(model_sha, &"1".repeat(64))).unwrap();
     let failed = run("build", &recipe, &out, &[]);
     assert!(!failed.status.success());
     assert!(
-        stderr(&failed).contains("model differs"),
+        stderr(&failed).contains("the models differ"),
         "{}",
         stderr(&failed)
     );

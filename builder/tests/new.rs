@@ -47,7 +47,7 @@ fn every_board_gets_a_recipe_that_plans_in_an_empty_folder() {
         let plan = plan(&recipe);
         assert_eq!(plan.name, name);
         assert_eq!(plan.board, board);
-        let model = plan.model.as_ref().unwrap();
+        let model = &plan.models[0];
         // The bug this guards: the model and the checks kept their own names.
         assert_eq!(model.name, "tiny-mlp");
         assert!(
@@ -110,7 +110,7 @@ fn a_users_model_is_referenced_where_it_is_with_its_inputs_frozen() {
         stderr(&out)
     );
     let plan = plan(&dir.path().join("recipes/adder.toml"));
-    let model = plan.model.as_ref().unwrap();
+    let model = &plan.models[0];
     assert_eq!(model.name, "two-inputs");
     assert_eq!(model.inputs["a"], [1, 8]);
     assert_eq!(model.inputs["b"], [1, 8]);

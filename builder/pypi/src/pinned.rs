@@ -58,10 +58,11 @@ pub const RAPIDOCR: Wheel<'static> = Wheel {
     platform: None,
 };
 
-/// What the Python in [`crate::venv`] holds: the same onnxruntime, and onnx + numpy to make
-/// and read models.
-pub const PYTHON_REQUIREMENTS: [&str; 3] = [
+/// What the Python in [`crate::venv`] holds: the same onnxruntime, onnx + numpy to make and
+/// read models, and spdx-tools, the SPDX reference validator (`pyspdxtools`) the SBOMs pass.
+pub const PYTHON_REQUIREMENTS: [&str; 4] = [
     concat!("onnxruntime==", onnxruntime_version!()),
     "onnx==1.23.2",
     "numpy==2.4.6",
+    "spdx-tools==0.8.5",
 ];

@@ -58,8 +58,8 @@ pub fn update_case(plan: &Plan) -> Option<(&TestCase, &UpdateCheck)> {
 pub fn measure(plan: &Plan, manifest: &Manifest, ready_timeout: Duration) -> Result<UpdateFigures> {
     let (case, check) = update_case(plan).context("the recipe has no committed update check")?;
     let model = &manifest
-        .model
-        .as_ref()
+        .models
+        .first()
         .context("the image serves no model")?
         .name;
     let scratch = tempfile::tempdir()?;

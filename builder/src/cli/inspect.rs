@@ -36,7 +36,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         "rootfs   {} entries, {} bytes of files",
         manifest.rootfs.entries, manifest.rootfs.file_bytes
     );
-    if let Some(model) = &manifest.model {
+    for model in &manifest.models {
         println!(
             "model    {} at {} (sha256 {})",
             model.name, model.path_in_image, model.sha256

@@ -27,6 +27,7 @@ pub fn run(args: LockArgs) -> Result<ExitCode> {
     let mut scratch = RootfsTree::new(plan.source_date_epoch);
     let opts = BuildOptions::from_env()?;
     preflight("lock", for_build(&plan, &opts.cache_dir))?;
+    edgeimg::pipeline::fetch_models(&plan, &opts)?;
     let installed = install_packages(&plan, &opts, &mut scratch)?;
     let binaries = device_binaries(plan.arch, plan.runtime.engine, &opts.cache_dir)?;
     let lock = Lockfile::from_install(&plan, &installed, &binaries.runtime_libraries)?;

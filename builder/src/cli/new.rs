@@ -409,13 +409,16 @@ mod tests {
             let r = &loaded.recipe;
             assert_eq!(r.image.name.get_ref(), "mydevice", "{board:?}");
             assert_eq!(r.image.board, board);
-            let model = r.model.as_ref().unwrap();
+            let model = &r.models[0];
             assert_eq!(
-                model.name.as_deref(),
+                model.name.as_ref().map(|n| n.get_ref().as_str()),
                 Some("tiny-mlp"),
                 "{board:?}:\n{text}"
             );
-            assert_eq!(model.path.get_ref(), Path::new("../models/tiny-mlp.onnx"));
+            assert_eq!(
+                model.path.as_ref().unwrap().get_ref(),
+                Path::new("../models/tiny-mlp.onnx")
+            );
             let template =
                 LoadedRecipe::parse(Path::new("t.toml"), template(board).into()).unwrap();
             let names: Vec<&str> = r.tests.iter().map(|t| t.name.get_ref().as_str()).collect();
@@ -450,7 +453,7 @@ mod tests {
             update_in_recipe: "../../models/detector.onnx".into(),
         };
         let (text, loaded) = filled(Board::QemuAarch64, &model);
-        let m = loaded.recipe.model.as_ref().unwrap();
+        let m = &loaded.recipe.models[0];
         assert_eq!(m.inputs, inputs);
         for test in &loaded.recipe.tests {
             let keys: Vec<&String> = test.inputs.keys().collect();

@@ -41,13 +41,13 @@ pub struct HostServerSpec<'a> {
     pub max_concurrency: usize,
 }
 
-/// The host's real ONNX Runtime serving `model_file` as `name`.
-pub fn start_reference(cache_dir: &Path, name: &str, model_file: &Path) -> Result<HostServer> {
+/// The host's real ONNX Runtime serving each (name, dims-frozen file) of `models`.
+pub fn start_reference(cache_dir: &Path, models: &[(&str, &Path)]) -> Result<HostServer> {
     start_host_server(
         cache_dir,
         &HostServerSpec {
             engine: Engine::Onnxruntime,
-            models: &[(name, model_file)],
+            models,
             threads: 1,
             max_concurrency: 2,
         },

@@ -16,6 +16,7 @@ use crate::imagetest::qemu_boot::{boot_spec, qemu_boards, reset_working_copies};
 use crate::imagetest::reboot::run_reboot;
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
+use crate::recipe::TestCase;
 
 pub struct TestOptions {
     pub ready_timeout: Duration,
@@ -189,13 +190,24 @@ fn run_cases(
     device: &InferClient,
     cache_dir: &Path,
 ) -> Vec<CheckOutcome> {
-    let Some(model) = &manifest.model else {
+    if manifest.models.is_empty() {
         return Vec::new();
-    };
+    }
     let needs_reference = plan.tests.iter().any(|t| t.compare_onnxruntime);
-    let frozen = plan.out_dir.join(format!("{}.model.onnx", model.name));
+    let frozen: Vec<(String, PathBuf)> = manifest
+        .models
+        .iter()
+        .map(|m| {
+            let file = plan.out_dir.join(format!("{}.model.onnx", m.name));
+            (m.name.clone(), file)
+        })
+        .collect();
     let reference = if needs_reference {
-        match start_reference(cache_dir, &model.name, &frozen) {
+        let models: Vec<(&str, &Path)> = frozen
+            .iter()
+            .map(|(name, file)| (name.as_str(), file.as_path()))
+            .collect();
+        match start_reference(cache_dir, &models) {
             Ok(r) => Some(r),
             Err(e) => {
                 return plan
@@ -220,12 +232,20 @@ fn run_cases(
             run_case(
                 device,
                 reference.as_ref().map(|r| &r.client),
-                &model.name,
+                case_model(case, manifest),
                 case,
                 &context,
             )
         })
         .collect()
+}
+
+/// The model a case asks: the one it names, else the image's only one (the recipe refuses a
+/// case that names none when the image serves several). `manifest.models` is not empty.
+fn case_model<'a>(case: &'a TestCase, manifest: &'a Manifest) -> &'a str {
+    case.model
+        .as_ref()
+        .map_or(manifest.models[0].name.as_str(), |m| m.get_ref().as_str())
 }
 
 /// The `reboot` cases, in recipe order, each booting the image again (without the self-test
@@ -243,9 +263,9 @@ fn reboot_cases(
         .iter()
         .filter_map(|case| Some((case, *case.reboot.as_ref()?.get_ref())))
         .collect();
-    let Some(model) = manifest.model.as_ref().filter(|_| !cases.is_empty()) else {
+    if manifest.models.is_empty() || cases.is_empty() {
         return Vec::new();
-    };
+    }
     let spec = match boot_spec(plan.board, machine, &plan.out_dir, manifest, "") {
         Ok(spec) => spec,
         Err(e) => {
@@ -259,19 +279,20 @@ fn reboot_cases(
                 .collect()
         }
     };
-    // What a cut-off upload sends: the image's own model file (any real model would do).
-    let upload = plan.out_dir.join(format!("{}.model.onnx", model.name));
     cases
         .into_iter()
         .enumerate()
         .map(|(n, (case, kind))| {
             let log = plan.out_dir.join(format!("console-reboot-{}.log", n + 1));
+            let model = case_model(case, manifest);
+            // What a cut-off upload sends: the image's own model file (any real model would do).
+            let upload = plan.out_dir.join(format!("{model}.model.onnx"));
             run_reboot(
                 vm,
                 &spec,
                 case,
                 kind,
-                &model.name,
+                model,
                 &upload,
                 token,
                 &log,

@@ -14,6 +14,7 @@
 mod decode;
 mod error;
 mod external;
+pub mod fetch;
 mod freeze;
 mod info;
 mod proto;

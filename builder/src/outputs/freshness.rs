@@ -21,22 +21,30 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     // What the outputs are made of, by content: where the recipe, its files, the outputs and a
     // local mirror are on this host is not (and would differ between two checkouts, and the
     // digest is in the manifest). Each file is hashed below under its role instead.
-    let local_mirror =
-        !(plan.alpine.mirror.starts_with("https://") || plan.alpine.mirror.starts_with("http://"));
+    let local =
+        |location: &str| !(location.starts_with("https://") || location.starts_with("http://"));
     let mut what = Plan {
         out_dir: Default::default(),
         recipe_path: Default::default(),
         ..plan.clone()
     };
-    if local_mirror {
+    if local(&plan.alpine.mirror) {
         what.alpine.mirror = String::new();
+    }
+    for repo in &mut what.alpine.third_party {
+        if local(&repo.url) {
+            repo.url = String::new();
+        }
     }
     what.alpine
         .extra_keys
         .iter_mut()
         .for_each(|k| *k = Default::default());
-    if let Some(model) = &mut what.model {
+    for model in &mut what.models {
         model.path = Default::default();
+        if let Some(download) = model.download.as_mut().filter(|d| local(&d.url)) {
+            download.url = String::new();
+        }
     }
     for file in &mut what.files {
         if let FileSource::Host(path) = &mut file.source {
@@ -73,9 +81,9 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
             .map(|l| (format!("library {}", l.file_name), l.source.clone())),
     );
     files.extend(
-        plan.model
+        plan.models
             .iter()
-            .map(|m| ("model".to_string(), m.path.clone())),
+            .map(|m| (format!("model {}", m.name), m.path.clone())),
     );
     files.extend(
         plan.alpine
@@ -111,10 +119,8 @@ pub fn inputs_digest(plan: &Plan, binaries: &DeviceBinaries) -> Result<String> {
     }
     // A local mirror's indexes: a package update there makes the image stale. (Remote mirrors
     // are not asked; `--rebuild` forces a build.)
-    for repo in &plan.alpine.repositories {
-        let index = Path::new(&plan.alpine.mirror)
-            .join(&plan.alpine.branch)
-            .join(repo)
+    for repo in plan.alpine.repo_specs() {
+        let index = Path::new(&repo.source)
             .join(plan.arch.alpine())
             .join("APKINDEX.tar.gz");
         if index.is_file() {
@@ -309,7 +315,7 @@ mod tests {
                 entries: 0,
                 file_bytes: 0,
             },
-            model: None,
+            models: Vec::new(),
             engine: None,
             device_binaries: None,
             boot: None,

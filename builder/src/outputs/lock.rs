@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::image::onnxruntime::EngineLibrary;
 use crate::packages::InstalledSet;
 use crate::plan::lockfile::{
-    LockedAlpine, LockedEngineLibrary, LockedPackage, LockedPackageRef, Lockfile, FORMAT,
+    LockedAlpine, LockedEngineLibrary, LockedModel, LockedPackage, LockedPackageRef, Lockfile,
+    FORMAT,
 };
 use crate::plan::Plan;
 use crate::writers::atomic::AtomicFile;
@@ -44,7 +45,8 @@ impl Lockfile {
                 name: kernel.name.clone(),
                 version: kernel.version.clone(),
             },
-            model_sha256: model_sha256(plan)?,
+            model_sha256: None,
+            models: locked_models(plan)?,
             packages: installed
                 .packages
                 .iter()
@@ -98,11 +100,14 @@ impl Lockfile {
                 again()
             );
         }
-        if self.model_sha256 != model_sha256(plan)? {
+        let now = locked_models(plan)?;
+        let now_sha256s: Vec<&str> = now.iter().map(|m| m.sha256.as_str()).collect();
+        if self.model_sha256s() != now_sha256s {
             bail!(
-                "the model differs from the one in {} (sha256 {}); {}",
+                "the models differ from those in {} (locked sha256 {:?}, now {:?}); {}",
                 lock.display(),
-                self.model_sha256.as_deref().unwrap_or("none"),
+                self.model_sha256s(),
+                now_sha256s,
                 again()
             );
         }
@@ -194,11 +199,16 @@ fn key_fingerprints(plan: &Plan) -> Result<Vec<String>> {
         .collect()
 }
 
-fn model_sha256(plan: &Plan) -> Result<Option<String>> {
-    plan.model
-        .as_ref()
-        .map(|m| sha256_file(&m.path))
-        .transpose()
+fn locked_models(plan: &Plan) -> Result<Vec<LockedModel>> {
+    plan.models
+        .iter()
+        .map(|m| {
+            Ok(LockedModel {
+                name: m.name.clone(),
+                sha256: sha256_file(&m.path)?,
+            })
+        })
+        .collect()
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

@@ -43,8 +43,9 @@ pub struct Manifest {
     pub alpine: AlpineSource,
     pub packages: Vec<PackageRecord>,
     pub rootfs: RootfsSummary,
+    /// Every model the image serves.
     #[serde(default)]
-    pub model: Option<ModelRecord>,
+    pub models: Vec<ModelRecord>,
     /// The inference engine and the libraries it brings into the image.
     #[serde(default)]
     pub engine: Option<EngineRecord>,
@@ -84,6 +85,9 @@ pub struct PackageRecord {
     pub origin: String,
     /// The repository it came from ([`published_location`]).
     pub repository: String,
+    /// The repository a device would fetch it from (the image's `/etc/apk/repositories`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_repository: Option<String>,
     /// The index's control checksum (`Q1...`).
     pub checksum: String,
     pub apk_sha256: String,
@@ -100,8 +104,15 @@ pub struct RootfsSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelRecord {
     pub name: String,
+    /// The recipe's file, or the url it was downloaded from.
     pub source: String,
-    /// sha256 of the recipe's file.
+    /// A downloaded model: the file inside the download (wheel, zip, tar) it was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// A downloaded model: sha256 of the download, as the recipe pins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_sha256: Option<String>,
+    /// sha256 of the model file (the member, for archives), before freezing.
     pub source_sha256: String,
     /// sha256 of the file in the image (dims frozen).
     pub sha256: String,

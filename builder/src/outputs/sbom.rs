@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::image::device::DeviceBinaries;
 use crate::image::onnxruntime::ENGINE_DIR;
-use crate::outputs::manifest::{Manifest, PackageRecord, LOCAL_MIRROR};
+use crate::outputs::manifest::{Manifest, ModelRecord, PackageRecord};
 use crate::writers::atomic::AtomicFile;
 
 /// What the SBOM needs besides the manifest.
@@ -43,7 +43,22 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
         "copyrightText": "NOASSERTION",
         "comment": format!("edgeimg image for board {} ({})", manifest.board, manifest.arch),
     })];
-    packages.extend(manifest.packages.iter().map(apk_package));
+    let mut licenses = Licenses::default();
+    let alpine: Vec<String> = manifest
+        .alpine
+        .repositories
+        .iter()
+        .map(|name| {
+            let m = manifest.alpine.mirror.trim_end_matches('/');
+            format!("{m}/{}/{name}", manifest.alpine.branch)
+        })
+        .collect();
+    packages.extend(
+        manifest
+            .packages
+            .iter()
+            .map(|p| apk_package(p, &mut licenses, &alpine)),
+    );
     for binary in manifest
         .device_binaries
         .iter()
@@ -79,7 +94,7 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
             "filesAnalyzed": false,
             "checksums": [sha256_checksum(&std::fs::read(&library.source)?)],
             "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": library.license,
+            "licenseDeclared": licenses.expression(&library.license),
             "copyrightText": "NOASSERTION",
             "comment": format!("{ENGINE_DIR}/{}, for the ONNX Runtime engine", library.file_name),
         }));
@@ -97,23 +112,8 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
         "copyrightText": "NOASSERTION",
         "comment": "the boot image as the board loads it (unwrapped from the kernel package)",
     }));
-    if let Some(model) = &manifest.model {
-        packages.push(json!({
-            "SPDXID": "SPDXRef-Model",
-            "name": model.name,
-            "versionInfo": model.sha256,
-            "primaryPackagePurpose": "DATA",
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": false,
-            "checksums": [{"algorithm": "SHA256", "checksumValue": model.sha256}],
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "comment": format!(
-                "{} (source sha256 {}), served from {}",
-                model.source, model.source_sha256, model.path_in_image
-            ),
-        }));
+    for model in &manifest.models {
+        packages.push(model_package(model));
     }
     let relationships: Vec<Value> = std::iter::once(json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
@@ -145,29 +145,69 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
         },
         "packages": packages,
         "relationships": relationships,
+        "hasExtractedLicensingInfos": licenses.extracted(),
     }))
 }
 
-fn apk_package(p: &PackageRecord) -> Value {
+/// An ONNX model the image serves: SPDX 2.3 has no purpose for data, so OTHER, said in the
+/// comment; its download location is the url it was fetched from, when that is public.
+fn model_package(model: &ModelRecord) -> Value {
+    let from = match &model.member {
+        Some(member) => format!(
+            "{member} in {} (sha256 {})",
+            model.source,
+            model.download_sha256.as_deref().unwrap_or("")
+        ),
+        None => model.source.clone(),
+    };
+    json!({
+        "SPDXID": format!("SPDXRef-Model-{}", spdx_id_part(&model.name)),
+        "name": model.name,
+        "versionInfo": model.sha256,
+        "primaryPackagePurpose": "OTHER",
+        "downloadLocation": public_url(&model.source),
+        "filesAnalyzed": false,
+        "checksums": [{"algorithm": "SHA256", "checksumValue": model.sha256}],
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "comment": format!(
+            "ONNX model, dims frozen; made from {from} (model sha256 {}), served from {}",
+            model.source_sha256, model.path_in_image
+        ),
+    })
+}
+
+/// A location as SPDX's downloadLocation: a URL, else NOASSERTION (a build host's folder says
+/// nothing to whoever reads the SBOM).
+fn public_url(location: &str) -> String {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        location.to_string()
+    } else {
+        "NOASSERTION".into()
+    }
+}
+
+fn apk_package(p: &PackageRecord, licenses: &mut Licenses, alpine: &[String]) -> Value {
     let mut checksums = vec![json!({"algorithm": "SHA256", "checksumValue": p.apk_sha256})];
     if let Some(sha1) = control_sha1(&p.checksum) {
         checksums.push(json!({"algorithm": "SHA1", "checksumValue": sha1}));
     }
+    let supplier = if alpine.contains(&p.repository) {
+        "Organization: Alpine Linux"
+    } else {
+        "NOASSERTION"
+    };
     json!({
         "SPDXID": format!("SPDXRef-Package-apk-{}", spdx_id_part(&p.name)),
         "name": p.name,
         "versionInfo": p.version,
-        "supplier": "Organization: Alpine Linux",
-        // A URL, or NOASSERTION for a mirror on the build host (SPDX wants a URL here).
-        "downloadLocation": if p.repository.starts_with(LOCAL_MIRROR) {
-            "NOASSERTION"
-        } else {
-            p.repository.as_str()
-        },
+        "supplier": supplier,
+        "downloadLocation": public_url(&p.repository),
         "filesAnalyzed": false,
         "checksums": checksums,
         "licenseConcluded": "NOASSERTION",
-        "licenseDeclared": spdx_license(&p.license),
+        "licenseDeclared": licenses.expression(&p.license),
         "copyrightText": "NOASSERTION",
         "sourceInfo": format!("Alpine origin package {}", p.origin),
         "externalRefs": [{
@@ -186,21 +226,71 @@ fn control_sha1(checksum: &str) -> Option<String> {
     (bytes.len() == 20).then(|| hex::encode(bytes))
 }
 
-/// Alpine's license field is mostly SPDX already; anything else is NOASSERTION rather than an
-/// invalid expression.
-fn spdx_license(license: &str) -> String {
-    let valid = !license.is_empty()
-        && license.split_whitespace().all(|token| {
-            matches!(token, "AND" | "OR" | "WITH")
-                || token
-                    .trim_matches(['(', ')'])
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.+".contains(c))
-        });
-    if valid {
-        license.to_string()
-    } else {
-        "NOASSERTION".into()
+/// License expressions for SPDX: Alpine's license fields are mostly SPDX already; a name that
+/// is not an SPDX identifier (`custom`, `Public-Domain`) becomes `LicenseRef-<name>`, listed
+/// with the text it came from in the document's `hasExtractedLicensingInfos`.
+#[derive(Default)]
+struct Licenses {
+    /// LicenseRef id -> the package's original license name.
+    refs: std::collections::BTreeMap<String, String>,
+}
+
+impl Licenses {
+    fn expression(&mut self, license: &str) -> String {
+        let spaced = license.replace('(', " ( ").replace(')', " ) ");
+        let mut out: Vec<String> = Vec::new();
+        let mut after_with = false;
+        for token in spaced.split_whitespace() {
+            let upper = token.to_ascii_uppercase();
+            let known = token == "("
+                || token == ")"
+                || if after_with {
+                    spdx::exception_id(token).is_some()
+                } else {
+                    spdx::license_id(token.trim_end_matches('+')).is_some()
+                };
+            let part = if matches!(upper.as_str(), "AND" | "OR" | "WITH") {
+                upper
+            } else if known {
+                token.to_string()
+            } else {
+                self.reference(token)
+            };
+            after_with = part == "WITH";
+            out.push(part);
+        }
+        let expression = out.join(" ").replace("( ", "(").replace(" )", ")");
+        if out.is_empty() {
+            "NOASSERTION".into()
+        } else if spdx::Expression::parse(&expression).is_ok() {
+            expression
+        } else {
+            // Not an expression at all (e.g. "GPL or"): the whole field, as one reference.
+            self.reference(license)
+        }
+    }
+
+    fn reference(&mut self, name: &str) -> String {
+        let id = format!("LicenseRef-{}", spdx_id_part(name));
+        self.refs
+            .entry(id.clone())
+            .or_insert_with(|| name.to_string());
+        id
+    }
+
+    fn extracted(&self) -> Vec<Value> {
+        self.refs
+            .iter()
+            .map(|(id, name)| {
+                json!({
+                    "licenseId": id,
+                    "name": name,
+                    "extractedText": format!(
+                        "The package's license field says {name:?}, which is not an SPDX license identifier; the package's own files hold its terms."
+                    ),
+                })
+            })
+            .collect()
     }
 }
 
@@ -232,14 +322,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn licenses_are_kept_when_they_are_spdx_expressions() {
-        assert_eq!(spdx_license("GPL-2.0-only"), "GPL-2.0-only");
+    fn licenses_keep_spdx_ids_and_refer_to_the_rest() {
+        let mut l = Licenses::default();
+        assert_eq!(l.expression("GPL-2.0-only"), "GPL-2.0-only");
         assert_eq!(
-            spdx_license("MIT AND (BSD-3-Clause OR Apache-2.0)"),
+            l.expression("MIT AND (BSD-3-Clause OR Apache-2.0)"),
             "MIT AND (BSD-3-Clause OR Apache-2.0)"
         );
-        assert_eq!(spdx_license("custom:foo"), "NOASSERTION");
-        assert_eq!(spdx_license(""), "NOASSERTION");
+        assert_eq!(
+            l.expression("GPL-2.0-or-later WITH Linux-syscall-note"),
+            "GPL-2.0-or-later WITH Linux-syscall-note"
+        );
+        assert_eq!(l.expression("custom"), "LicenseRef-custom");
+        assert_eq!(
+            l.expression("MIT and Public-Domain"),
+            "MIT AND LicenseRef-Public-Domain"
+        );
+        assert_eq!(l.expression("custom:foo"), "LicenseRef-custom-foo");
+        assert_eq!(l.expression(""), "NOASSERTION");
+        let ids: Vec<String> = l
+            .extracted()
+            .iter()
+            .map(|v| v["licenseId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "LicenseRef-Public-Domain",
+                "LicenseRef-custom",
+                "LicenseRef-custom-foo"
+            ]
+        );
     }
 
     #[test]

@@ -52,16 +52,14 @@ pub fn write(tree: &mut RootfsTree, db: &DbInputs<'_>) -> Result<()> {
         lines(db.world.iter().map(String::as_str)).into_bytes(),
         0o644,
     )?;
-    let repos: Vec<String> = db
+    // apk searches the repositories in this order, so it is kept, not sorted.
+    let repos: String = db
         .repositories
         .iter()
-        .map(RepoSpec::repositories_line)
+        .filter_map(|r| r.device_line.as_deref())
+        .map(|line| format!("{line}\n"))
         .collect();
-    put(
-        "etc/apk/repositories",
-        lines(repos.iter().map(String::as_str)).into_bytes(),
-        0o644,
-    )?;
+    put("etc/apk/repositories", repos.into_bytes(), 0o644)?;
     put("etc/apk/arch", format!("{}\n", db.arch).into_bytes(), 0o644)?;
     for key in db.keys {
         put(

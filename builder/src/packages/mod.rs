@@ -19,7 +19,7 @@ mod progress;
 mod repository;
 pub mod resolve;
 pub mod signature;
-mod source;
+pub mod source;
 mod unpack;
 pub mod version;
 
@@ -66,8 +66,10 @@ pub struct InstalledPackage {
     pub license: String,
     /// The source package (`o:`).
     pub origin: String,
-    /// The repository it came from, as in `/etc/apk/repositories`.
+    /// The repository the build read it from.
     pub repository: String,
+    /// The repository a device would fetch it from (its `/etc/apk/repositories` line), if any.
+    pub device_repository: Option<String>,
 }
 
 /// The result of [`install`]: packages in install order (dependencies first) and anything the
@@ -145,7 +147,7 @@ pub fn install(
         let names: Vec<String> = request
             .repositories
             .iter()
-            .map(RepoSpec::repositories_line)
+            .map(|r| r.source.clone())
             .collect();
         format!(
             "resolving packages for {} from {}",
@@ -208,7 +210,7 @@ pub fn install(
         .map(|r| r.signed_by.as_str())
         .chain(fetched.iter().filter_map(|f| f.apk.signed_by.as_deref()))
         .collect();
-    let keys: Vec<&signature::TrustedKey> = used.iter().filter_map(|k| keyring.get(k)).collect();
+    let keys: Vec<&signature::TrustedKey> = used.iter().filter_map(|k| keyring.by_id(k)).collect();
     db::write(
         tree,
         &db::DbInputs {
@@ -235,7 +237,8 @@ pub fn install(
                 installed_size: e.installed_size,
                 license: e.license.clone(),
                 origin: e.origin.clone(),
-                repository: repo.spec.repositories_line(),
+                repository: repo.spec.source.clone(),
+                device_repository: repo.spec.device_line.clone(),
             }
         })
         .collect();

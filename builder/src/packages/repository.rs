@@ -13,26 +13,26 @@ use super::progress::Progress;
 use super::signature::{self, Keyring};
 use super::source::Location;
 
-/// A repository as the recipe names it.
+/// A repository as the plan names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoSpec {
-    /// `https://dl-cdn.alpinelinux.org/alpine`, `/srv/mirror` or `file:///srv/mirror`.
-    pub base: String,
-    /// `v3.23`, `edge`.
-    pub branch: String,
-    /// `main`, `community`.
-    pub name: String,
+    /// Where the build reads it, without the arch: `<mirror>/<branch>/<name>` for Alpine's
+    /// branch repositories, or a third-party repository's own url (https, or a folder).
+    pub source: String,
+    /// Its line in the image's `/etc/apk/repositories`, what a device would use; `None` leaves
+    /// it out (a host folder with no public URL must not reach the image).
+    pub device_line: Option<String>,
 }
 
 impl RepoSpec {
-    /// The line apk expects in `/etc/apk/repositories`.
-    pub fn repositories_line(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.base.trim_end_matches('/'),
-            self.branch,
-            self.name
-        )
+    /// Alpine's `name` repository of `branch`: read from `mirror`, named on the device under
+    /// `device_mirror`.
+    pub fn branch(mirror: &str, branch: &str, name: &str, device_mirror: &str) -> RepoSpec {
+        let line = |base: &str| format!("{}/{branch}/{name}", base.trim_end_matches('/'));
+        RepoSpec {
+            source: line(mirror),
+            device_line: Some(line(device_mirror)),
+        }
     }
 }
 
@@ -63,11 +63,10 @@ impl Repository {
         progress: &Progress,
         warnings: &mut Vec<String>,
     ) -> Result<Self> {
-        let base = Location::parse(&spec.base)?;
-        let location = base.join(&format!("{}/{}/{arch}", spec.branch, spec.name));
+        let location = Location::parse(&spec.source)?.join(arch);
         let index_location = location.join(INDEX_FILE);
         let cached = cache_path(cache_dir, &index_location);
-        let label = format!("{}/{} index", spec.branch, spec.name);
+        let label = format!("{} index", short_name(&spec.source));
         let (bytes, from_cache) = match index_location.read(&label, progress, MAX_INDEX_BYTES) {
             Ok(bytes) => (bytes, false),
             Err(e) if index_location.is_remote() && cached.exists() => {
@@ -83,7 +82,7 @@ impl Repository {
                 return Err(e).with_context(|| {
                     format!(
                         "cannot get the index of repository {} for {arch}",
-                        spec.repositories_line()
+                        spec.source
                     )
                 })
             }
@@ -100,6 +99,12 @@ impl Repository {
             signed_by,
         })
     }
+}
+
+/// The last two path segments (`v3.23/main`), for progress labels.
+fn short_name(source: &str) -> String {
+    let parts: Vec<&str> = source.trim_end_matches('/').rsplit('/').take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }
 
 /// Check the index's signature over its second gzip stream, then parse the APKINDEX in it.

@@ -1,7 +1,6 @@
 //! RSA signatures over the next gzip stream, as abuild-sign writes them: a tar entry named
 //! `.SIGN.RSA.<key>` (PKCS#1 v1.5 over SHA-1) or `.SIGN.RSA256.<key>` (over SHA-256).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs8::DecodePublicKey;
@@ -16,13 +15,29 @@ use super::keys;
 pub struct TrustedKey {
     pub name: String,
     pub pem: String,
+    /// Where it came from: "built-in" or the key file, for messages.
+    pub origin: String,
     key: RsaPublicKey,
 }
 
-/// The keys we trust: Alpine's built-in ones plus the recipe's `alpine.keys`.
+impl TrustedKey {
+    /// Name and the start of the key's sha256: unique even when two repositories' keys share
+    /// a name (which signatures alone cannot tell apart).
+    pub fn id(&self) -> String {
+        let digest = hex::encode(Sha256::digest(self.pem.trim().as_bytes()));
+        format!("{}#{}", self.name, &digest[..12])
+    }
+
+    fn describe(&self) -> String {
+        format!("{} from {}", self.name, self.origin)
+    }
+}
+
+/// The keys we trust: Alpine's built-in ones plus the recipe's (`alpine.keys` and each
+/// repository's `key`/`keys`). Several keys may share a name: each is tried.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
-    keys: BTreeMap<String, TrustedKey>,
+    keys: Vec<TrustedKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +61,14 @@ const TRUST_HINT: &str =
 pub enum SignatureError {
     #[error("{what} is not signed (no .SIGN.RSA.* entry); edgeimg only installs from signed repositories")]
     Unsigned { what: String },
-    #[error("{what} is signed with key {key:?}, which is not trusted; {TRUST_HINT}", key = keys.join("\", \""))]
+    #[error("{what} is signed by key {key:?}, which is not trusted (no trusted key has that name); {TRUST_HINT}", key = keys.join("\", \""))]
     UnknownKey { what: String, keys: Vec<String> },
-    #[error("{what}: BAD SIGNATURE by key {key:?}: the file was changed after it was signed (damaged in transit, or tampered with); fetch it again, and if it persists do not trust this mirror")]
-    Bad { what: String, key: String },
+    #[error("{what} is signed by key {key:?}, which is not trusted; the keys tried ({tried}) did not verify it. Either a different key of the same name signed it (trust that one: {TRUST_HINT}), or the file was changed after it was signed (fetch it again; if that persists, do not trust this repository)", key = keys.join("\", \""), tried = tried.join("; "))]
+    Untrusted {
+        what: String,
+        keys: Vec<String>,
+        tried: Vec<String>,
+    },
     #[error("cannot read trusted key {path}: {message}")]
     KeyFile { path: PathBuf, message: String },
     #[error("{what}: the signature stream is not a valid tar: {message}")]
@@ -63,20 +82,21 @@ impl Keyring {
         for (name, pem) in keys::BUILTIN {
             let key = RsaPublicKey::from_public_key_pem(pem)
                 .unwrap_or_else(|e| unreachable!("embedded key {name} is valid PEM: {e}"));
-            ring.insert(name, pem, key);
+            ring.insert(name, pem, "built-in", key);
         }
         ring
     }
 
-    fn insert(&mut self, name: &str, pem: &str, key: RsaPublicKey) {
-        self.keys.insert(
-            name.to_string(),
-            TrustedKey {
-                name: name.to_string(),
-                pem: pem.to_string(),
-                key,
-            },
-        );
+    fn insert(&mut self, name: &str, pem: &str, origin: &str, key: RsaPublicKey) {
+        let new = TrustedKey {
+            name: name.to_string(),
+            pem: pem.to_string(),
+            origin: origin.to_string(),
+            key,
+        };
+        if !self.keys.iter().any(|k| k.id() == new.id()) {
+            self.keys.push(new);
+        }
     }
 
     /// Trust one more key; its file name is the name signatures use (`me@x-1234.rsa.pub`).
@@ -95,20 +115,27 @@ impl Keyring {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| fail("the file name is not UTF-8".into()))?;
-        self.insert(name, &pem, key);
+        self.insert(name, &pem, &path.display().to_string(), key);
         Ok(())
     }
 
+    /// The first trusted key of that name.
     pub fn get(&self, name: &str) -> Option<&TrustedKey> {
-        self.keys.get(name)
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// The key with that [`TrustedKey::id`] (what [`Keyring::verify`] returns).
+    pub fn by_id(&self, id: &str) -> Option<&TrustedKey> {
+        self.keys.iter().find(|k| k.id() == id)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.keys.keys().map(String::as_str)
+        self.keys.iter().map(|k| k.name.as_str())
     }
 
-    /// Check `signed` (the compressed bytes of the stream after the signature stream) against
-    /// the first signature made by a key we trust; returns that key's name.
+    /// Check `signed` (the compressed bytes of the stream after the signature stream): each
+    /// signature against every trusted key of the name it gives; returns the
+    /// [`TrustedKey::id`] of the first key that verifies one.
     pub fn verify(
         &self,
         signatures: &[Signature],
@@ -118,32 +145,38 @@ impl Keyring {
         if signatures.is_empty() {
             return Err(SignatureError::Unsigned { what: what.into() });
         }
-        let Some((sig, key)) = signatures
-            .iter()
-            .find_map(|s| self.keys.get(&s.key_name).map(|k| (s, k)))
-        else {
-            return Err(SignatureError::UnknownKey {
+        let (sha1, sha256) = (Sha1::digest(signed), Sha256::digest(signed));
+        let mut tried = Vec::new();
+        for sig in signatures {
+            for key in self.keys.iter().filter(|k| k.name == sig.key_name) {
+                let ok = match sig.algo {
+                    SigAlgo::Sha1 => key
+                        .key
+                        .verify(Pkcs1v15Sign::new::<Sha1>(), &sha1, &sig.bytes),
+                    SigAlgo::Sha256 => {
+                        key.key
+                            .verify(Pkcs1v15Sign::new::<Sha256>(), &sha256, &sig.bytes)
+                    }
+                };
+                if ok.is_ok() {
+                    return Ok(key.id());
+                }
+                tried.push(key.describe());
+            }
+        }
+        let keys = signatures.iter().map(|s| s.key_name.clone()).collect();
+        if tried.is_empty() {
+            Err(SignatureError::UnknownKey {
                 what: what.into(),
-                keys: signatures.iter().map(|s| s.key_name.clone()).collect(),
-            });
-        };
-        let ok = match sig.algo {
-            SigAlgo::Sha1 => key.key.verify(
-                Pkcs1v15Sign::new::<Sha1>(),
-                &Sha1::digest(signed),
-                &sig.bytes,
-            ),
-            SigAlgo::Sha256 => key.key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(signed),
-                &sig.bytes,
-            ),
-        };
-        ok.map_err(|_| SignatureError::Bad {
-            what: what.into(),
-            key: key.name.clone(),
-        })?;
-        Ok(key.name.clone())
+                keys,
+            })
+        } else {
+            Err(SignatureError::Untrusted {
+                what: what.into(),
+                keys,
+                tried,
+            })
+        }
     }
 }
 

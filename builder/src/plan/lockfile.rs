@@ -20,12 +20,24 @@ pub struct Lockfile {
     pub source_date_epoch: u64,
     pub alpine: LockedAlpine,
     pub kernel: LockedPackageRef,
+    /// The one model's sha256, in locks written before recipes had several models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_sha256: Option<String>,
+    /// Every model the recipe serves: its name and the sha256 of the file it is made from.
+    #[serde(default, rename = "model")]
+    pub models: Vec<LockedModel>,
     #[serde(rename = "package")]
     pub packages: Vec<LockedPackage>,
     /// engine = onnxruntime: libonnxruntime and its private glibc, as the image carries them.
     #[serde(default, rename = "engine_library")]
     pub engine_libraries: Vec<LockedEngineLibrary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedModel {
+    pub name: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +101,15 @@ impl Lockfile {
             );
         }
         Ok(lock)
+    }
+
+    /// The locked models' sha256s, in the recipe's order (a one-model lock of the old form
+    /// included).
+    pub fn model_sha256s(&self) -> Vec<&str> {
+        match &self.model_sha256 {
+            Some(sha) if self.models.is_empty() => vec![sha.as_str()],
+            _ => self.models.iter().map(|m| m.sha256.as_str()).collect(),
+        }
     }
 
     /// apk world entries that pin every locked package to its version.

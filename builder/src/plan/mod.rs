@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use edge_config::Arch;
 
+use crate::model::fetch::ModelDownload;
 use crate::recipe::{
-    parse_mode, parse_size, recipe_dir, Board, LoadedRecipe, OutputKind, RecipeError, TestCase,
-    DEFAULT_MIRROR,
+    parse_mode, parse_size, recipe_dir, Board, LoadedRecipe, ModelSection, OutputKind, RecipeError,
+    TestCase, DEFAULT_MIRROR,
 };
 use crate::rootfs::RootPath;
 
@@ -54,7 +55,8 @@ pub struct Plan {
     pub source_date_epoch: u64,
     pub alpine: AlpinePlan,
     pub kernel: KernelPlan,
-    pub model: Option<ModelPlan>,
+    /// Every model the image serves, in the recipe's order.
+    pub models: Vec<ModelPlan>,
     pub runtime: RuntimePlan,
     pub network: edge_config::NetworkConfig,
     pub files: Vec<FilePlan>,
@@ -71,10 +73,37 @@ pub struct AlpinePlan {
     pub mirror: String,
     pub branch: String,
     pub repositories: Vec<String>,
+    /// The mirror the image's `/etc/apk/repositories` names for `repositories`.
+    pub device_mirror: String,
+    /// `[[alpine.repository]]`, searched after the branch repositories.
+    pub third_party: Vec<ThirdPartyPlan>,
     /// Everything asked for: base packages, kernel, firmware, the recipe's packages.
     pub world: Vec<String>,
     /// Keys to trust besides Alpine's built-in ones.
     pub extra_keys: Vec<PathBuf>,
+}
+
+/// A third-party repository: where the build reads it, and what the device is told.
+#[derive(Debug, Clone)]
+pub struct ThirdPartyPlan {
+    /// https URL or folder, without the arch.
+    pub url: String,
+    /// Its `/etc/apk/repositories` line; `None` for a folder with no `device_url`.
+    pub device_url: Option<String>,
+}
+
+impl AlpinePlan {
+    /// Every repository the build reads, in search order: the branch ones, then third-party.
+    pub fn repo_specs(&self) -> Vec<crate::packages::RepoSpec> {
+        let branch = self.repositories.iter().map(|name| {
+            crate::packages::RepoSpec::branch(&self.mirror, &self.branch, name, &self.device_mirror)
+        });
+        let third_party = self.third_party.iter().map(|t| crate::packages::RepoSpec {
+            source: t.url.clone(),
+            device_line: t.device_url.clone(),
+        });
+        branch.chain(third_party).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +161,10 @@ impl ModuleRequest {
 
 #[derive(Debug, Clone)]
 pub struct ModelPlan {
+    /// The file the build reads: the recipe's, or the download's place in the cache.
     pub path: PathBuf,
+    /// Set when the recipe gives `url`: fetched into `path` before a build.
+    pub download: Option<ModelDownload>,
     pub name: String,
     pub sha256: Option<String>,
     pub inputs: BTreeMap<String, Vec<i64>>,
@@ -201,6 +233,35 @@ impl Plan {
             }
         }
 
+        let mut third_party = Vec::new();
+        for repo in &r.alpine.third_party {
+            for spanned in repo.all_keys() {
+                let key = loaded.resolve(spanned.get_ref());
+                if !key.is_file() {
+                    return Err(loaded.error_at(
+                        spanned.span(),
+                        "alpine.repository.key",
+                        format!("key file {} does not exist", key.display()),
+                    ));
+                }
+                extra_keys.push(key);
+            }
+            let url = resolve_mirror(loaded, repo.url.get_ref());
+            let device_url = match &repo.device_url {
+                Some(d) => Some(d.get_ref().clone()),
+                None if url.starts_with("https://") => Some(url.clone()),
+                None => None,
+            };
+            third_party.push(ThirdPartyPlan { url, device_url });
+        }
+        let device_mirror = match &r.alpine.device_mirror {
+            Some(m) => m.get_ref().clone(),
+            None => match &r.alpine.mirror {
+                Some(m) if m.get_ref().starts_with("https://") => m.get_ref().clone(),
+                _ => DEFAULT_MIRROR.to_string(),
+            },
+        };
+
         let mirror = match (&overrides.mirror, &r.alpine.mirror) {
             (Some(m), _) => m.clone(),
             (None, Some(m)) => resolve_mirror(loaded, m.get_ref()),
@@ -223,33 +284,11 @@ impl Plan {
             modules.push(ModuleRequest::at_boot(name, "recipe: kernel.modules"));
         }
 
-        let model = match &r.model {
-            None => None,
-            Some(m) => {
-                let path = loaded.resolve(m.path.get_ref());
-                if !path.is_file() {
-                    return Err(loaded.error_at(
-                        m.path.span(),
-                        "model.path",
-                        format!(
-                            "model file {} does not exist (paths are relative to the recipe's folder)",
-                            path.display()
-                        ),
-                    ));
-                }
-                let name = m.name.clone().unwrap_or_else(|| {
-                    path.file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "model".into())
-                });
-                Some(ModelPlan {
-                    path,
-                    name,
-                    sha256: m.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
-                    inputs: m.inputs.clone(),
-                })
-            }
-        };
+        let models = r
+            .models
+            .iter()
+            .map(|m| model_plan(loaded, m))
+            .collect::<Result<Vec<_>, _>>()?;
 
         let mut files = Vec::new();
         for f in &r.files {
@@ -342,6 +381,8 @@ impl Plan {
                 mirror,
                 branch: r.alpine.branch.clone(),
                 repositories: r.alpine.repositories.clone(),
+                device_mirror,
+                third_party,
                 world,
                 extra_keys,
             },
@@ -351,7 +392,7 @@ impl Plan {
                 modules,
                 device_trees: profile.device_trees.iter().map(|s| s.to_string()).collect(),
             },
-            model,
+            models,
             runtime: RuntimePlan::new(loaded, &r.runtime),
             network: edge_config::NetworkConfig {
                 dhcp: r.network.dhcp,
@@ -367,7 +408,50 @@ impl Plan {
     }
 }
 
-/// A mirror that is not a URL is a folder, relative to the recipe like every other path.
+/// One `[[model]]`: a file beside the recipe, or a pinned download cached under the user's cache.
+fn model_plan(loaded: &LoadedRecipe, m: &ModelSection) -> Result<ModelPlan, RecipeError> {
+    let name = crate::recipe::model_name(m);
+    let inputs = m.inputs.clone();
+    let pin = m.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase());
+    if let Some(url) = &m.url {
+        let download = ModelDownload {
+            url: resolve_mirror(loaded, url.get_ref()),
+            sha256: pin.expect("validated: a url has a sha256"),
+            member: m.member.as_ref().map(|s| s.get_ref().clone()),
+        };
+        let cache = crate::packages::default_cache_dir()
+            .map_err(|e| loaded.error_at(url.span(), "model.url", format!("{e:#}")))?;
+        return Ok(ModelPlan {
+            path: download.model_path(&cache),
+            download: Some(download),
+            name,
+            // The pin is the download's; the model file is checked through it.
+            sha256: None,
+            inputs,
+        });
+    }
+    let spanned = m.path.as_ref().expect("validated: path or url");
+    let path = loaded.resolve(spanned.get_ref());
+    if !path.is_file() {
+        return Err(loaded.error_at(
+            spanned.span(),
+            "model.path",
+            format!(
+                "model file {} does not exist (paths are relative to the recipe's folder)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(ModelPlan {
+        path,
+        download: None,
+        name,
+        sha256: pin,
+        inputs,
+    })
+}
+
+/// A mirror (or any location) that is not a URL is a folder, relative to the recipe like every other path.
 fn resolve_mirror(loaded: &LoadedRecipe, mirror: &str) -> String {
     if mirror.contains("://") {
         mirror.to_string()

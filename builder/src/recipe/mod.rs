@@ -4,6 +4,8 @@
 mod attack;
 mod board;
 mod error;
+mod model;
+mod repository;
 mod runtime;
 mod schema;
 mod update;
@@ -11,6 +13,7 @@ mod values;
 
 pub use board::{Board, BoardModule, BoardProfile};
 pub use error::RecipeError;
+pub use model::default_name as model_name;
 pub use schema::*;
 pub use values::{flatten_numbers, input_values};
 

@@ -106,11 +106,22 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
 }
 
 /// Model updates replace what the device serves: they need the bearer token, and their own
-/// keys mean nothing without them.
+/// keys mean nothing without them. A new version must pass the recipe's golden check, which
+/// is one model's, so an image that serves several takes no updates.
 fn validate_model_updates(loaded: &LoadedRecipe, has_token: bool) -> Result<(), RecipeError> {
     let r = &loaded.recipe.runtime;
     match &r.model_updates {
         Some(on) if *on.get_ref() => {
+            if loaded.recipe.models.len() > 1 {
+                return Err(loaded.error_at(
+                    on.span(),
+                    "runtime.model_updates",
+                    format!(
+                        "model updates are checked against one model's golden test, and this recipe serves {} models; serve one [model], or remove runtime.model_updates",
+                        loaded.recipe.models.len()
+                    ),
+                ));
+            }
             if !has_token {
                 return Err(loaded.error_at(
                     on.span(),

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use super::attack::AttackCheck;
+pub use super::model::ModelSection;
+pub use super::repository::ThirdPartyRepository;
 pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};
 pub use edge_config::Engine;
@@ -23,7 +25,13 @@ pub struct Recipe {
     pub alpine: AlpineSection,
     #[serde(default)]
     pub kernel: KernelSection,
-    pub model: Option<ModelSection>,
+    /// `[model]` or `[[model]]`: every model the image serves.
+    #[serde(
+        default,
+        rename = "model",
+        deserialize_with = "super::model::one_or_many"
+    )]
+    pub models: Vec<ModelSection>,
     #[serde(default)]
     pub runtime: RuntimeSection,
     #[serde(default)]
@@ -80,6 +88,12 @@ pub struct AlpineSection {
     /// Public keys (`*.rsa.pub`) to trust besides Alpine's own.
     #[serde(default)]
     pub keys: Vec<Spanned<PathBuf>>,
+    /// `[[alpine.repository]]`: third-party repositories, each at its own url with its key.
+    #[serde(default, rename = "repository")]
+    pub third_party: Vec<ThirdPartyRepository>,
+    /// The mirror the image's `/etc/apk/repositories` names for the branch repositories
+    /// (default: `mirror` when it is an https URL, else Alpine's CDN; never a host folder).
+    pub device_mirror: Option<Spanned<String>>,
 }
 
 impl Default for AlpineSection {
@@ -90,6 +104,8 @@ impl Default for AlpineSection {
             repositories: default_repositories(),
             packages: Vec::new(),
             keys: Vec::new(),
+            third_party: Vec::new(),
+            device_mirror: None,
         }
     }
 }
@@ -112,20 +128,6 @@ pub struct KernelSection {
     /// Extra modules to include and load at boot (with their `modules.dep` closure).
     #[serde(default)]
     pub modules: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// ONNX file, relative to the recipe.
-    pub path: Spanned<PathBuf>,
-    /// Name clients use in `/v2/models/{name}` (default: the file stem).
-    pub name: Option<String>,
-    /// Expected sha256 of the file; the build stops if it differs.
-    pub sha256: Option<Spanned<String>>,
-    /// Concrete shapes for inputs with symbolic dimensions, e.g. `x = [1, 16]`.
-    #[serde(default)]
-    pub inputs: BTreeMap<String, Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +264,8 @@ pub struct FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     pub name: Spanned<String>,
+    /// The model the check asks (by name); needed when the image serves several.
+    pub model: Option<Spanned<String>>,
     /// Input tensors by name: a (nested) array of numbers, or `{ random = SEED }` for seeded
     /// uniform [0, 1) data of the model's frozen shape.
     #[serde(default)]
@@ -386,20 +390,23 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
             ),
         ));
     }
-    if let Some(model) = &r.model {
-        if let Some(sha) = &model.sha256 {
-            let s = sha.get_ref();
-            if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(loaded.error_at(
-                    sha.span(),
-                    "model.sha256",
-                    format!("{s:?} is not a sha256; give 64 hex digits (`sha256sum MODEL`)"),
-                ));
-            }
+    super::model::validate(loaded, &r.models)?;
+    super::repository::validate(loaded, &r.alpine.third_party)?;
+    if let Some(m) = &r.alpine.device_mirror {
+        if !m.get_ref().starts_with("https://") {
+            return Err(loaded.error_at(
+                m.span(),
+                "alpine.device_mirror",
+                format!(
+                    "{:?}: give the https:// URL a device fetches Alpine from, e.g. \"{DEFAULT_MIRROR}\"",
+                    m.get_ref()
+                ),
+            ));
         }
     }
     for test in &r.tests {
         validate_test(loaded, test)?;
+        super::model::validate_test_model(loaded, &r.models, test)?;
         if let Some(load) = &test.load {
             validate_load(load.get_ref())
                 .map_err(|msg| loaded.error_at(load.span(), "test.load", msg))?;

@@ -42,12 +42,13 @@ pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
     variant.out_dir = plan.out_dir.with_file_name(&name);
     variant.name = name;
     variant.runtime.engine = engine;
-    variant.model = Some(ModelPlan {
+    variant.models = vec![ModelPlan {
         path: model.source.clone(),
+        download: None,
         name: model.spec.name.to_string(),
         sha256: None,
         inputs: model.spec.frozen_inputs(),
-    });
+    }];
     variant.tests = Vec::new();
     variant
 }

@@ -36,7 +36,7 @@ pub fn add_device_layer(
     modules: &ModuleSet,
     binaries: &DeviceBinaries,
     data: Option<DataPartition>,
-) -> Result<Option<PreparedModel>> {
+) -> Result<Vec<PreparedModel>> {
     let t = plan.source_date_epoch;
     for (src, dest) in [
         (&binaries.init, INIT_PATH),
@@ -51,10 +51,11 @@ pub fn add_device_layer(
 
     let account = users::add_server_account(tree, t)?;
     let secrets = secrets::add_secrets(&plan.runtime, tree, &account, t)?;
-    let model = match &plan.model {
-        Some(m) => Some(add_model(m, tree, t)?),
-        None => None,
-    };
+    let models = plan
+        .models
+        .iter()
+        .map(|m| add_model(m, tree, t))
+        .collect::<Result<Vec<_>>>()?;
     if let Some(data) = &data {
         // The root is read-only: the mount point must be in the image.
         tree.add_dir(path(&data.mountpoint), Meta::root(0o755, t))?;
@@ -63,13 +64,14 @@ pub fn add_device_layer(
         .runtime
         .model_updates
         .as_ref()
-        .map(|u| updates::add_model_updates(plan, u, model.as_ref(), tree, t))
+        // The recipe refuses model updates when it serves several models: one golden check.
+        .map(|u| updates::add_model_updates(plan, u, models.first(), tree, t))
         .transpose()?;
     let mut config = device_config(
         plan,
         modules,
         &account,
-        model.as_ref(),
+        &models,
         data,
         onnxruntime_library,
         secrets,
@@ -80,7 +82,7 @@ pub fn add_device_layer(
         config.to_toml().into_bytes(),
         Meta::root(0o644, t),
     )?;
-    Ok(model)
+    Ok(models)
 }
 
 /// Puts the engine's libraries in [`ENGINE_DIR`]; returns libonnxruntime's path there.
@@ -106,7 +108,7 @@ fn device_config(
     plan: &Plan,
     modules: &ModuleSet,
     account: &users::Account,
-    model: Option<&PreparedModel>,
+    models: &[PreparedModel],
     data: Option<DataPartition>,
     onnxruntime_library: Option<String>,
     secrets: secrets::Placed,
@@ -143,13 +145,13 @@ fn device_config(
             limits: r.limits.clone(),
             tls: secrets.tls,
             model_updates: None,
-            models: model
+            models: models
+                .iter()
                 .map(|m| ModelConfig {
                     name: m.name.clone(),
                     path: m.path_in_image.to_absolute(),
                     version: "1".into(),
                 })
-                .into_iter()
                 .collect(),
         },
     }

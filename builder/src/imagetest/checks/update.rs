@@ -102,7 +102,7 @@ pub fn run_update(
                 "version {before_version} -> {version} in {upload_seconds:.2} s from upload to serving{load}"
             )];
             if case.compare_onnxruntime {
-                let reference = start_reference(ctx.cache_dir, model, &file)
+                let reference = start_reference(ctx.cache_dir, &[(model, &file)])
                     .context("starting the host's ONNX Runtime on the new model")?;
                 let want = reference.client.infer(model, &inputs)?;
                 notes.push(compare(
@@ -143,9 +143,10 @@ pub fn prepare_upload(
     let recipe_dir = plan.recipe_path.parent().unwrap_or(Path::new("."));
     let source = recipe_dir.join(&check.model);
     let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    // Model updates are for a recipe's one model (it refuses them with several).
     let shapes = plan
-        .model
-        .as_ref()
+        .models
+        .first()
         .map(|m| m.inputs.clone())
         .unwrap_or_default();
     let (mut frozen, _) =
