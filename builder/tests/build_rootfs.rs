@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr, tiny_mlp_recipe,
+    assert_valid_spdx, build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr,
+    tiny_mlp_recipe,
 };
 
 /// Entries of a tar archive: path -> (uid, gid, type byte).
@@ -290,21 +291,7 @@ fn check_sbom(out: &Path, manifest: &serde_json::Value) {
             .any(|p| p["name"] == model["name"]
                 && p["checksums"][0]["checksumValue"] == model["sha256"]));
     }
-    // The SPDX reference validator (PyPI's spdx-tools) accepts it.
-    let file = out.join(format!("{}.spdx.json", manifest["name"].as_str().unwrap()));
-    let validator = edgeimg_test_support::wheels::python().with_file_name("pyspdxtools");
-    let checked = Command::new(&validator)
-        .arg("-i")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        checked.status.success(),
-        "pyspdxtools rejects {}:\n{}{}",
-        file.display(),
-        String::from_utf8_lossy(&checked.stdout),
-        stderr(&checked)
-    );
+    assert_valid_spdx(&out.join(format!("{}.spdx.json", manifest["name"].as_str().unwrap())));
     // A build host's folder is nowhere a reader of the SBOM would follow it.
     let host = mirror().dir.display().to_string();
     for p in listed {

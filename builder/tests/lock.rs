@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{edgeimg, mirror, recipe_text, shared_cache, stderr};
+use common::{recipe_text, shared_cache, stderr, with_mirror};
 
 /// A copy of the x86_64 recipe in its own folder (the lock is written beside it).
 fn recipe_copy(dir: &Path) -> PathBuf {
@@ -16,20 +16,11 @@ fn recipe_copy(dir: &Path) -> PathBuf {
 }
 
 fn run(command: &str, recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let m = mirror();
-    let mut args = vec![
-        command,
-        recipe.to_str().unwrap(),
-        "--mirror",
-        m.dir.to_str().unwrap(),
-        "--trust-key",
-        m.key.to_str().unwrap(),
-    ];
+    let mut extra = extra.to_vec();
     if command == "build" {
-        args.extend(["--out", out.to_str().unwrap()]);
+        extra.extend(["--out", out.to_str().unwrap()]);
     }
-    args.extend_from_slice(extra);
-    edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
+    with_mirror(command, recipe, &extra, &shared_cache())
 }
 
 /// (name, version, apk sha256) of each package in a manifest's or lock's package list.

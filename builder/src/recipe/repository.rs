@@ -69,3 +69,48 @@ pub(super) fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::LoadedRecipe;
+    use std::path::Path;
+
+    fn with_alpine(alpine: &str) -> Result<LoadedRecipe, String> {
+        let text = format!("[image]\nname = \"x\"\nboard = \"qemu-x86_64\"\n\n[alpine]\n{alpine}");
+        LoadedRecipe::parse(Path::new("r.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn repository_mistakes_name_the_line_and_the_fix() {
+        let repo = "[[alpine.repository]]\nurl = \"https://v.example/alpine\"\n";
+        let err = with_alpine(repo).unwrap_err();
+        assert!(
+            err.contains("r.toml:7") && err.contains("add key = \"keys/NAME.rsa.pub\""),
+            "{err}"
+        );
+        let err = with_alpine(
+            "[[alpine.repository]]\nurl = \"http://v.example/alpine\"\nkey = \"v.rsa.pub\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("alpine.repository.url")
+                && err.contains("give an https:// URL or a folder"),
+            "{err}"
+        );
+        let err = with_alpine(
+            "[[alpine.repository]]\nurl = \"vendor\"\nkey = \"v.rsa.pub\"\ndevice_url = \"/srv/vendor\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("alpine.repository.device_url"), "{err}");
+        let err = with_alpine("device_mirror = \"/srv/mirror\"\n").unwrap_err();
+        assert!(
+            err.contains("alpine.device_mirror") && err.contains("https://dl-cdn.alpinelinux.org"),
+            "{err}"
+        );
+        let ok = with_alpine(
+            "[[alpine.repository]]\nurl = \"vendor\"\nkeys = [\"a.rsa.pub\", \"b.rsa.pub\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.recipe.alpine.third_party[0].all_keys().count(), 2);
+    }
+}

@@ -99,6 +99,38 @@ pub fn build_with_mirror(recipe: &Path, out: &Path, cache: &Path, mirror_dir: &P
     )
 }
 
+/// `edgeimg COMMAND RECIPE EXTRA...` against the offline mirror, with the given cache.
+pub fn with_mirror(command: &str, recipe: &Path, extra: &[&str], cache: &Path) -> Output {
+    let m = mirror();
+    let mut args = vec![
+        command,
+        recipe.to_str().unwrap(),
+        "--mirror",
+        m.dir.to_str().unwrap(),
+        "--trust-key",
+        m.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    edgeimg(&args, &[("EDGEIMG_CACHE", cache)])
+}
+
+/// The SPDX reference validator (PyPI's spdx-tools, `pyspdxtools`) accepts the SBOM `file`.
+pub fn assert_valid_spdx(file: &Path) {
+    let validator = edgeimg_test_support::wheels::python().with_file_name("pyspdxtools");
+    let checked = Command::new(&validator)
+        .arg("-i")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "pyspdxtools rejects {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&checked.stdout),
+        stderr(&checked)
+    );
+}
+
 /// `DIR/NAME.toml`: a qemu-x86_64 recipe serving the project's tiny-mlp model with input shape
 /// `model_inputs` (e.g. `x = [1, 16]`), and `extra` (more sections) after it.
 pub fn tiny_mlp_recipe(dir: &Path, name: &str, model_inputs: &str, extra: &str) -> PathBuf {
