@@ -142,6 +142,25 @@ fn a_third_party_repository_and_a_downloaded_model_reach_the_image_and_its_recor
     assert_eq!(downloaded["download_sha256"], wheel_sha256.as_str());
     // The same bytes either way, so the same model.
     assert_eq!(models[0]["source_sha256"], downloaded["source_sha256"]);
+    // The server's config names both, each at its file.
+    let config: toml::Value = toml::from_str(
+        &String::from_utf8(tar_file(&tar_path, "etc/edgeimg/device.toml").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let served: Vec<(&str, &str)> = config["runtime"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["path"].as_str().unwrap()))
+        .collect();
+    let recorded: Vec<(&str, &str)> = models
+        .iter()
+        .map(|m| {
+            let (name, path) = (&m["name"], &m["path_in_image"]);
+            (name.as_str().unwrap(), path.as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(served, recorded);
     for model in models {
         let in_image = model["path_in_image"].as_str().unwrap();
         let data = tar_file(&tar_path, in_image.trim_start_matches('/')).unwrap();

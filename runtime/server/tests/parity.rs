@@ -93,3 +93,31 @@ fn tract_matches_onnxruntime_on_the_small_model() {
         );
     }
 }
+
+/// An image with several models (`[[model]]`): one server lists and answers each by its name,
+/// each as the real ONNX Runtime does.
+#[test]
+fn one_server_serves_several_models_each_by_its_name() {
+    let (cls, small) = (cls_model(), small_model());
+    let (tract, onnxruntime) = engines(&[("cls", &cls), ("small", &small)]);
+    for server in [&tract, &onnxruntime] {
+        for name in ["cls", "small"] {
+            let (status, meta) = get(&client(), &server.url(&format!("/v2/models/{name}")));
+            assert_eq!((status, meta["name"].as_str()), (200, Some(name)), "{meta}");
+        }
+    }
+    let count: usize = CLS_SHAPE.iter().product();
+    let cls_body = json!({"inputs": [{
+        "name": "x", "shape": CLS_SHAPE, "datatype": "FP32", "data": pseudo_random(count, 1),
+    }]});
+    let small_body = json!({"inputs": [
+        {"name": "a", "shape": [2, 3], "datatype": "FP32", "data": pseudo_random(6, 2)},
+        {"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [0, 1, 2, 0, 1, 2]},
+    ]});
+    for (name, body) in [("cls", &cls_body), ("small", &small_body)] {
+        assert_close(
+            &outputs(&tract, name, body),
+            &outputs(&onnxruntime, name, body),
+        );
+    }
+}
