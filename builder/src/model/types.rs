@@ -118,7 +118,7 @@ elem_types! {
     Uint64 = 13, "UINT64", true;
     Complex64 = 14, "COMPLEX64", false;
     Complex128 = 15, "COMPLEX128", false;
-    Bf16 = 16, "BF16", false;
+    Bf16 = 16, "BF16", true;
     Fp8E4M3Fn = 17, "FP8E4M3FN", false;
     Fp8E4M3Fnuz = 18, "FP8E4M3FNUZ", false;
     Fp8E5M2 = 19, "FP8E5M2", false;

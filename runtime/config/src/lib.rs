@@ -104,6 +104,16 @@ pub enum Engine {
     Onnxruntime,
 }
 
+impl Engine {
+    /// The name a recipe and the device config give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Tract => "tract",
+            Engine::Onnxruntime => "onnxruntime",
+        }
+    }
+}
+
 /// What the inference server serves and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

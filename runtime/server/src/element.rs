@@ -5,8 +5,12 @@ use serde::Serialize;
 use crate::tensor::{DataType, TensorData};
 
 /// A Rust type that stores one Open Inference Protocol datatype.
-pub trait Element: Copy + Serialize + Send + 'static {
+pub trait Element: Copy + Send + 'static {
     const DATATYPE: DataType;
+    /// The value as a JSON response writes it: JSON has no 16-bit floats, so FP16 and BF16 go
+    /// out as the f32 of the same value (exact: every half value is an f32).
+    type Json: Serialize;
+    fn to_json(self) -> Self::Json;
     /// A JSON number, given as its text, as this type if it fits (no silent wrapping or
     /// truncation; integer types take only integers).
     fn from_json_number(text: &str) -> Option<Self>;
@@ -62,6 +66,14 @@ macro_rules! with_element_type {
                 type $t = i64;
                 $body
             }
+            $crate::tensor::DataType::Fp16 => {
+                type $t = $crate::tensor::f16;
+                $body
+            }
+            $crate::tensor::DataType::Bf16 => {
+                type $t = $crate::tensor::bf16;
+                $body
+            }
             $crate::tensor::DataType::Fp32 => {
                 type $t = f32;
                 $body
@@ -90,8 +102,16 @@ fn json_float(text: &str) -> Option<f64> {
 
 macro_rules! numeric_element {
     ($t:ty, $variant:ident, |$v:ident| $from_json:expr) => {
+        numeric_element!($t, $variant, $t, |x| x, |$v| $from_json);
+    };
+    ($t:ty, $variant:ident, $json:ty, |$x:ident| $to_json:expr, |$v:ident| $from_json:expr) => {
         impl Element for $t {
             const DATATYPE: DataType = DataType::$variant;
+            type Json = $json;
+            fn to_json(self) -> $json {
+                let $x = self;
+                $to_json
+            }
             fn from_json_number($v: &str) -> Option<Self> {
                 $from_json
             }
@@ -119,9 +139,20 @@ numeric_element!(i64, Int64, |v| json_integer(v));
 // Rounded from the double the text spells, as JSON clients' float32 values arrive.
 numeric_element!(f32, Fp32, |v| json_float(v).map(|f| f as f32));
 numeric_element!(f64, Fp64, |v| json_float(v));
+// Rounded to the nearest half value; a number beyond the type's range is refused, not infinity.
+numeric_element!(half::f16, Fp16, f32, |x| x.to_f32(), |v| json_float(v)
+    .map(half::f16::from_f64)
+    .filter(|h| h.is_finite()));
+numeric_element!(half::bf16, Bf16, f32, |x| x.to_f32(), |v| json_float(v)
+    .map(half::bf16::from_f64)
+    .filter(|h| h.is_finite()));
 
 impl Element for bool {
     const DATATYPE: DataType = DataType::Bool;
+    type Json = bool;
+    fn to_json(self) -> bool {
+        self
+    }
     fn from_json_number(_: &str) -> Option<Self> {
         None
     }
@@ -161,6 +192,18 @@ mod tests {
         assert_eq!(bool::from_json_number("1"), None);
         assert_eq!(bool::from_json_bool(true), Some(true));
         assert_eq!(f32::from_json_bool(true), None);
+        assert_eq!(
+            half::f16::from_json_number("0.5"),
+            Some(half::f16::from_f32(0.5))
+        );
+        assert_eq!(half::f16::from_json_number("65504"), Some(half::f16::MAX));
+        assert_eq!(half::f16::from_json_number("70000"), None);
+        assert_eq!(
+            half::bf16::from_json_number("1e38").map(|b| b.is_finite()),
+            Some(true)
+        );
+        assert_eq!(half::bf16::from_json_number("1e39"), None);
+        assert_eq!(half::f16::from_f32(-1.5).to_json(), -1.5f32);
     }
 
     #[test]
@@ -171,5 +214,11 @@ mod tests {
         assert_eq!(out.len(), 6);
         assert_eq!(f32::read_le(&out[..4]), -2.5);
         assert_eq!(i16::read_le(&out[4..]), 0x0102);
+        let mut out = Vec::new();
+        half::f16::from_f32(-2.5).write_le(&mut out);
+        half::bf16::from_f32(3.0).write_le(&mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(half::f16::read_le(&out[..2]).to_f32(), -2.5);
+        assert_eq!(half::bf16::read_le(&out[2..]).to_f32(), 3.0);
     }
 }

@@ -113,7 +113,20 @@ pub struct Model {
 impl Model {
     pub fn load(backend: &Backend, config: &ModelConfig, threads: usize) -> anyhow::Result<Model> {
         let session = build_session(&backend.environment, Path::new(&config.path), threads)
-            .with_context(|| format!("loading model '{}' from {}", config.name, config.path))?;
+            .map_err(|e| {
+                // tract has no bfloat16 and says so only as a parse failure; name the way out.
+                let hint = if backend.engine == Engine::Tract && e.to_string().contains("Bfloat16") {
+                    ": the model has BF16 tensors, which engine \"tract\" does not run; use engine = \"onnxruntime\", or convert the model to FP16 or FP32"
+                } else {
+                    ""
+                };
+                anyhow::Error::new(e).context(format!(
+                    "loading model '{}' from {} with engine \"{}\"{hint}",
+                    config.name,
+                    config.path,
+                    backend.engine.name()
+                ))
+            })?;
         let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
             outlets
                 .iter()
@@ -181,7 +194,7 @@ fn tensor_spec(outlet: &Outlet) -> anyhow::Result<TensorSpec> {
         );
     };
     let datatype = datatype_of(*ty).with_context(|| {
-        format!("has element type {ty}, which edge-runtime does not serve (supported: BOOL, UINT8..64, INT8..64, FP32, FP64)")
+        format!("has element type {ty}, which edge-runtime does not serve (supported: BOOL, UINT8..64, INT8..64, FP16, BF16, FP32, FP64)")
     })?;
     Ok(TensorSpec {
         name: outlet.name().to_string(),
@@ -201,6 +214,8 @@ fn datatype_of(ty: TensorElementType) -> Option<DataType> {
         TensorElementType::Int16 => DataType::Int16,
         TensorElementType::Int32 => DataType::Int32,
         TensorElementType::Int64 => DataType::Int64,
+        TensorElementType::Float16 => DataType::Fp16,
+        TensorElementType::Bfloat16 => DataType::Bf16,
         TensorElementType::Float32 => DataType::Fp32,
         TensorElementType::Float64 => DataType::Fp64,
         _ => return None,

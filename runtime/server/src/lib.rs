@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edge_config::{Engine, RuntimeConfig};
+use edge_config::RuntimeConfig;
 
 use crate::engine::{Backend, Model};
 use crate::http::AppState;
@@ -55,10 +55,7 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> 
         .transpose()?;
     let state = AppState {
         metrics: metrics::Metrics::default(),
-        engine: match config.engine {
-            Engine::Tract => "tract",
-            Engine::Onnxruntime => "onnxruntime",
-        },
+        engine: config.engine.name(),
         bearer_token: config::bearer_token(config)?,
         engine_slots: tokio::sync::Semaphore::new(limits.max_concurrency),
         tls: config.tls.as_ref().map(net::tls::acceptor).transpose()?,

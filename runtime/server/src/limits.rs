@@ -95,7 +95,7 @@ pub fn largest_request(inputs: &[TensorSpec]) -> Option<usize> {
 
 /// The longest JSON text of one element of `datatype` with the `", "` that follows it:
 /// `-9223372036854775808`, `-2.2250738585072014e-308` (a double's shortest round-trip form;
-/// FP32 values reach clients as doubles).
+/// FP32, FP16 and BF16 values reach clients as doubles).
 fn longest_json_element(datatype: DataType) -> usize {
     let digits = match datatype {
         DataType::Bool => "false".len(),
@@ -107,7 +107,9 @@ fn longest_json_element(datatype: DataType) -> usize {
         DataType::Int32 => "-2147483648".len(),
         DataType::Uint64 => "18446744073709551615".len(),
         DataType::Int64 => "-9223372036854775808".len(),
-        DataType::Fp32 | DataType::Fp64 => "-2.2250738585072014e-308".len(),
+        DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64 => {
+            "-2.2250738585072014e-308".len()
+        }
     };
     digits + ", ".len()
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::element::Element;
+pub use half::{bf16, f16};
 
 /// The Open Inference Protocol tensor datatypes this server accepts and returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -20,12 +21,14 @@ pub enum DataType {
     Int16,
     Int32,
     Int64,
+    Fp16,
+    Bf16,
     Fp32,
     Fp64,
 }
 
 impl DataType {
-    pub const ALL: [DataType; 11] = [
+    pub const ALL: [DataType; 13] = [
         DataType::Bool,
         DataType::Uint8,
         DataType::Uint16,
@@ -35,6 +38,8 @@ impl DataType {
         DataType::Int16,
         DataType::Int32,
         DataType::Int64,
+        DataType::Fp16,
+        DataType::Bf16,
         DataType::Fp32,
         DataType::Fp64,
     ];
@@ -51,6 +56,8 @@ impl DataType {
             DataType::Int16 => "INT16",
             DataType::Int32 => "INT32",
             DataType::Int64 => "INT64",
+            DataType::Fp16 => "FP16",
+            DataType::Bf16 => "BF16",
             DataType::Fp32 => "FP32",
             DataType::Fp64 => "FP64",
         }
@@ -64,7 +71,7 @@ impl DataType {
     pub fn byte_size(self) -> usize {
         match self {
             DataType::Bool | DataType::Uint8 | DataType::Int8 => 1,
-            DataType::Uint16 | DataType::Int16 => 2,
+            DataType::Uint16 | DataType::Int16 | DataType::Fp16 | DataType::Bf16 => 2,
             DataType::Uint32 | DataType::Int32 | DataType::Fp32 => 4,
             DataType::Uint64 | DataType::Int64 | DataType::Fp64 => 8,
         }
@@ -95,6 +102,8 @@ pub enum TensorData {
     Int16(Vec<i16>),
     Int32(Vec<i32>),
     Int64(Vec<i64>),
+    Fp16(Vec<f16>),
+    Bf16(Vec<bf16>),
     Fp32(Vec<f32>),
     Fp64(Vec<f64>),
 }
@@ -113,6 +122,8 @@ macro_rules! with_tensor_data {
             $crate::tensor::TensorData::Int16($v) => $body,
             $crate::tensor::TensorData::Int32($v) => $body,
             $crate::tensor::TensorData::Int64($v) => $body,
+            $crate::tensor::TensorData::Fp16($v) => $body,
+            $crate::tensor::TensorData::Bf16($v) => $body,
             $crate::tensor::TensorData::Fp32($v) => $body,
             $crate::tensor::TensorData::Fp64($v) => $body,
         }
@@ -131,6 +142,8 @@ impl TensorData {
             TensorData::Int16(_) => DataType::Int16,
             TensorData::Int32(_) => DataType::Int32,
             TensorData::Int64(_) => DataType::Int64,
+            TensorData::Fp16(_) => DataType::Fp16,
+            TensorData::Bf16(_) => DataType::Bf16,
             TensorData::Fp32(_) => DataType::Fp32,
             TensorData::Fp64(_) => DataType::Fp64,
         }
@@ -174,7 +187,7 @@ impl TensorData {
 
 impl Serialize for TensorData {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        with_tensor_data!(self, v => v.serialize(s))
+        with_tensor_data!(self, v => s.collect_seq(v.iter().map(|x| x.to_json())))
     }
 }
 

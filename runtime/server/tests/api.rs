@@ -160,34 +160,22 @@ fn binary_tensor_data_extension() {
         {"name": "a", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}},
         {"name": "b", "shape": [2, 3], "datatype": "INT64", "parameters": {"binary_data_size": 48}},
     ], "outputs": [{"name": "sum", "parameters": {"binary_data": true}}, {"name": "positive"}]});
-    let mut body = serde_json::to_vec(&header).unwrap();
-    let json_len = body.len();
+    let mut payload = Vec::new();
     for a in [1f32, -2.0, 3.0, -4.0, 5.0, -6.0] {
-        body.extend_from_slice(&a.to_le_bytes());
+        payload.extend_from_slice(&a.to_le_bytes());
     }
     for _ in 0..6 {
-        body.extend_from_slice(&1i64.to_le_bytes());
+        payload.extend_from_slice(&1i64.to_le_bytes());
     }
-    let mut response = client()
-        .post(&server.url("/v2/models/small/infer"))
-        .header("Inference-Header-Content-Length", &json_len.to_string())
-        .header("Content-Type", "application/octet-stream")
-        .send(body)
-        .expect("POST");
-    assert_eq!(response.status().as_u16(), 200);
-    let header_len: usize = response.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = response.body_mut().read_to_vec().unwrap();
-    let json: Value = serde_json::from_slice(&bytes[..header_len]).unwrap();
+    let (status, json, binary) =
+        post_binary(&server.url("/v2/models/small/infer"), &header, &payload);
+    assert_eq!(status, 200, "{json}");
     assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], 24);
     assert_eq!(
         json["outputs"][1]["data"],
         json!([true, false, true, false, true, false])
     );
-    let sum: Vec<f32> = bytes[header_len..]
+    let sum: Vec<f32> = binary
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();

@@ -4,6 +4,8 @@ Usage:
   fixtures.py freeze SRC.onnx DST.onnx 1,3,48,192   # inputs get this shape, outputs' batch dim follows
   fixtures.py small DST.onnx                        # two inputs (FP32, INT64), two outputs (FP32, BOOL)
   fixtures.py add DST.onnx                          # z = x + y over free dims n and m (fails at run time if n != m)
+  fixtures.py half DST.onnx                         # y = relu(h) * [0.5, 1, 2], all FP16
+  fixtures.py bfloat DST.onnx                       # y = bf16(float(x) * [0.5, 1, 2]), BF16 in and out
 
 Outputs are written to a temporary name and renamed, so a cache never holds half a file.
 Needs the `onnx` package; installs it with pip when missing (the Rust tests call this script).
@@ -28,6 +30,15 @@ def save(model, dst):
     tmp = dst + ".tmp"
     onnx.save(model, tmp)
     os.replace(tmp, dst)
+
+
+def save_graph(graph, dst):
+    """A model of `graph` at opset 13, IR version 8 (what both engines read), saved to `dst`."""
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, dst)
 
 
 def is_concrete(dim):
@@ -85,9 +96,7 @@ def small(dst):
             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    save(model, dst)
+    save_graph(graph, dst)
 
 
 def add(dst):
@@ -102,9 +111,41 @@ def add(dst):
         ],
         outputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, ["k"])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    save(model, dst)
+    save_graph(graph, dst)
+
+
+def half(dst):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["h"], ["relu"]),
+            helper.make_node("Mul", ["relu", "scale"], ["y"]),
+        ],
+        "edge_half",
+        inputs=[helper.make_tensor_value_info("h", TensorProto.FLOAT16, [2, 3])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2, 3])],
+        initializer=[helper.make_tensor("scale", TensorProto.FLOAT16, [3], [0.5, 1.0, 2.0])],
+    )
+    save_graph(graph, dst)
+
+
+def bfloat(dst):
+    from onnx import TensorProto, helper
+
+    # ONNX Runtime's CPU kernels take BF16 in Cast, so the arithmetic is FP32 between two casts.
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["xf", "scale"], ["product"]),
+            helper.make_node("Cast", ["product"], ["y"], to=TensorProto.BFLOAT16),
+        ],
+        "edge_bfloat",
+        inputs=[helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2, 3])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [2, 3])],
+        initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [3], [0.5, 1.0, 2.0])],
+    )
+    save_graph(graph, dst)
 
 
 def main(argv):
@@ -115,6 +156,10 @@ def main(argv):
         small(argv[2])
     elif len(argv) == 3 and argv[1] == "add":
         add(argv[2])
+    elif len(argv) == 3 and argv[1] == "half":
+        half(argv[2])
+    elif len(argv) == 3 and argv[1] == "bfloat":
+        bfloat(argv[2])
     else:
         sys.exit(__doc__)
 

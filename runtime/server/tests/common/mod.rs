@@ -189,6 +189,18 @@ pub fn add_model() -> PathBuf {
     fixture_model("edge_add_v1.onnx", |dest| vec!["add".into(), dest.into()])
 }
 
+/// `y = relu(h) * [0.5, 1, 2]` with h and y FP16 [2, 3].
+pub fn half_model() -> PathBuf {
+    fixture_model("edge_half_v1.onnx", |dest| vec!["half".into(), dest.into()])
+}
+
+/// `y = bf16(float(x) * [0.5, 1, 2])` with x and y BF16 [2, 3].
+pub fn bfloat_model() -> PathBuf {
+    fixture_model("edge_bfloat_v1.onnx", |dest| {
+        vec!["bfloat".into(), dest.into()]
+    })
+}
+
 /// Deterministic pseudo-random values in [-1, 1) (an LCG: tests need repeatable inputs, not quality).
 pub fn pseudo_random(count: usize, seed: u64) -> Vec<f32> {
     let mut state = seed
@@ -323,6 +335,34 @@ pub fn python_script(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// A request in the binary tensor data extension: `header` (JSON), then `payload`. The
+/// status, the response's JSON and the binary data after it.
+pub fn post_binary(
+    url: &str,
+    header: &serde_json::Value,
+    payload: &[u8],
+) -> (u16, serde_json::Value, Vec<u8>) {
+    let mut body = serde_json::to_vec(header).expect("JSON");
+    let json_len = body.len();
+    body.extend_from_slice(payload);
+    let mut response = client()
+        .post(url)
+        .header("Inference-Header-Content-Length", &json_len.to_string())
+        .header("Content-Type", "application/octet-stream")
+        .send(body)
+        .expect("POST");
+    let status = response.status().as_u16();
+    let header_len: usize = response
+        .headers()
+        .get("inference-header-content-length")
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+        .unwrap_or(usize::MAX);
+    let bytes = response.body_mut().read_to_vec().unwrap();
+    let split = header_len.min(bytes.len());
+    let json = serde_json::from_slice(&bytes[..split]).expect("a JSON header");
+    (status, json, bytes[split..].to_vec())
 }
 
 /// An HTTP client that returns 4xx/5xx responses instead of failing on them.
