@@ -19,6 +19,13 @@ const VENDOR_DEVICE_URL: &str = "https://vendor.example.org/alpine/v3.23/main";
 const MODEL_MEMBER: &str = "vendor_models/models/tiny-mlp.onnx";
 const WHEEL: &str = "vendor_models-1.0-py3-none-any.whl";
 
+/// The vendor's key, made once per process: the tests here run in parallel, and a second
+/// `generate` rewrites the public key file while the first test copies it.
+fn vendor_key() -> &'static SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(VENDOR_KEY))
+}
+
 /// `<dir>/vendor/v3.23/main/x86_64/`: one package, `vendor-hello`, signed by the vendor's key.
 fn vendor_repository(dir: &Path, key: &SigningKey) {
     let mut data = TarBuilder::new();
@@ -96,8 +103,8 @@ fn tar_file(tar_path: &Path, name: &str) -> Option<Vec<u8>> {
 #[test]
 fn a_third_party_repository_and_a_downloaded_model_reach_the_image_and_its_records() {
     let dir = tempfile::tempdir().unwrap();
-    let vendor = SigningKey::generate(VENDOR_KEY);
-    vendor_repository(dir.path(), &vendor);
+    let vendor = vendor_key();
+    vendor_repository(dir.path(), vendor);
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     std::fs::copy(&vendor.pub_path, dir.path().join("keys").join(VENDOR_KEY)).unwrap();
     let wheel = dir.path().join(WHEEL);
@@ -218,7 +225,7 @@ fn a_third_party_repository_and_a_downloaded_model_reach_the_image_and_its_recor
 #[test]
 fn a_third_party_key_that_did_not_sign_the_repository_is_refused_plainly() {
     let dir = tempfile::tempdir().unwrap();
-    vendor_repository(dir.path(), &SigningKey::generate(VENDOR_KEY));
+    vendor_repository(dir.path(), vendor_key());
     // Another key, under the name the repository's signature gives.
     let impostor = SigningKey::generate("impostor@example.org-00000003.rsa.pub");
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
