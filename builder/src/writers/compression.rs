@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 pub enum Compression {
     /// gzip level 9 with no name and time 0 in the header: every kernel can unpack it.
     Gzip,
-    /// zstd level 19, single-threaded (so the frame layout does not depend on the host).
+    /// zstd level 9, single-threaded (so the frame layout does not depend on the host).
+    /// Measured on edge-arm64's 39.7 MB initramfs: 14.8 MB in 0.9 s, against gzip -9's 16.1 MB
+    /// in 3.2 s, and it unpacks three times faster at boot; level 19 saves 1.9 MB more but
+    /// takes 24 s per build.
     Zstd,
     None,
 }
@@ -38,7 +41,7 @@ impl Compression {
                 enc.finish().context("gzip compression failed")
             }
             Compression::Zstd => {
-                let mut enc = zstd::Encoder::new(out, 19).context("cannot start zstd")?;
+                let mut enc = zstd::Encoder::new(out, 9).context("cannot start zstd")?;
                 enc.include_checksum(true)
                     .context("cannot configure zstd")?;
                 fill(&mut enc)?;
