@@ -89,7 +89,16 @@ fn kernel_package_index(mirror: &Path) -> (ModuleIndex, Vec<u8>, String) {
 pub fn check(image_dir: &Path, boot_fat: &Path, root_listing: &str, mirror: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let dtb = boot_file(boot_fat, PI4_DTB, scratch.path());
-    let kernel = boot_file(boot_fat, "kernel8.img", scratch.path());
+    // gzip'd on the card: the firmware unpacks it.
+    let kernel_gz = boot_file(boot_fat, "kernel8.img", scratch.path());
+    assert!(
+        kernel_gz.starts_with(&[0x1f, 0x8b]),
+        "kernel8.img is not gzip'd"
+    );
+    let mut kernel = Vec::new();
+    flate2::read::GzDecoder::new(kernel_gz.as_slice())
+        .read_to_end(&mut kernel)
+        .expect("kernel8.img gunzips");
     let initramfs = cpio_files(&boot_file(boot_fat, "initramfs.cpio.zst", scratch.path()));
     let root: BTreeSet<String> = root_listing
         .lines()
