@@ -7,19 +7,22 @@ use anyhow::{bail, Context, Result};
 
 use std::io::Write;
 
+use std::collections::BTreeMap;
+
+use crate::image::boot_dir::{BootDir, Placement};
 use crate::image::device;
 use crate::image::disk::{data_disk_partition, write_data_disk, write_disk_image, DiskPlan};
 use crate::image::kernel::{prepare_kernel, BootKernel};
 use crate::outputs::freshness::{inputs_digest, reusable_build, write_secrets_stamp};
 use crate::outputs::manifest::{
-    published_location, AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, Manifest,
-    ModelRecord, ModuleRecord, PackageRecord, RootfsSummary,
+    published_location, AlpineSource, BootRecord, DeviceBinariesRecord, EngineRecord, LeftOut,
+    Manifest, ModelRecord, ModuleRecord, PackageRecord, RootfsSummary,
 };
 use crate::outputs::sbom::{write_sbom, SbomInputs};
 use crate::packages::{self, InstalledSet, PackageRequest, Progress};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
-use crate::rootfs::{Meta, RootPath, RootfsTree};
+use crate::rootfs::{Meta, RootfsTree};
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
 use crate::writers::compression::Compression;
@@ -112,6 +115,7 @@ fn build_with(
         locked.lock.check_installed(&installed, &locked.path)?;
     }
     let kernel = prepare_kernel(plan, &mut tree)?;
+    let boot_dir = BootDir::take(&mut tree)?;
     let disk = DiskPlan::for_plan(plan);
     let data_disk = needs_data_disk(plan, disk.as_ref());
     let data = match &disk {
@@ -144,10 +148,17 @@ fn build_with(
         boot = Some(record);
     }
     let mut disk_record = None;
+    let mut placed = BTreeMap::from([(kernel.packaged_path.clone(), Placement::BootedKernel)]);
     if let Some(disk) = &disk {
-        let (record, files) = write_disk_image(plan, disk, &tree, &kernel)?;
-        outputs.extend(files);
-        disk_record = Some(record);
+        let written = write_disk_image(plan, disk, &tree, &boot_dir, &kernel)?;
+        outputs.extend(written.outputs);
+        disk_record = Some(written.record);
+        placed.extend(
+            written
+                .carried
+                .into_iter()
+                .map(|p| (p, Placement::BootPartition)),
+        );
     }
     for m in &models {
         // The exact model the device serves, for host-side comparisons and inspection.
@@ -169,6 +180,12 @@ fn build_with(
         .collect();
     manifest.warnings.extend(kernel.undriven_nodes());
     manifest.inputs_sha256 = Some(digest);
+    manifest.left_out = installed
+        .left_out
+        .iter()
+        .map(|(package, deps)| LeftOut::dependencies(package, deps))
+        .chain(boot_dir.left_out(&placed))
+        .collect();
     manifest.engine = Some(EngineRecord::new(
         plan.runtime.engine,
         &binaries.runtime_libraries,
@@ -214,8 +231,6 @@ fn build_with(
     })
 }
 
-/// Kernel + initramfs for QEMU's direct boot. The initramfs is the whole rootfs minus /boot
-/// (the kernel is handed to QEMU separately).
 /// Model updates keep their versions on a data partition; a kernel + initramfs boot without a
 /// disk image gets an ext4 disk of its own for them.
 fn needs_data_disk(plan: &Plan, disk: Option<&DiskPlan>) -> bool {
@@ -224,22 +239,22 @@ fn needs_data_disk(plan: &Plan, disk: Option<&DiskPlan>) -> bool {
         && plan.outputs.contains(&OutputKind::Initramfs)
 }
 
+/// Kernel + initramfs for QEMU's direct boot. The initramfs is the whole rootfs (whose /boot
+/// is empty: the kernel is handed to QEMU separately).
 fn write_direct_boot(
     plan: &Plan,
     tree: &RootfsTree,
     kernel: &BootKernel,
 ) -> Result<(BootRecord, Vec<OutputRecord>)> {
     let kernel_file = format!("{}.kernel", plan.name);
-    let initrd_file = format!("{}.initramfs.cpio.gz", plan.name);
+    let initrd_file = format!("{}.initramfs.cpio.zst", plan.name);
     let kernel_path = plan.out_dir.join(&kernel_file);
     let mut out = AtomicFile::create(&kernel_path)?;
     out.file().write_all(&kernel.image)?;
     out.commit()?;
 
-    let mut initramfs = tree.clone();
-    initramfs.remove(&RootPath::new("/boot")?);
     let initrd_path = plan.out_dir.join(&initrd_file);
-    writers::cpio::write_cpio(&initramfs, &initrd_path, Compression::Gzip)?;
+    writers::cpio::write_cpio(tree, &initrd_path, Compression::Zstd)?;
     Ok((
         BootRecord {
             kernel: kernel_file,
@@ -288,6 +303,7 @@ fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {
         repositories: plan.alpine.repo_specs(),
         extra_keys: plan.alpine.extra_keys.clone(),
         world: plan.alpine.world.clone(),
+        files_only: plan.alpine.files_only.clone(),
         cache_dir: cache_dir.to_path_buf(),
     }
 }
@@ -366,5 +382,6 @@ fn manifest(
             .chain(plan.runtime.warnings())
             .collect(),
         inputs_sha256: None,
+        left_out: Vec::new(),
     }
 }

@@ -202,7 +202,7 @@ fn qemu_x86_64_every_output_kind_is_byte_identical_from_two_checkouts() {
             ".img.bmap",
             ".qcow2",
             ".kernel",
-            ".initramfs.cpio.gz",
+            ".initramfs.cpio.zst",
             ".rootfs.tar",
             ".spdx.json",
             "manifest.json",
@@ -219,7 +219,7 @@ fn qemu_aarch64_outputs_are_byte_identical_from_two_checkouts() {
         None,
         &[
             ".kernel",
-            ".initramfs.cpio.gz",
+            ".initramfs.cpio.zst",
             ".rootfs.tar",
             ".spdx.json",
             "manifest.json",

@@ -6,7 +6,7 @@
 //! use edgeimg_qemu::{Board, BootSpec, Qemu, SpawnOptions};
 //!
 //! let mut spec = BootSpec::kernel(Board::QemuAarch64, "images/edge/Image");
-//! spec.initrd = Some("images/edge/initramfs.cpio.gz".into());
+//! spec.initrd = Some("images/edge/initramfs.cpio.zst".into());
 //! spec.forward_port = Some(8000);
 //! let mut vm = Qemu::spawn(&spec, &SpawnOptions::default())?;
 //! let ready = vm.wait_for_ready(Duration::from_secs(60))?;

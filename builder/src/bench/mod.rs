@@ -8,12 +8,14 @@ pub mod binaries;
 pub mod boot;
 pub mod build;
 pub mod flash;
+pub mod floor;
 pub mod inference;
 pub mod progress;
 pub mod report;
 pub mod stats;
 pub mod stock_alpine;
 pub mod table;
+pub mod targets;
 pub mod update;
 
 use std::collections::BTreeSet;
@@ -150,6 +152,19 @@ impl Bench {
                         .with_context(|| format!("benchmarking the boot of {}", plan.name))?,
                 );
                 let board = qemu_board(plan.board);
+                if manifest.boot.is_some() {
+                    steps.step(&format!("boot floor of {}", plan.name));
+                    report.floors.push(
+                        floor::measure(
+                            plan,
+                            manifest,
+                            board,
+                            self.scratch.path(),
+                            self.ready_timeout,
+                        )
+                        .with_context(|| format!("measuring the boot floor of {}", plan.name))?,
+                    );
+                }
                 if stock_due.contains(&board) {
                     stock_due.retain(|b| *b != board);
                     self.stock_boot(board, &mut report, &mut steps)?;
@@ -192,6 +207,7 @@ impl Bench {
             }
         }
         steps.finish();
+        report.targets = targets::evaluate(&report);
         Ok(report)
     }
 
@@ -329,6 +345,13 @@ impl Bench {
         boards
     }
 
+    /// The recipes whose kernel boots directly (QEMU boards): each gets a floor boot.
+    fn floor_count(&self) -> usize {
+        self.guest_plans()
+            .filter(|p| p.outputs.contains(&crate::recipe::OutputKind::Initramfs))
+            .count()
+    }
+
     fn has(&self, phase: Phase) -> bool {
         self.phases.contains(&phase)
     }
@@ -343,7 +366,7 @@ impl Bench {
         count(images || self.has(Phase::Inference), 1)
             + count(self.has(Phase::Build), 2 * n)
             + count(images && !self.has(Phase::Build), n)
-            + count(self.has(Phase::Boot), n)
+            + count(self.has(Phase::Boot), n + self.floor_count())
             + count(self.has(Phase::Alpine), self.stock_boards().len())
             + count(
                 self.has(Phase::Inference),

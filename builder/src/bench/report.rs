@@ -9,10 +9,12 @@ use serde::Serialize;
 use super::boot::BootFigures;
 use super::build::BuildFigures;
 use super::flash::{ratio, FlashFigures};
+use super::floor::FloorFigures;
 use super::inference::{EngineCost, InferenceFigures, InferenceRatio};
 use super::stock_alpine::StockFigures;
+use super::targets::TargetFigure;
 use super::update::UpdateFigures;
-use super::{boot, build, flash, inference, stock_alpine, update, Phase};
+use super::{boot, build, flash, floor, inference, stock_alpine, update, Phase};
 use crate::writers::atomic::AtomicFile;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +25,8 @@ pub struct BenchReport {
     pub measures: BTreeMap<&'static str, &'static str>,
     pub builds: Vec<BuildFigures>,
     pub boots: Vec<BootFigures>,
+    /// Each direct-boot kernel reaching a bare init: the floor under boot-to-ready.
+    pub floors: Vec<FloorFigures>,
     pub stock_alpine: Vec<StockFigures>,
     pub boot_ratios: Vec<BootRatio>,
     pub inference: Vec<InferenceFigures>,
@@ -31,6 +35,8 @@ pub struct BenchReport {
     pub engine_costs: Vec<EngineCost>,
     pub flashes: Vec<FlashFigures>,
     pub updates: Vec<UpdateFigures>,
+    /// The size and speed targets beside this run's figures.
+    pub targets: Vec<TargetFigure>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +85,10 @@ impl BenchReport {
         for phase in phases {
             let (key, text) = match phase {
                 Phase::Build => ("builds", build::MEASURES),
-                Phase::Boot => ("boots", boot::MEASURES),
+                Phase::Boot => {
+                    measures.insert("floors", floor::MEASURES);
+                    ("boots", boot::MEASURES)
+                }
                 Phase::Alpine => ("stock_alpine", stock_alpine::MEASURES),
                 Phase::Inference => ("inference", inference::MEASURES),
                 Phase::Flash => ("flashes", flash::MEASURES),
@@ -99,6 +108,7 @@ impl BenchReport {
             measures,
             builds: Vec::new(),
             boots: Vec::new(),
+            floors: Vec::new(),
             stock_alpine: Vec::new(),
             boot_ratios: Vec::new(),
             inference: Vec::new(),
@@ -106,6 +116,7 @@ impl BenchReport {
             engine_costs: Vec::new(),
             flashes: Vec::new(),
             updates: Vec::new(),
+            targets: Vec::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 use bytesize::ByteSize;
 
 use super::report::BenchReport;
-use super::{boot, build, flash, inference, stock_alpine, update};
+use super::{boot, build, flash, floor, inference, stock_alpine, update};
 
 /// Column-aligned text: the first `text_columns` columns left-aligned, the rest (figures)
 /// right-aligned.
@@ -173,6 +173,29 @@ pub fn render(report: &BenchReport) -> String {
             ]);
         }
         section(&mut sections, t, boot::MEASURES);
+    }
+    if !report.floors.is_empty() {
+        let mut t = Table::new(
+            "Boot floor: the same kernel to a bare init",
+            &[
+                "recipe",
+                "qemu machine",
+                "accel",
+                "initramfs",
+                "guest ms to init",
+            ],
+            3,
+        );
+        for f in &report.floors {
+            t.row(vec![
+                f.recipe.clone(),
+                f.qemu_machine.clone(),
+                f.accel.clone(),
+                bytes(f.initramfs_bytes),
+                f.guest_init_ms.to_string(),
+            ]);
+        }
+        section(&mut sections, t, floor::MEASURES);
     }
     if !report.stock_alpine.is_empty() {
         let mut t = Table::new(
@@ -365,6 +388,22 @@ pub fn render(report: &BenchReport) -> String {
             ]);
         }
         section(&mut sections, t, update::MEASURES);
+    }
+    if !report.targets.is_empty() {
+        let mut t = Table::new("Targets", &["target", "goal", "measured", "met"], 4);
+        for r in &report.targets {
+            t.row(vec![
+                r.target.clone(),
+                r.goal.clone(),
+                r.measured.clone(),
+                match r.met {
+                    Some(true) => "met".into(),
+                    Some(false) => "NOT met".into(),
+                    None => "-".into(),
+                },
+            ]);
+        }
+        sections.push(t.render());
     }
     let host = &report.host;
     sections.push(format!(

@@ -324,6 +324,7 @@ mod tests {
             outputs: vec![OutputRecord::of_file("disk", &output).unwrap()],
             warnings: Vec::new(),
             inputs_sha256: Some("abc".into()),
+            left_out: Vec::new(),
         };
         manifest.write(&plan.out_dir).unwrap();
         assert!(reusable_build(&plan, "abc").is_none(), "no secrets stamp");

@@ -67,6 +67,33 @@ pub struct Manifest {
     /// Digest of everything the build read (see [`crate::outputs::freshness`]).
     #[serde(default)]
     pub inputs_sha256: Option<String>,
+    /// What the packages would have put into the image and the image does not carry, and why.
+    #[serde(default)]
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Something kept out of the image on purpose (a package dependency, files under `/boot`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeftOut {
+    pub what: String,
+    /// Files and their bytes, where files were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    pub reason: String,
+}
+
+impl LeftOut {
+    /// The dependencies a files-only package was installed without.
+    pub fn dependencies(package: &str, dependencies: &[String]) -> LeftOut {
+        LeftOut {
+            what: format!("{} (dependencies of {package})", dependencies.join(", ")),
+            files: None,
+            bytes: None,
+            reason: "a boot package is installed for its kernel, modules and firmware only: its dependencies (mkinitfs and, through it, apk-tools, OpenSSL, cryptsetup, kmod) rebuild initramfs images on a device, which an edgeimg image never does; edge-init loads the modules itself".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

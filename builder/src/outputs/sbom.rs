@@ -146,7 +146,24 @@ fn spdx_document(manifest: &Manifest, inputs: &SbomInputs) -> Result<Value> {
         "packages": packages,
         "relationships": relationships,
         "hasExtractedLicensingInfos": licenses.extracted(),
+        "comment": left_out_comment(manifest),
     }))
+}
+
+/// The manifest's `left_out`, so a reader of the SBOM alone knows what is deliberately absent.
+fn left_out_comment(manifest: &Manifest) -> String {
+    if manifest.left_out.is_empty() {
+        return "Nothing was left out of the packages' files.".into();
+    }
+    let items: Vec<String> = manifest
+        .left_out
+        .iter()
+        .map(|l| match l.bytes {
+            Some(bytes) => format!("{} ({bytes} bytes): {}", l.what, l.reason),
+            None => format!("{}: {}", l.what, l.reason),
+        })
+        .collect();
+    format!("Left out of the image on purpose: {}.", items.join("; "))
 }
 
 /// An ONNX model the image serves: SPDX 2.3 has no purpose for data, so OTHER, said in the

@@ -47,6 +47,8 @@ pub struct PackageRequest {
     pub extra_keys: Vec<PathBuf>,
     /// apk world entries: `busybox`, `musl>=1.2`, `so:libz.so.1`, `!foo`.
     pub world: Vec<String>,
+    /// Packages installed for their files alone, without their dependencies (the kernel).
+    pub files_only: BTreeSet<String>,
     /// Indexes and packages are cached here (see [`default_cache_dir`]).
     pub cache_dir: PathBuf,
 }
@@ -80,6 +82,8 @@ pub struct InstalledSet {
     pub warnings: Vec<String>,
     /// How many busybox applet symlinks were created.
     pub busybox_links: usize,
+    /// Per files-only package (`name-version`), the dependencies that were not installed.
+    pub left_out: Vec<(String, Vec<String>)>,
 }
 
 /// The edgeimg cache ([`edge_config::cache_dir`]: `$EDGEIMG_CACHE`, else
@@ -143,7 +147,7 @@ pub fn install(
             c.entry.arch == request.arch || c.entry.arch == "noarch" || c.entry.arch.is_empty()
         })
         .collect();
-    let order = resolve::resolve(&cands, &world).with_context(|| {
+    let resolution = resolve::resolve(&cands, &world, &request.files_only).with_context(|| {
         let names: Vec<String> = request
             .repositories
             .iter()
@@ -155,6 +159,7 @@ pub fn install(
             names.join(", ")
         )
     })?;
+    let order = resolution.order;
 
     let steps = progress.steps("fetching packages", order.len() as u64);
     let mut fetched = Vec::with_capacity(order.len());
@@ -246,6 +251,7 @@ pub fn install(
         packages,
         warnings,
         busybox_links,
+        left_out: resolution.left_out,
     })
 }
 

@@ -80,23 +80,43 @@ struct Resolver<'a> {
     chosen: BTreeMap<&'a str, usize>,
     conflicts: Vec<(Dependency, Requirer)>,
     queue: VecDeque<(Dependency, Requirer)>,
+    files_only: &'a BTreeSet<String>,
 }
 
-/// Resolve `world` against `cands`; returns candidate positions, dependencies before
-/// dependents (ties by name).
-pub fn resolve(cands: &[Candidate<'_>], world: &[Dependency]) -> Result<Vec<usize>, ResolveError> {
-    let mut r = Resolver::new(cands);
+/// What [`resolve`] chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// Candidate positions, dependencies before dependents (ties by name).
+    pub order: Vec<usize>,
+    /// Dependencies of files-only packages that were not installed, per package
+    /// (`name-version`), in the index's words.
+    pub left_out: Vec<(String, Vec<String>)>,
+}
+
+/// Resolve `world` against `cands`. Packages named in `files_only` are installed for their
+/// files alone: their dependencies are not followed (a kernel package's `mkinitfs` pulls in
+/// apk-tools, OpenSSL and cryptsetup, none of which an image that never rebuilds its
+/// initramfs runs). A dependency something else needs is still installed.
+pub fn resolve(
+    cands: &[Candidate<'_>],
+    world: &[Dependency],
+    files_only: &BTreeSet<String>,
+) -> Result<Resolution, ResolveError> {
+    let mut r = Resolver::new(cands, files_only);
     for dep in world {
         r.queue.push_back((dep.clone(), Requirer::World));
     }
     r.drain()?;
     r.apply_install_if()?;
     r.check_conflicts()?;
-    Ok(r.order())
+    Ok(Resolution {
+        order: r.order(),
+        left_out: r.left_out(),
+    })
 }
 
 impl<'a> Resolver<'a> {
-    fn new(cands: &'a [Candidate<'a>]) -> Self {
+    fn new(cands: &'a [Candidate<'a>], files_only: &'a BTreeSet<String>) -> Self {
         let mut providers: HashMap<&str, Vec<Provide>> = HashMap::new();
         for (i, c) in cands.iter().enumerate() {
             providers.entry(&c.entry.name).or_default().push(Provide {
@@ -117,6 +137,7 @@ impl<'a> Resolver<'a> {
             chosen: BTreeMap::new(),
             conflicts: Vec::new(),
             queue: VecDeque::new(),
+            files_only,
         }
     }
 
@@ -172,9 +193,28 @@ impl<'a> Resolver<'a> {
         } else {
             Requirer::Package(e.name_version())
         };
-        for d in &e.depends {
+        let files_only = self.files_only.contains(&e.name);
+        for d in e.depends.iter().filter(|d| d.conflict || !files_only) {
             self.queue.push_back((d.clone(), by.clone()));
         }
+    }
+
+    /// The dependencies of files-only packages that nothing else brought in.
+    fn left_out(&self) -> Vec<(String, Vec<String>)> {
+        self.chosen
+            .values()
+            .map(|&i| self.entry(i))
+            .filter(|e| self.files_only.contains(&e.name))
+            .filter_map(|e| {
+                let missing: Vec<String> = e
+                    .depends
+                    .iter()
+                    .filter(|d| !d.conflict && self.chosen_provider(d).is_none())
+                    .map(|d| d.to_string())
+                    .collect();
+                (!missing.is_empty()).then(|| (e.name_version(), missing))
+            })
+            .collect()
     }
 
     fn best_provider(&self, dep: &Dependency, by: &Requirer) -> Result<usize, ResolveError> {
@@ -415,6 +455,15 @@ P:busybox-openrc\nV:1.37.0-r30\nA:x86_64\ni:openrc busybox=1.37.0-r30\n
 P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
 
     fn run(world: &[&str]) -> Result<Vec<String>, ResolveError> {
+        Ok(run_files_only(world, &[])?.0)
+    }
+
+    type LeftOut = Vec<(String, Vec<String>)>;
+
+    fn run_files_only(
+        world: &[&str],
+        files_only: &[&str],
+    ) -> Result<(Vec<String>, LeftOut), ResolveError> {
         let idx = ApkIndex::parse(INDEX).unwrap();
         let cands: Vec<Candidate> = idx
             .entries
@@ -425,11 +474,47 @@ P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
             .iter()
             .map(|w| Dependency::parse(w).unwrap())
             .collect();
-        let order = resolve(&cands, &world)?;
-        Ok(order
+        let files_only = files_only.iter().map(|s| s.to_string()).collect();
+        let got = resolve(&cands, &world, &files_only)?;
+        let names = got
+            .order
             .iter()
             .map(|&i| cands[i].entry.name_version())
-            .collect())
+            .collect();
+        Ok((names, got.left_out))
+    }
+
+    #[test]
+    fn files_only_packages_bring_no_dependencies_unless_others_need_them() {
+        let (got, left_out) =
+            run_files_only(&["alpine-baselayout"], &["alpine-baselayout"]).unwrap();
+        assert_eq!(got, ["alpine-baselayout-3.7.2-r0"]);
+        assert_eq!(
+            left_out,
+            [(
+                "alpine-baselayout-3.7.2-r0".to_string(),
+                vec![
+                    "alpine-baselayout-data=3.7.2-r0".to_string(),
+                    "/bin/sh".to_string()
+                ]
+            )]
+        );
+        let (got, left_out) = run_files_only(
+            &["alpine-baselayout", "busybox-binsh"],
+            &["alpine-baselayout"],
+        )
+        .unwrap();
+        assert!(
+            got.contains(&"busybox-binsh-1.37.0-r30".to_string()),
+            "{got:?}"
+        );
+        assert_eq!(
+            left_out,
+            [(
+                "alpine-baselayout-3.7.2-r0".to_string(),
+                vec!["alpine-baselayout-data=3.7.2-r0".to_string()]
+            )]
+        );
     }
 
     #[test]

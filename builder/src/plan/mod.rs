@@ -79,6 +79,10 @@ pub struct AlpinePlan {
     pub third_party: Vec<ThirdPartyPlan>,
     /// Everything asked for: base packages, kernel, firmware, the recipe's packages.
     pub world: Vec<String>,
+    /// The boot packages (kernel, firmware): installed for their files only. Their
+    /// dependencies are userspace for rebuilding an initramfs on the device, which this image
+    /// never does.
+    pub files_only: BTreeSet<String>,
     /// Keys to trust besides Alpine's built-in ones.
     pub extra_keys: Vec<PathBuf>,
 }
@@ -206,6 +210,7 @@ impl Plan {
         let mut world: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
         world.push(kernel_package.clone());
         world.extend(profile.firmware_packages.iter().map(|s| s.to_string()));
+        let files_only: BTreeSet<String> = world[BASE_PACKAGES.len()..].iter().cloned().collect();
         world.extend(r.alpine.packages.iter().map(|p| p.get_ref().clone()));
         dedup_keep_order(&mut world);
         if let Some(locked) = &overrides.lock {
@@ -384,6 +389,7 @@ impl Plan {
                 device_mirror,
                 third_party,
                 world,
+                files_only,
                 extra_keys,
             },
             kernel: KernelPlan {

@@ -313,6 +313,41 @@ impl RootfsTree {
         doomed.len()
     }
 
+    /// Move everything below `dir` into a tree of its own (same paths, hardlinks as copies),
+    /// leaving `dir` itself, empty, in this one.
+    pub fn split_off(&mut self, dir: &RootPath) -> Result<RootfsTree, TreeError> {
+        let mut moved = RootfsTree {
+            nodes: BTreeMap::new(),
+            links: BTreeMap::new(),
+            implicit_dir: self.implicit_dir.clone(),
+        };
+        moved.nodes.insert(
+            RootPath::root(),
+            Node {
+                kind: NodeKind::Dir,
+                meta: self.implicit_dir.clone(),
+            },
+        );
+        let below: Vec<RootPath> = self
+            .nodes
+            .range(dir.descendants())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in &below {
+            let mut node = self.nodes[path].clone();
+            if let NodeKind::Hardlink(_) = node.kind {
+                let data = self.file_data(path).expect("hardlinks name files").clone();
+                node.kind = NodeKind::File(data);
+            }
+            moved.insert(path.clone(), node)?;
+        }
+        for path in below.iter().rev() {
+            self.detach(path);
+            self.nodes.remove(path);
+        }
+        Ok(moved)
+    }
+
     /// Direct children of a directory, in sorted order.
     pub fn children<'a>(
         &'a self,

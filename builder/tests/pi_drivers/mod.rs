@@ -32,10 +32,11 @@ fn boot_file(boot_fat: &Path, file: &str, dir: &Path) -> Vec<u8> {
     std::fs::read(dest).unwrap()
 }
 
-/// The files of a gzip'd newc cpio archive (no leading `/`).
-fn cpio_files(gz: &[u8]) -> BTreeSet<String> {
+/// The files of a zstd-compressed newc cpio archive (no leading `/`).
+fn cpio_files(zst: &[u8]) -> BTreeSet<String> {
     let mut files = BTreeSet::new();
-    let mut input: Box<dyn Read> = Box::new(flate2::read::GzDecoder::new(gz));
+    let mut input: Box<dyn Read> =
+        Box::new(zstd::stream::read::Decoder::new(zst).expect("a zstd stream"));
     loop {
         let reader = cpio::newc::Reader::new(input).expect("the boot initramfs is newc cpio");
         if reader.entry().is_trailer() {
@@ -88,8 +89,17 @@ fn kernel_package_index(mirror: &Path) -> (ModuleIndex, Vec<u8>, String) {
 pub fn check(image_dir: &Path, boot_fat: &Path, root_listing: &str, mirror: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let dtb = boot_file(boot_fat, PI4_DTB, scratch.path());
-    let kernel = boot_file(boot_fat, "kernel8.img", scratch.path());
-    let initramfs = cpio_files(&boot_file(boot_fat, "initramfs.cpio.gz", scratch.path()));
+    // gzip'd on the card: the firmware unpacks it.
+    let kernel_gz = boot_file(boot_fat, "kernel8.img", scratch.path());
+    assert!(
+        kernel_gz.starts_with(&[0x1f, 0x8b]),
+        "kernel8.img is not gzip'd"
+    );
+    let mut kernel = Vec::new();
+    flate2::read::GzDecoder::new(kernel_gz.as_slice())
+        .read_to_end(&mut kernel)
+        .expect("kernel8.img gunzips");
+    let initramfs = cpio_files(&boot_file(boot_fat, "initramfs.cpio.zst", scratch.path()));
     let root: BTreeSet<String> = root_listing
         .lines()
         .filter_map(|l| l.strip_prefix("squashfs-root/"))

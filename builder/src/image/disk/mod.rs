@@ -14,10 +14,11 @@ use anyhow::{bail, Context, Result};
 use edge_config::DataPartition;
 use serde::{Deserialize, Serialize};
 
+use crate::image::boot_dir::BootDir;
 use crate::image::kernel::BootKernel;
 use crate::plan::Plan;
 use crate::recipe::OutputKind;
-use crate::rootfs::{Meta, RootPath, RootfsTree};
+use crate::rootfs::{RootPath, RootfsTree};
 use crate::writers::compression::Compression;
 use crate::writers::disk::{self, DiskSpec, PartitionSpec, PartitionTable, PartitionType, MIB};
 use crate::writers::ext4::{write_ext4, Ext4Options};
@@ -132,6 +133,14 @@ pub struct DiskRecord {
     pub cmdline: String,
 }
 
+/// What [`write_disk_image`] wrote.
+pub struct WrittenDisk {
+    pub record: DiskRecord,
+    pub outputs: Vec<OutputRecord>,
+    /// The image's `/boot` files the boot partition carries.
+    pub carried: Vec<RootPath>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartitionRecord {
     pub number: u32,
@@ -150,13 +159,15 @@ pub struct BootFiles {
     pub config: String,
 }
 
-/// Write `<name>.img` (+ `.img.bmap`, and `.qcow2` if asked) from `tree`.
+/// Write `<name>.img` (+ `.img.bmap`, and `.qcow2` if asked) from `tree` (whose `/boot` is
+/// already empty) and the boot files taken out of it.
 pub fn write_disk_image(
     plan: &Plan,
     disk: &DiskPlan,
     tree: &RootfsTree,
+    boot_dir: &BootDir,
     kernel: &BootKernel,
-) -> Result<(DiskRecord, Vec<OutputRecord>)> {
+) -> Result<WrittenDisk> {
     let t = plan.source_date_epoch;
     // Partition images are scratch files beside the outputs, removed when done.
     let scratch = tempfile::Builder::new()
@@ -170,16 +181,18 @@ pub fn write_disk_image(
         })?;
     let cmdline = format!("{} {}", plan.kernel.cmdline, disk.root_cmdline());
     let initramfs = boot_initramfs(tree, kernel, t)?;
-    let initramfs_gz =
-        Compression::Gzip.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))?;
+    let initramfs_zst =
+        Compression::Zstd.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))?;
 
     let mut outputs = Vec::new();
     let mut partitions = Vec::new();
     let mut boot_files = None;
+    let mut carried = Vec::new();
     let (mut kernel_file, mut initramfs_file) = (None, None);
     if disk.boot_partition {
-        let (boot_tree, files) =
-            pi_boot::boot_partition(tree, &kernel.image, &initramfs_gz, &cmdline, t)?;
+        let (boot_tree, files, on_partition) =
+            pi_boot::boot_partition(boot_dir, &kernel.image, &initramfs_zst, &cmdline, t)?;
+        carried = on_partition;
         let path = scratch.path().join("boot.fat");
         fat::write_fat(
             &boot_tree,
@@ -194,14 +207,14 @@ pub fn write_disk_image(
         boot_files = Some(files);
     } else {
         kernel_file = Some(write_output(plan, "kernel", &kernel.image)?);
-        initramfs_file = Some(write_output(plan, "boot.cpio.gz", &initramfs_gz)?);
+        initramfs_file = Some(write_output(plan, "boot.cpio.zst", &initramfs_zst)?);
         for f in [&kernel_file, &initramfs_file].into_iter().flatten() {
             outputs.push(OutputRecord::of_file("boot", &plan.out_dir.join(f))?);
         }
     }
 
     let root_path = scratch.path().join("root.squashfs");
-    write_squashfs(&root_tree(tree, t)?, &root_path, SquashfsCompression::Zstd)?;
+    write_squashfs(tree, &root_path, SquashfsCompression::Zstd)?;
     partitions.push(partition(
         "root",
         PartitionType::Linux,
@@ -274,7 +287,11 @@ pub fn write_disk_image(
         initramfs: initramfs_file,
         cmdline,
     };
-    Ok((record, outputs))
+    Ok(WrittenDisk {
+        record,
+        outputs,
+        carried,
+    })
 }
 
 fn partition(
@@ -291,16 +308,6 @@ fn partition(
         size_bytes,
         bootable,
     }
-}
-
-/// The root file system: everything but /boot's contents (the firmware and kernel live on the
-/// boot partition or are handed to QEMU; /boot stays as an empty directory).
-fn root_tree(tree: &RootfsTree, t: u64) -> Result<RootfsTree> {
-    let mut root = tree.clone();
-    let boot = RootPath::new("/boot")?;
-    root.remove(&boot);
-    root.add_dir(boot, Meta::root(0o755, t))?;
-    Ok(root)
 }
 
 /// `data_size` from the recipe, or what is left of `image.size` after the other partitions.

@@ -1,11 +1,13 @@
 //! The Raspberry Pi's FAT boot partition: the GPU firmware from `raspberrypi-bootloader`,
-//! `config.txt`, `cmdline.txt`, the unwrapped arm64 kernel, the boot initramfs and the
+//! `config.txt`, `cmdline.txt`, the arm64 kernel (gzip'd), the boot initramfs and the
 //! device trees, all in the partition's root where the firmware looks for them.
 
 use anyhow::{bail, Result};
 
 use super::BootFiles;
-use crate::rootfs::{Meta, NodeKind, RootPath, RootfsTree};
+use crate::image::boot_dir::BootDir;
+use crate::rootfs::{Meta, RootPath, RootfsTree};
+use crate::writers::compression::Compression;
 use crate::writers::disk::MIB;
 
 /// Pi 3 family (bootcode.bin, start.elf, fixup.dat) and Pi 4 (start4.elf, fixup4.dat): one card
@@ -18,7 +20,7 @@ const FIRMWARE: [&str; 5] = [
     "fixup4.dat",
 ];
 const KERNEL: &str = "kernel8.img";
-const INITRAMFS: &str = "initramfs.cpio.gz";
+const INITRAMFS: &str = "initramfs.cpio.zst";
 
 /// `upstream_kernel=1`: the kernel and device trees are mainline's (Debian's/Alpine's), so the
 /// firmware must not apply the Raspberry Pi kernel's device-tree conventions.
@@ -35,45 +37,51 @@ fn config_txt() -> String {
     )
 }
 
-/// The partition's contents, and the names of what the firmware loads.
+/// The partition's contents, the names of what the firmware loads, and which of the image's
+/// `/boot` files it carries.
 pub fn boot_partition(
-    image_tree: &RootfsTree,
+    boot_dir: &BootDir,
     kernel: &[u8],
     initramfs: &[u8],
     cmdline: &str,
     t: u64,
-) -> Result<(RootfsTree, BootFiles)> {
+) -> Result<(RootfsTree, BootFiles, Vec<RootPath>)> {
     let mut boot = RootfsTree::new(t);
+    let mut carried = Vec::new();
     let meta = Meta::root(0o644, t);
     for name in FIRMWARE {
         let from = RootPath::new(&format!("/boot/{name}"))?;
-        let Some(data) = image_tree.file_data(&from) else {
+        let Some(data) = boot_dir.file(&from) else {
             bail!("{from} is missing: the Pi firmware comes from the raspberrypi-bootloader package; is it in the image (board rpi4/rpi3 adds it)?");
         };
         boot.add_file(RootPath::new(name)?, data.clone(), meta.clone())?;
+        carried.push(from);
     }
     let mut dtbs = 0;
-    for (path, node) in image_tree.iter() {
-        let NodeKind::File(data) = &node.kind else {
-            continue;
-        };
-        let in_boot = path.as_str().starts_with("boot/");
+    for (path, data) in boot_dir.files() {
         let name = path.file_name();
-        if in_boot && name.ends_with(".dtb") {
+        if name.ends_with(".dtb") {
             boot.add_file(RootPath::new(name)?, data.clone(), meta.clone())?;
             dtbs += 1;
-        } else if in_boot && name.ends_with(".dtbo") {
+        } else if name.ends_with(".dtbo") {
             boot.add_file(
                 RootPath::new(&format!("overlays/{name}"))?,
                 data.clone(),
                 meta.clone(),
             )?;
+        } else {
+            continue;
         }
+        carried.push(path.clone());
     }
     if dtbs == 0 {
         bail!("the kernel package put no device trees (*.dtb) under /boot; the Pi firmware needs bcm2711-rpi-4-b.dtb / bcm2837-rpi-3-b.dtb");
     }
-    boot.add_file(RootPath::new(KERNEL)?, kernel.to_vec(), meta.clone())?;
+    // The firmware gunzips an arm64 kernel it finds gzip'd (Raspberry Pi firmware since
+    // September 2020; the config.txt documentation says so): 33 MB of Debian's arm64 Image
+    // is 10 MB on the card.
+    let kernel_gz = Compression::Gzip.compress_into(Vec::new(), |w| Ok(w.write_all(kernel)?))?;
+    boot.add_file(RootPath::new(KERNEL)?, kernel_gz, meta.clone())?;
     boot.add_file(RootPath::new(INITRAMFS)?, initramfs.to_vec(), meta.clone())?;
     boot.add_file(
         RootPath::new("config.txt")?,
@@ -94,6 +102,7 @@ pub fn boot_partition(
             cmdline: "cmdline.txt".into(),
             config: "config.txt".into(),
         },
+        carried,
     ))
 }
 

@@ -1,0 +1,112 @@
+//! The boot floor: an image's own kernel, on the same QEMU machine, reaching a static init in
+//! an initramfs holding nothing else. What an image adds to boot-to-ready beyond this is the
+//! image's doing; below it nothing in the image can go.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use edgeimg_qemu::{Board as QemuBoard, BootSpec, Qemu, SpawnOptions};
+use serde::Serialize;
+
+use crate::image::device::edge_init;
+use crate::outputs::manifest::Manifest;
+use crate::plan::Plan;
+use crate::rootfs::{Meta, Node, NodeKind, RootPath, RootfsTree};
+use crate::writers::compression::Compression;
+use crate::writers::cpio::write_cpio;
+
+pub const MEASURES: &str = "the image's kernel and command line on the same QEMU machine, booting \
+    an initramfs that holds only the static edge-init (no config, so it stops right after \
+    starting); guest ms: init's own `started at` figure, from kernel start.";
+
+/// What edge-init prints first, with milliseconds since kernel start.
+const STARTED: &str = "edge-init: started at ";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorFigures {
+    pub recipe: String,
+    pub qemu_machine: String,
+    pub arch: String,
+    pub accel: String,
+    pub guest_init_ms: u64,
+    pub initramfs_bytes: u64,
+}
+
+/// Boot `plan`'s kernel (from its direct-boot outputs) into the bare initramfs.
+pub fn measure(
+    plan: &Plan,
+    manifest: &Manifest,
+    machine: QemuBoard,
+    scratch: &Path,
+    timeout: Duration,
+) -> Result<FloorFigures> {
+    let Some(boot) = &manifest.boot else {
+        bail!(
+            "{} has no kernel + initramfs outputs to take the kernel from",
+            plan.name
+        );
+    };
+    let initramfs = scratch.join(format!("{}-floor.cpio.zst", plan.name));
+    write_bare_initramfs(&edge_init(plan.arch)?, plan.source_date_epoch, &initramfs)?;
+    let mut spec = BootSpec::kernel(machine, plan.out_dir.join(&boot.kernel));
+    spec.initrd = Some(initramfs.clone());
+    spec.append = boot.cmdline.clone();
+    let mut vm = Qemu::spawn(
+        &spec,
+        &SpawnOptions {
+            console_log: Some(scratch.join(format!("{}-floor.console.log", plan.name))),
+            ..Default::default()
+        },
+    )?;
+    let line = vm
+        .wait_for_line(STARTED, true, timeout)
+        .context("the bare initramfs's init did not start")?;
+    let guest_init_ms = parse_started(&line)
+        .with_context(|| format!("cannot read init's start time from {line:?}"))?;
+    let accel = vm.accel().accel.to_string();
+    drop(vm);
+    Ok(FloorFigures {
+        recipe: plan.name.clone(),
+        qemu_machine: machine.profile().machine.to_string(),
+        arch: machine.arch().to_string(),
+        accel,
+        guest_init_ms,
+        initramfs_bytes: std::fs::metadata(&initramfs)?.len(),
+    })
+}
+
+/// `/init` -> edge-init, `/dev/console` for its output, and the mount points it needs.
+fn write_bare_initramfs(init: &Path, t: u64, out: &Path) -> Result<()> {
+    let mut tree = RootfsTree::new(t);
+    for dir in ["/dev", "/proc", "/sys", "/run", "/tmp"] {
+        tree.add_dir(RootPath::new(dir)?, Meta::root(0o755, t))?;
+    }
+    tree.insert(
+        RootPath::new("/dev/console")?,
+        Node {
+            kind: NodeKind::CharDevice { major: 5, minor: 1 },
+            meta: Meta::root(0o600, t),
+        },
+    )?;
+    let data = std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
+    tree.add_file(RootPath::new("/init")?, data, Meta::root(0o755, t))?;
+    write_cpio(&tree, out, Compression::Zstd)
+}
+
+fn parse_started(line: &str) -> Option<u64> {
+    let rest = &line[line.find(STARTED)? + STARTED.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_inits_start_time() {
+        assert_eq!(
+            super::parse_started("[    0.6] edge-init: started at 591 ms since boot"),
+            Some(591)
+        );
+        assert_eq!(super::parse_started("edge-init: started at soon"), None);
+    }
+}

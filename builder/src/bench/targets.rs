@@ -1,0 +1,162 @@
+//! The size and speed targets, each beside the figure this run measured and whether it was
+//! met. Only what this run measured is judged: a phase left out (`--only`) leaves its rows out.
+
+use serde::Serialize;
+
+use super::report::BenchReport;
+
+const MIB: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetFigure {
+    pub target: String,
+    pub goal: String,
+    pub measured: String,
+    /// `None` for a figure reported without a bound.
+    pub met: Option<bool>,
+}
+
+pub fn evaluate(report: &BenchReport) -> Vec<TargetFigure> {
+    let mut rows = Vec::new();
+    for cost in &report.engine_costs {
+        let limit = if cost.engine == "tract" { 6 } else { 12 };
+        rows.push(bound(
+            format!("initramfs, {}, {}", cost.engine, cost.place),
+            format!("<= {limit} MiB"),
+            format!("{:.1} MiB", cost.initramfs_bytes as f64 / MIB as f64),
+            cost.initramfs_bytes <= limit * MIB,
+        ));
+    }
+    for b in report.builds.iter().filter(|b| b.board.starts_with("rpi")) {
+        if let Some(mapped) = b.disk_mapped_bytes {
+            rows.push(bound(
+                format!("Pi card mapped, {}", b.recipe),
+                "<= 35 MiB".into(),
+                format!("{:.1} MiB", mapped as f64 / MIB as f64),
+                mapped <= 35 * MIB,
+            ));
+        }
+        rows.push(bound(
+            format!("warm rebuild, {}", b.recipe),
+            "<= 2 s".into(),
+            format!("{:.2} s", b.warm_s),
+            b.warm_s <= 2.0,
+        ));
+    }
+    for cost in report.engine_costs.iter().filter(|c| c.engine == "tract") {
+        let floor = report
+            .floors
+            .iter()
+            .find(|f| cost.place.contains(&format!("({}, ", f.qemu_machine)));
+        if let Some(floor) = floor {
+            let over = cost.guest_ready_ms as i64 - floor.guest_init_ms as i64;
+            rows.push(bound(
+                format!("boot to ready, tract, {}", cost.place),
+                "<= floor + 1000 ms".into(),
+                format!(
+                    "{} ms (floor {} ms, +{over} ms)",
+                    cost.guest_ready_ms, floor.guest_init_ms
+                ),
+                over <= 1000,
+            ));
+        }
+    }
+    for ort in report
+        .engine_costs
+        .iter()
+        .filter(|c| c.engine == "onnxruntime")
+    {
+        let tract = report
+            .engine_costs
+            .iter()
+            .find(|c| c.engine == "tract" && c.place == ort.place);
+        if let Some(tract) = tract {
+            rows.push(TargetFigure {
+                target: format!("onnxruntime start cost, {}", ort.place),
+                goal: "reported".into(),
+                measured: format!(
+                    "+{} ms to ready over tract, {:.1} MiB of engine libraries",
+                    ort.guest_ready_ms as i64 - tract.guest_ready_ms as i64,
+                    ort.engine_library_bytes as f64 / MIB as f64
+                ),
+                met: None,
+            });
+        }
+    }
+    for f in report
+        .inference
+        .iter()
+        .filter(|f| f.place.starts_with("host") && f.model == "ppocr-cls")
+    {
+        if let Some(latency) = &f.latency {
+            let us = latency.http_overhead_p50_ms * 1000.0;
+            rows.push(bound(
+                format!("HTTP overhead p50, host, {}, {}", f.engine, f.model),
+                "<= 100 us".into(),
+                format!("{us:.0} us"),
+                us <= 100.0,
+            ));
+        }
+    }
+    rows
+}
+
+fn bound(target: String, goal: String, measured: String, met: bool) -> TargetFigure {
+    TargetFigure {
+        target,
+        goal,
+        measured,
+        met: Some(met),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::floor::FloorFigures;
+    use crate::bench::inference::EngineCost;
+
+    fn cost(engine: &str, bytes: u64, ready: u64) -> EngineCost {
+        EngineCost {
+            place: "guest qemu-aarch64 (virt, tcg)".into(),
+            engine: engine.into(),
+            initramfs_bytes: bytes,
+            engine_library_bytes: 0,
+            host_ready_s: 0.0,
+            guest_ready_ms: ready,
+        }
+    }
+
+    #[test]
+    fn each_target_is_judged_against_its_bound_and_the_floor_of_the_same_machine() {
+        let mut report = BenchReport::new(&Default::default());
+        report.engine_costs = vec![
+            cost("tract", 5 * MIB, 1500),
+            cost("onnxruntime", 13 * MIB, 3000),
+        ];
+        report.floors = vec![FloorFigures {
+            recipe: "edge-arm64".into(),
+            qemu_machine: "virt".into(),
+            arch: "aarch64".into(),
+            accel: "tcg".into(),
+            guest_init_ms: 400,
+            initramfs_bytes: 1,
+        }];
+        let rows = evaluate(&report);
+        let met = |prefix: &str| {
+            rows.iter()
+                .find(|r| r.target.starts_with(prefix))
+                .unwrap()
+                .met
+        };
+        assert_eq!(met("initramfs, tract"), Some(true));
+        assert_eq!(met("initramfs, onnxruntime"), Some(false));
+        assert_eq!(met("boot to ready, tract"), Some(false), "{rows:?}");
+        assert_eq!(met("onnxruntime start cost"), None);
+        let start = rows
+            .iter()
+            .find(|r| r.target.starts_with("onnxruntime start"))
+            .unwrap();
+        assert!(start.measured.starts_with("+1500 ms"), "{}", start.measured);
+    }
+}
