@@ -54,7 +54,7 @@ pub fn evaluate(report: &BenchReport) -> Vec<TargetFigure> {
                 format!("boot to ready, tract, {}", cost.place),
                 "<= floor + 1000 ms".into(),
                 format!(
-                    "{} ms (floor {} ms, +{over} ms)",
+                    "{} ms (floor {} ms, {over:+} ms)",
                     cost.guest_ready_ms, floor.guest_init_ms
                 ),
                 over <= 1000,
@@ -75,7 +75,7 @@ pub fn evaluate(report: &BenchReport) -> Vec<TargetFigure> {
                 target: format!("onnxruntime start cost, {}", ort.place),
                 goal: "reported".into(),
                 measured: format!(
-                    "+{} ms to ready over tract, {:.1} MiB of engine libraries",
+                    "{:+} ms to ready against tract, {:.1} MiB of engine libraries",
                     ort.guest_ready_ms as i64 - tract.guest_ready_ms as i64,
                     ort.engine_library_bytes as f64 / MIB as f64
                 ),
@@ -158,5 +158,14 @@ mod tests {
             .find(|r| r.target.starts_with("onnxruntime start"))
             .unwrap();
         assert!(start.measured.starts_with("+1500 ms"), "{}", start.measured);
+        let boot = rows
+            .iter()
+            .find(|r| r.target.starts_with("boot to ready"))
+            .unwrap();
+        assert!(
+            boot.measured.contains("(floor 400 ms, +1100 ms)"),
+            "{}",
+            boot.measured
+        );
     }
 }

@@ -50,6 +50,10 @@ pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
         inputs: model.spec.frozen_inputs(),
     }];
     variant.tests = Vec::new();
+    // An image for timing inference alone, as the Pi recipe serves: no token and no model
+    // updates (the update phase measures those on the recipe's own image).
+    variant.runtime.bearer_token = None;
+    variant.runtime.model_updates = None;
     variant
 }
 
