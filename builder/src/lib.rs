@@ -74,6 +74,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod recipe;
 pub mod rootfs;
+pub mod stage;
 pub mod update;
 pub mod writers;
 

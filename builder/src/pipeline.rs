@@ -23,6 +23,7 @@ use crate::packages::{self, InstalledSet, PackageRequest, Progress};
 use crate::plan::{FileSource, Plan};
 use crate::recipe::OutputKind;
 use crate::rootfs::{Meta, RootfsTree};
+use crate::stage::timed;
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
 use crate::writers::compression::Compression;
@@ -110,11 +111,11 @@ fn build_with(
             .check_engine_libraries(&binaries.runtime_libraries, &locked.path)?;
     }
     let mut tree = RootfsTree::new(plan.source_date_epoch);
-    let installed = install_packages(plan, opts, &mut tree)?;
+    let installed = timed("packages", || install_packages(plan, opts, &mut tree))?;
     if let Some(locked) = &plan.lock {
         locked.lock.check_installed(&installed, &locked.path)?;
     }
-    let kernel = prepare_kernel(plan, &mut tree)?;
+    let kernel = timed("kernel and modules", || prepare_kernel(plan, &mut tree))?;
     let boot_dir = BootDir::take(&mut tree)?;
     let disk = DiskPlan::for_plan(plan);
     let data_disk = needs_data_disk(plan, disk.as_ref());
@@ -123,7 +124,9 @@ fn build_with(
         None if data_disk => Some(data_disk_partition()),
         None => None,
     };
-    let models = device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)?;
+    let models = timed("device layer", || {
+        device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)
+    })?;
     add_recipe_files(plan, &mut tree)?;
 
     std::fs::create_dir_all(&plan.out_dir)
@@ -132,11 +135,15 @@ fn build_with(
     let mut boot = None;
     if plan.outputs.contains(&OutputKind::RootfsTar) {
         let path = plan.out_dir.join(format!("{}.rootfs.tar", plan.name));
-        writers::tar::write_rootfs_tar(&tree, &path)?;
+        timed("rootfs tar", || {
+            writers::tar::write_rootfs_tar(&tree, &path)
+        })?;
         outputs.push(OutputRecord::of_file("rootfs-tar", &path)?);
     }
     if plan.outputs.contains(&OutputKind::Initramfs) {
-        let (mut record, files) = write_direct_boot(plan, &tree, &kernel)?;
+        let (mut record, files) = timed("kernel + initramfs", || {
+            write_direct_boot(plan, &tree, &kernel)
+        })?;
         outputs.extend(files);
         if data_disk {
             let file = format!("{}.data.img", plan.name);
@@ -150,7 +157,9 @@ fn build_with(
     let mut disk_record = None;
     let mut placed = BTreeMap::from([(kernel.packaged_path.clone(), Placement::BootedKernel)]);
     if let Some(disk) = &disk {
-        let written = write_disk_image(plan, disk, &tree, &boot_dir, &kernel)?;
+        let written = timed("disk image", || {
+            write_disk_image(plan, disk, &tree, &boot_dir, &kernel)
+        })?;
         outputs.extend(written.outputs);
         disk_record = Some(written.record);
         placed.extend(

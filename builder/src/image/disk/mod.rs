@@ -19,6 +19,7 @@ use crate::image::kernel::BootKernel;
 use crate::plan::Plan;
 use crate::recipe::OutputKind;
 use crate::rootfs::{RootPath, RootfsTree};
+use crate::stage::timed;
 use crate::writers::compression::Compression;
 use crate::writers::disk::{self, DiskSpec, PartitionSpec, PartitionTable, PartitionType, MIB};
 use crate::writers::ext4::{write_ext4, Ext4Options};
@@ -180,9 +181,10 @@ pub fn write_disk_image(
             )
         })?;
     let cmdline = format!("{} {}", plan.kernel.cmdline, disk.root_cmdline());
-    let initramfs = boot_initramfs(tree, kernel, t)?;
-    let initramfs_zst =
-        Compression::Zstd.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))?;
+    let initramfs_zst = timed("disk: boot initramfs", || -> Result<Vec<u8>> {
+        let initramfs = boot_initramfs(tree, kernel, t)?;
+        Compression::Zstd.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))
+    })?;
 
     let mut outputs = Vec::new();
     let mut partitions = Vec::new();
@@ -190,19 +192,22 @@ pub fn write_disk_image(
     let mut carried = Vec::new();
     let (mut kernel_file, mut initramfs_file) = (None, None);
     if disk.boot_partition {
-        let (boot_tree, files, on_partition) =
-            pi_boot::boot_partition(boot_dir, &kernel.image, &initramfs_zst, &cmdline, t)?;
+        let (boot_tree, files, on_partition) = timed("disk: Pi boot files", || {
+            pi_boot::boot_partition(boot_dir, &kernel.image, &initramfs_zst, &cmdline, t)
+        })?;
         carried = on_partition;
         let path = scratch.path().join("boot.fat");
-        fat::write_fat(
-            &boot_tree,
-            &fat::FatOptions {
-                size_bytes: pi_boot::partition_size(&boot_tree),
-                label: "BOOT".into(),
-                volume_id: crate::writers::ids::derived_u32(&disk.seed, "boot-volume-id"),
-            },
-            &path,
-        )?;
+        timed("disk: FAT", || {
+            fat::write_fat(
+                &boot_tree,
+                &fat::FatOptions {
+                    size_bytes: pi_boot::partition_size(&boot_tree),
+                    label: "BOOT".into(),
+                    volume_id: crate::writers::ids::derived_u32(&disk.seed, "boot-volume-id"),
+                },
+                &path,
+            )
+        })?;
         partitions.push(partition("boot", PartitionType::Fat, path, None, true));
         boot_files = Some(files);
     } else {
@@ -214,7 +219,9 @@ pub fn write_disk_image(
     }
 
     let root_path = scratch.path().join("root.squashfs");
-    write_squashfs(tree, &root_path, SquashfsCompression::Zstd)?;
+    timed("disk: squashfs root", || {
+        write_squashfs(tree, &root_path, SquashfsCompression::Zstd)
+    })?;
     partitions.push(partition(
         "root",
         PartitionType::Linux,
@@ -244,16 +251,20 @@ pub fn write_disk_image(
 
     let image_name = format!("{}.img", plan.name);
     let image_path = plan.out_dir.join(&image_name);
-    let layout = disk::write_disk(
-        &DiskSpec {
-            table: disk.table,
-            seed: disk.seed.clone(),
-            partitions,
-        },
-        &image_path,
-    )?;
+    let layout = timed("disk: partitions into the image", || {
+        disk::write_disk(
+            &DiskSpec {
+                table: disk.table,
+                seed: disk.seed.clone(),
+                partitions,
+            },
+            &image_path,
+        )
+    })?;
     let bmap_name = format!("{image_name}.bmap");
-    let map = bmap::write_bmap(&image_path, &plan.out_dir.join(&bmap_name))?;
+    let map = timed("disk: bmap", || {
+        bmap::write_bmap(&image_path, &plan.out_dir.join(&bmap_name))
+    })?;
     outputs.push(OutputRecord::of_file("disk", &image_path)?);
     outputs.push(OutputRecord::of_file(
         "bmap",
