@@ -5,22 +5,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{edgeimg, mirror, project_root, recipe_text, shared_cache, stderr, tiny_mlp_recipe};
+use common::{project_root, recipe_text, shared_cache, stderr, tiny_mlp_recipe, with_mirror};
 
 fn edgeimg_test(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let m = mirror();
-    let mut args = vec![
-        "test",
-        recipe.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--mirror",
-        m.dir.to_str().unwrap(),
-        "--trust-key",
-        m.key.to_str().unwrap(),
-    ];
+    let mut args = vec!["--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
-    edgeimg(&args, &[("EDGEIMG_CACHE", &shared_cache())])
+    with_mirror("test", recipe, &args, &shared_cache())
 }
 
 /// `edgeimg test RECIPE` passes with the server on `engine`; returns the folder holding its

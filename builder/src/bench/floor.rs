@@ -10,9 +10,10 @@ use edgeimg_qemu::{Board as QemuBoard, BootSpec, Qemu, SpawnOptions};
 use serde::Serialize;
 
 use crate::image::device::edge_init;
+use crate::image::disk::initramfs_skeleton;
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
-use crate::rootfs::{Meta, Node, NodeKind, RootPath, RootfsTree};
+use crate::rootfs::{Meta, RootPath};
 use crate::writers::compression::Compression;
 use crate::writers::cpio::write_cpio;
 
@@ -76,19 +77,9 @@ pub fn measure(
     })
 }
 
-/// `/init` -> edge-init, `/dev/console` for its output, and the mount points it needs.
+/// `/init` -> edge-init in an otherwise bare initramfs.
 fn write_bare_initramfs(init: &Path, t: u64, out: &Path) -> Result<()> {
-    let mut tree = RootfsTree::new(t);
-    for dir in ["/dev", "/proc", "/sys", "/run", "/tmp"] {
-        tree.add_dir(RootPath::new(dir)?, Meta::root(0o755, t))?;
-    }
-    tree.insert(
-        RootPath::new("/dev/console")?,
-        Node {
-            kind: NodeKind::CharDevice { major: 5, minor: 1 },
-            meta: Meta::root(0o600, t),
-        },
-    )?;
+    let mut tree = initramfs_skeleton(t)?;
     let data = std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
     tree.add_file(RootPath::new("/init")?, data, Meta::root(0o755, t))?;
     write_cpio(&tree, out, Compression::Zstd)

@@ -14,18 +14,8 @@ use crate::rootfs::{Meta, NodeKind, RootPath, RootfsTree};
 /// initramfs carries the very same init and module files as the root.
 pub fn boot_initramfs(tree: &RootfsTree, kernel: &BootKernel, t: u64) -> Result<RootfsTree> {
     let modules = &kernel.modules;
-    let mut initramfs = RootfsTree::new(t);
-    for dir in ["/dev", "/proc", "/sys", "/run", "/tmp", "/newroot"] {
-        initramfs.add_dir(path(dir)?, Meta::root(0o755, t))?;
-    }
-    // The kernel opens it for init's stdin/stdout before devtmpfs is mounted.
-    initramfs.insert(
-        path("/dev/console")?,
-        crate::rootfs::Node {
-            kind: NodeKind::CharDevice { major: 5, minor: 1 },
-            meta: Meta::root(0o600, t),
-        },
-    )?;
+    let mut initramfs = initramfs_skeleton(t)?;
+    initramfs.add_dir(path("/newroot")?, Meta::root(0o755, t))?;
     copy_file(tree, &mut initramfs, &path(INIT_PATH)?)?;
     initramfs.add_symlink(path("/init")?, INIT_PATH, Meta::root(0o777, t))?;
     let mut list = String::new();
@@ -46,6 +36,23 @@ pub fn boot_initramfs(tree: &RootfsTree, kernel: &BootKernel, t: u64) -> Result<
         path(BOOT_MODULES_PATH)?,
         list.into_bytes(),
         Meta::root(0o644, t),
+    )?;
+    Ok(initramfs)
+}
+
+/// What any initramfs needs before its init: the mount points init uses, and `/dev/console`,
+/// which the kernel opens for init's stdin/stdout before devtmpfs is mounted.
+pub fn initramfs_skeleton(t: u64) -> Result<RootfsTree> {
+    let mut initramfs = RootfsTree::new(t);
+    for dir in ["/dev", "/proc", "/sys", "/run", "/tmp"] {
+        initramfs.add_dir(path(dir)?, Meta::root(0o755, t))?;
+    }
+    initramfs.insert(
+        path("/dev/console")?,
+        crate::rootfs::Node {
+            kind: NodeKind::CharDevice { major: 5, minor: 1 },
+            meta: Meta::root(0o600, t),
+        },
     )?;
     Ok(initramfs)
 }

@@ -27,7 +27,7 @@ use crate::writers::record::OutputRecord;
 use crate::writers::squashfs::{write_squashfs, SquashfsCompression};
 use crate::writers::{bmap, cpio, fat, qcow2};
 
-pub use boot_initramfs::boot_initramfs;
+pub use boot_initramfs::{boot_initramfs, initramfs_skeleton};
 
 /// Label of the data partition; init mounts it at [`DATA_MOUNTPOINT`].
 pub const DATA_LABEL: &str = "edge-data";
