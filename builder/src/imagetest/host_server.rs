@@ -80,6 +80,7 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
         .local_addr()?
         .port();
     let config = DeviceConfig {
+        system: None,
         hostname: "host".into(),
         init: InitConfig {
             modules: vec![],

@@ -9,6 +9,7 @@ mod arch;
 mod cache;
 #[cfg(feature = "signing")]
 pub mod signing;
+pub mod system;
 
 pub use arch::Arch;
 pub use cache::{cache_dir, default_cache_dir, CACHE_ENV};
@@ -30,6 +31,9 @@ pub struct DeviceConfig {
     pub hostname: String,
     pub init: InitConfig,
     pub runtime: RuntimeConfig,
+    /// A/B slots and system updates: disk images only.
+    #[serde(default)]
+    pub system: Option<system::SystemConfig>,
 }
 
 /// What PID 1 does before and around the server.

@@ -10,6 +10,10 @@ pub use sha2::{Digest, Sha512};
 /// Binds a signature to this use: one made for something else does not verify here.
 pub const CONTEXT: &[u8] = b"edgeimg-model-v1";
 
+/// The context of a system update's signed manifest (`update.json.sig`): a model signature
+/// never verifies as an update's, nor the other way round.
+pub const SYSTEM_UPDATE_CONTEXT: &[u8] = b"edgeimg-system-update-v1";
+
 /// The header an upload carries its signature in.
 pub const HEADER: &str = "x-edgeimg-signature";
 
@@ -55,17 +59,33 @@ pub fn parse_signature(text: &str) -> Result<Signature, String> {
     })
 }
 
-/// The signature of the file whose SHA-512 state is `digest`, as base64 text.
+/// The signature of the model file whose SHA-512 state is `digest`, as base64 text.
 pub fn sign(key: &SigningKey, digest: Sha512) -> String {
+    sign_for(CONTEXT, key, digest)
+}
+
+/// Whether `signature` signs the model file whose SHA-512 state is `digest`.
+pub fn verify(key: &VerifyingKey, digest: Sha512, signature: &Signature) -> bool {
+    verify_for(CONTEXT, key, digest, signature)
+}
+
+/// The signature, for the use `context` names, of the bytes whose SHA-512 state is `digest`.
+pub fn sign_for(context: &[u8], key: &SigningKey, digest: Sha512) -> String {
     let signature = key
-        .sign_prehashed(digest, Some(CONTEXT))
+        .sign_prehashed(digest, Some(context))
         .expect("the context is shorter than 256 bytes");
     STANDARD.encode(signature.to_bytes())
 }
 
-/// Whether `signature` signs the file whose SHA-512 state is `digest`.
-pub fn verify(key: &VerifyingKey, digest: Sha512, signature: &Signature) -> bool {
-    key.verify_prehashed(digest, Some(CONTEXT), signature)
+/// Whether `signature` signs, for the use `context` names, the bytes whose SHA-512 state is
+/// `digest`.
+pub fn verify_for(
+    context: &[u8],
+    key: &VerifyingKey,
+    digest: Sha512,
+    signature: &Signature,
+) -> bool {
+    key.verify_prehashed(digest, Some(context), signature)
         .is_ok()
 }
 

@@ -115,6 +115,7 @@ fn device_config(
 ) -> DeviceConfig {
     let r = &plan.runtime;
     DeviceConfig {
+        system: None,
         hostname: plan.hostname.clone(),
         init: InitConfig {
             // Device drivers are loaded by their devices' modaliases, not listed.

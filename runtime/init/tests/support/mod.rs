@@ -17,6 +17,7 @@ pub const STANDIN_PATH: &str = "/bin/health-server";
 /// The device config init reads, serving a stand-in model with the stand-in server.
 pub fn device_config(init: InitConfig) -> DeviceConfig {
     DeviceConfig {
+        system: None,
         hostname: "edge-init-test".to_string(),
         init,
         runtime: RuntimeConfig {

@@ -219,6 +219,7 @@ pub fn pseudo_random(count: usize, seed: u64) -> Vec<f32> {
 /// A device config around `runtime`, as the builder would write it.
 pub fn device_config(runtime: RuntimeConfig) -> DeviceConfig {
     DeviceConfig {
+        system: None,
         hostname: "edge-test".into(),
         init: InitConfig {
             modules: vec![],
