@@ -117,7 +117,7 @@ fn build_with(
     }
     let kernel = timed("kernel and modules", || prepare_kernel(plan, &mut tree))?;
     let boot_dir = BootDir::take(&mut tree)?;
-    let disk = DiskPlan::for_plan(plan);
+    let mut disk = DiskPlan::for_plan(plan);
     let data_disk = needs_data_disk(plan, disk.as_ref());
     let data = match &disk {
         Some(disk) => Some(disk.data_partition()),
@@ -125,7 +125,14 @@ fn build_with(
         None => None,
     };
     let models = timed("device layer", || {
-        device::add_device_layer(plan, &mut tree, &kernel.modules, binaries, data)
+        device::add_device_layer(
+            plan,
+            &mut tree,
+            &kernel.modules,
+            binaries,
+            data,
+            disk.as_mut(),
+        )
     })?;
     add_recipe_files(plan, &mut tree)?;
 

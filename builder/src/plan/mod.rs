@@ -63,8 +63,22 @@ pub struct Plan {
     pub outputs: BTreeSet<OutputKind>,
     pub disk_size: Option<u64>,
     pub data_size: u64,
+    /// `image.version`: what the device reports and its update carries.
+    pub version: String,
+    /// `image.slot_size`: each root slot of a disk image (default from the root's size).
+    pub slot_size: Option<u64>,
+    pub system_updates: Option<SystemUpdatesPlan>,
     pub tests: Vec<TestCase>,
     pub lock: Option<LockedBuild>,
+}
+
+/// `[system_updates]`: host files and the trial's deadline.
+#[derive(Debug, Clone)]
+pub struct SystemUpdatesPlan {
+    pub public_key: PathBuf,
+    /// Signs `<name>.update`; none: no update artifact is written.
+    pub signing_key: Option<PathBuf>,
+    pub commit_deadline_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -408,6 +422,20 @@ impl Plan {
             outputs,
             disk_size: size(&r.image.size),
             data_size: size(&r.image.data_size).unwrap_or(32 << 20),
+            version: r
+                .image
+                .version
+                .as_ref()
+                .map_or_else(|| "1".to_string(), |v| v.get_ref().clone()),
+            slot_size: size(&r.image.slot_size),
+            system_updates: r.system_updates.as_ref().map(|u| SystemUpdatesPlan {
+                public_key: loaded.resolve(u.public_key.get_ref()),
+                signing_key: u.signing_key.as_ref().map(|k| loaded.resolve(k.get_ref())),
+                commit_deadline_secs: u.commit_deadline_secs.as_ref().map_or(
+                    edge_config::system::DEFAULT_COMMIT_DEADLINE_SECS,
+                    |d| *d.get_ref(),
+                ),
+            }),
             tests: r.tests.clone(),
             lock: overrides.lock.clone(),
         })

@@ -8,6 +8,7 @@ mod model;
 mod repository;
 mod runtime;
 mod schema;
+mod system_updates;
 mod update;
 mod values;
 
@@ -15,6 +16,7 @@ pub use board::{Board, BoardModule, BoardProfile};
 pub use error::RecipeError;
 pub use model::default_name as model_name;
 pub use schema::*;
+pub use system_updates::with_keys_set;
 pub use values::{flatten_numbers, input_values};
 
 use std::path::{Path, PathBuf};

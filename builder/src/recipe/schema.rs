@@ -9,6 +9,9 @@ use toml::Spanned;
 pub use super::attack::AttackCheck;
 pub use super::model::ModelSection;
 pub use super::repository::ThirdPartyRepository;
+pub use super::system_updates::{
+    KillPoint, SystemUpdateCheck, SystemUpdateVerdict, SystemUpdatesSection,
+};
 pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};
 pub use edge_config::Engine;
@@ -38,6 +41,8 @@ pub struct Recipe {
     pub network: NetworkSection,
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// A/B updates of the whole image (disk images only).
+    pub system_updates: Option<SystemUpdatesSection>,
     #[serde(default, rename = "test")]
     pub tests: Vec<TestCase>,
 }
@@ -56,6 +61,11 @@ pub struct ImageSection {
     pub size: Option<Spanned<String>>,
     /// Size of the writable ext4 data partition on disk images, e.g. "64MiB".
     pub data_size: Option<Spanned<String>>,
+    /// The image's version, reported by the device and carried by its update (default "1").
+    pub version: Option<Spanned<String>>,
+    /// Each of the disk image's two root slots, e.g. "128MiB" (default: twice the root, at
+    /// least 64 MiB): an update's root must fit.
+    pub slot_size: Option<Spanned<String>>,
 }
 
 #[derive(
@@ -296,6 +306,9 @@ pub struct TestCase {
     /// received); it must come back serving the same version with the same answers. Run after
     /// every other test, in recipe order.
     pub reboot: Option<Spanned<RebootCheck>>,
+    /// Build this recipe with some keys changed as a system update, install it on the booted
+    /// device and expect it committed, rolled back or refused.
+    pub system_update: Option<Spanned<SystemUpdateCheck>>,
 }
 
 /// `load = { clients = 16, requests = 400, garbage_every = 5 }`.
@@ -344,6 +357,7 @@ impl TestCase {
             || self.attack.is_some()
             || self.update.is_some()
             || self.reboot.is_some()
+            || self.system_update.is_some()
     }
 }
 
@@ -371,6 +385,7 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
     for (key, size) in [
         ("image.size", &r.image.size),
         ("image.data_size", &r.image.data_size),
+        ("image.slot_size", &r.image.slot_size),
         ("runtime.max_body", &r.runtime.max_body),
         ("runtime.max_model", &r.runtime.max_model),
     ] {
@@ -379,6 +394,17 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         }
     }
     super::runtime::validate(loaded)?;
+    super::system_updates::validate(loaded)?;
+    if let Some(version) = &r.image.version {
+        let v = version.get_ref();
+        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c)) {
+            return Err(loaded.error_at(
+                version.span(),
+                "image.version",
+                format!("{v:?}: give 1-64 letters, digits and . _ + -, e.g. \"2\" or \"1.4.0\""),
+            ));
+        }
+    }
     let listen = &r.runtime.listen;
     if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
         return Err(loaded.error_at(

@@ -5,6 +5,7 @@
 pub mod binaries;
 mod model;
 mod secrets;
+mod system;
 mod updates;
 mod users;
 
@@ -19,6 +20,7 @@ use edge_config::{
     DataPartition, DeviceConfig, InitConfig, ModelConfig, RuntimeConfig, DEVICE_CONFIG_PATH,
 };
 
+use crate::image::disk::DiskPlan;
 use crate::image::kernel::{Loaded, ModuleSet};
 use crate::image::onnxruntime::{EngineLibrary, ENGINE_DIR};
 use crate::plan::Plan;
@@ -29,13 +31,14 @@ pub const RUNTIME_PATH: &str = "/usr/bin/edge-runtime";
 
 /// Add binaries, model, account and config to `tree`. Of `modules`, init loads those marked
 /// loaded `AtBoot` by name and the rest by modalias or with what needs them; `data` is the partition init mounts at
-/// /data (disk images).
+/// /data (disk images); `disk`, a disk image's slots, whose size is settled here.
 pub fn add_device_layer(
     plan: &Plan,
     tree: &mut RootfsTree,
     modules: &ModuleSet,
     binaries: &DeviceBinaries,
     data: Option<DataPartition>,
+    disk: Option<&mut DiskPlan>,
 ) -> Result<Vec<PreparedModel>> {
     let t = plan.source_date_epoch;
     for (src, dest) in [
@@ -77,6 +80,11 @@ pub fn add_device_layer(
         secrets,
     );
     config.runtime.model_updates = model_updates;
+    if let Some(disk) = disk {
+        // Everything but the config is in: the slots' size follows from it.
+        disk.settle_slot_size(plan, tree.file_bytes());
+        config.system = Some(system::add_system(plan, disk, models.first(), tree, t)?);
+    }
     tree.add_file(
         path(DEVICE_CONFIG_PATH),
         config.to_toml().into_bytes(),

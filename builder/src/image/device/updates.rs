@@ -51,7 +51,7 @@ pub fn add_model_updates(
 /// `{ random = SEED }` inputs become the numbers `edgeimg test` would send). `None` when no
 /// test gives inputs or an input's shape is not fixed: the device then checks one inference
 /// on inputs of the declared shapes.
-fn golden_check(plan: &Plan, model: &PreparedModel) -> Result<Option<GoldenCheck>> {
+pub(super) fn golden_check(plan: &Plan, model: &PreparedModel) -> Result<Option<GoldenCheck>> {
     let Some(test) = plan.tests.iter().find(|t| !t.inputs.is_empty()) else {
         return Ok(None);
     };

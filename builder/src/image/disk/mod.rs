@@ -1,16 +1,20 @@
-//! The partitioned disk a board boots from, written from the finished rootfs tree:
-//! a boot partition where the board's firmware needs one (the Pi's FAT), a read-only squashfs
-//! root and a writable ext4 data partition, then its `.bmap` and, if asked, a qcow2 copy.
+//! The partitioned disk a board boots from, written from the finished rootfs tree: a FAT boot
+//! partition with a folder of boot files per slot, the read-only squashfs roots of slot a and
+//! slot b (empty until an update), a writable ext4 data partition; then its `.bmap`, if asked
+//! a qcow2 copy, and if the recipe signs system updates the `.update` artifact.
 //!
 //! The kernel boots a small initramfs ([`boot_initramfs`]) whose init finds the root partition
 //! by PARTUUID, so nothing depends on device names (`mmcblk0p2` on a Pi, `vda1` in QEMU).
 
 mod boot_initramfs;
+mod boot_partition;
 mod pi_boot;
+mod update_artifact;
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use edge_config::system::{SystemConfig, SLOTS};
 use edge_config::DataPartition;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +32,7 @@ use crate::writers::squashfs::{write_squashfs, SquashfsCompression};
 use crate::writers::{bmap, cpio, fat, qcow2};
 
 pub use boot_initramfs::{boot_initramfs, initramfs_skeleton};
+pub use boot_partition::{SlotBoot, BOOT_PARTITION_BYTES, BOOT_SLOT_BYTES};
 
 /// Label of the data partition; init mounts it at [`DATA_MOUNTPOINT`].
 pub const DATA_LABEL: &str = "edge-data";
@@ -60,16 +65,26 @@ pub fn write_data_disk(plan: &Plan, out: &Path) -> Result<()> {
 }
 
 /// Partition numbers and ids, fixed before anything is written: the device config and the
-/// boot command line name them.
+/// boot command lines name them. Every disk image has the same four partitions: the FAT boot
+/// partition ([`boot_partition`]), the roots of slot a and b, and the data partition.
 #[derive(Debug, Clone)]
 pub struct DiskPlan {
     pub table: PartitionTable,
     pub seed: String,
-    /// The firmware's FAT partition (number 1) on boards that boot from one.
-    pub boot_partition: bool,
-    pub root_partuuid: String,
+    /// The Pi firmware goes on the boot partition.
+    pub pi_firmware: bool,
+    pub boot_partuuid: String,
+    /// Slot a's root partition, then slot b's.
+    pub root_partuuids: [String; 2],
     pub data_partuuid: String,
+    /// Each root partition's size, settled once the root's contents are known
+    /// ([`DiskPlan::settle_slot_size`]).
+    pub slot_bytes: u64,
 }
+
+const BOOT_NUMBER: u32 = 1;
+const ROOT_NUMBERS: [u32; 2] = [2, 3];
+const DATA_NUMBER: u32 = 4;
 
 impl DiskPlan {
     /// `None` when the plan asks for no disk image.
@@ -77,21 +92,34 @@ impl DiskPlan {
         if !plan.outputs.contains(&OutputKind::Disk) && !plan.outputs.contains(&OutputKind::Qcow2) {
             return None;
         }
-        let boot_partition = plan.board.profile().disk_boot;
-        // The Pi firmware reads only MBR; UEFI and QEMU take GPT.
-        let table = if boot_partition {
+        let pi_firmware = plan.board.profile().disk_boot;
+        // The Pi firmware reads only MBR (four primary partitions: exactly ours); UEFI and
+        // QEMU take GPT.
+        let table = if pi_firmware {
             PartitionTable::Mbr
         } else {
             PartitionTable::Gpt
         };
-        let root = if boot_partition { 2 } else { 1 };
+        let id = |n| disk::partuuid(table, &plan.name, n);
         Some(DiskPlan {
             table,
             seed: plan.name.clone(),
-            boot_partition,
-            root_partuuid: disk::partuuid(table, &plan.name, root),
-            data_partuuid: disk::partuuid(table, &plan.name, root + 1),
+            pi_firmware,
+            boot_partuuid: id(BOOT_NUMBER),
+            root_partuuids: ROOT_NUMBERS.map(id),
+            data_partuuid: id(DATA_NUMBER),
+            slot_bytes: plan.slot_size.unwrap_or(0),
         })
+    }
+
+    /// The recipe's `image.slot_size`, or twice the root's bytes (uncompressed, so with room
+    /// for growth whatever the compression), at least 64 MiB, in 16 MiB steps.
+    pub fn settle_slot_size(&mut self, plan: &Plan, root_bytes: u64) {
+        self.slot_bytes = plan
+            .slot_size
+            .unwrap_or_else(|| (2 * root_bytes).max(64 * MIB).div_ceil(16 * MIB) * 16 * MIB)
+            .div_ceil(MIB)
+            * MIB;
     }
 
     /// What init mounts at /data.
@@ -104,12 +132,40 @@ impl DiskPlan {
         }
     }
 
-    /// Kernel command-line words that make the boot initramfs switch to the root partition.
-    pub fn root_cmdline(&self) -> String {
+    /// Kernel command-line words that make the boot initramfs switch to `slot`'s root
+    /// partition, and tell init which slot it runs. `panic=10`: a kernel that panics reboots,
+    /// so a trial boot that panics is counted and rolled back.
+    pub fn root_cmdline(&self, slot: &str) -> String {
+        let index = SLOTS.iter().position(|s| *s == slot).expect("a slot name");
         format!(
-            "root=PARTUUID={} rootfstype=squashfs ro rootwait",
-            self.root_partuuid
+            "root=PARTUUID={} rootfstype=squashfs ro rootwait panic=10 edgeimg.slot={slot}",
+            self.root_partuuids[index]
         )
+    }
+
+    /// The device config's `[system]`.
+    pub fn system_config(&self, plan: &Plan, public_key_file: Option<String>) -> SystemConfig {
+        SystemConfig {
+            version: plan.version.clone(),
+            board: plan.board.name().to_string(),
+            arch: plan.arch.to_string(),
+            boot_partuuid: self.boot_partuuid.clone(),
+            root_partuuids: self.root_partuuids.clone(),
+            slot_bytes: self.slot_bytes,
+            boot_slot_bytes: BOOT_SLOT_BYTES,
+            updates: plan.system_updates.is_some(),
+            public_key_file,
+            max_update_bytes: self.slot_bytes + 2 * BOOT_SLOT_BYTES,
+            state_dir: edge_config::system::DEFAULT_STATE_DIR.to_string(),
+            commit_deadline_secs: plan
+                .system_updates
+                .as_ref()
+                .map_or(edge_config::system::DEFAULT_COMMIT_DEADLINE_SECS, |u| {
+                    u.commit_deadline_secs
+                }),
+            golden_model: None,
+            golden: None,
+        }
     }
 }
 
@@ -124,13 +180,9 @@ pub struct DiskRecord {
     pub size: u64,
     pub mapped_bytes: u64,
     pub partitions: Vec<PartitionRecord>,
-    /// Inside the boot partition: what the firmware loads.
-    pub boot_files: Option<BootFiles>,
-    /// The boot initramfs in the output folder (boards without a boot partition get the kernel
-    /// and it from QEMU's `-kernel`/`-initrd`).
-    pub kernel: Option<String>,
-    pub initramfs: Option<String>,
-    /// The whole kernel command line the image boots with.
+    /// Inside the boot partition: what boots.
+    pub boot_files: BootFiles,
+    /// The whole kernel command line slot a boots with.
     pub cmdline: String,
 }
 
@@ -151,17 +203,20 @@ pub struct PartitionRecord {
     pub partuuid: String,
 }
 
+/// The boot partition's number, its top-level `config.txt` (which names the slot folder that
+/// boots), and the names inside a slot folder.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BootFiles {
     pub partition: u32,
+    pub config: String,
     pub kernel: String,
     pub initramfs: String,
     pub cmdline: String,
-    pub config: String,
 }
 
 /// Write `<name>.img` (+ `.img.bmap`, and `.qcow2` if asked) from `tree` (whose `/boot` is
-/// already empty) and the boot files taken out of it.
+/// already empty) and the boot files taken out of it; and `<name>.update` when the recipe
+/// signs system updates.
 pub fn write_disk_image(
     plan: &Plan,
     disk: &DiskPlan,
@@ -180,53 +235,54 @@ pub fn write_disk_image(
                 plan.out_dir.display()
             )
         })?;
-    let cmdline = format!("{} {}", plan.kernel.cmdline, disk.root_cmdline());
     let initramfs_zst = timed("disk: boot initramfs", || -> Result<Vec<u8>> {
         let initramfs = boot_initramfs(tree, kernel, t)?;
         Compression::Zstd.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))
     })?;
-
-    let mut outputs = Vec::new();
+    let slot_boot = timed("disk: boot files", || {
+        SlotBoot::new(disk.pi_firmware, boot_dir, &kernel.image, initramfs_zst.into())
+    })?;
     let mut partitions = Vec::new();
-    let mut boot_files = None;
-    let mut carried = Vec::new();
-    let (mut kernel_file, mut initramfs_file) = (None, None);
-    if disk.boot_partition {
-        let (boot_tree, files, on_partition) = timed("disk: Pi boot files", || {
-            pi_boot::boot_partition(boot_dir, &kernel.image, &initramfs_zst, &cmdline, t)
-        })?;
-        carried = on_partition;
-        let path = scratch.path().join("boot.fat");
-        timed("disk: FAT", || {
-            fat::write_fat(
-                &boot_tree,
-                &fat::FatOptions {
-                    size_bytes: pi_boot::partition_size(&boot_tree),
-                    label: "BOOT".into(),
-                    volume_id: crate::writers::ids::derived_u32(&disk.seed, "boot-volume-id"),
-                },
-                &path,
-            )
-        })?;
-        partitions.push(partition("boot", PartitionType::Fat, path, None, true));
-        boot_files = Some(files);
-    } else {
-        kernel_file = Some(write_output(plan, "kernel", &kernel.image)?);
-        initramfs_file = Some(write_output(plan, "boot.cpio.zst", &initramfs_zst)?);
-        for f in [&kernel_file, &initramfs_file].into_iter().flatten() {
-            outputs.push(OutputRecord::of_file("boot", &plan.out_dir.join(f))?);
-        }
-    }
+    let boot_path = scratch.path().join("boot.fat");
+    timed("disk: FAT", || {
+        fat::write_fat(
+            &slot_boot.partition_tree(disk, &plan.kernel.cmdline, t)?,
+            &fat::FatOptions {
+                size_bytes: BOOT_PARTITION_BYTES,
+                label: "BOOT".into(),
+                volume_id: crate::writers::ids::derived_u32(&disk.seed, "boot-volume-id"),
+            },
+            &boot_path,
+        )
+    })?;
+    partitions.push(partition("boot", PartitionType::Fat, boot_path, None, true));
 
     let root_path = scratch.path().join("root.squashfs");
     timed("disk: squashfs root", || {
         write_squashfs(tree, &root_path, SquashfsCompression::Zstd)
     })?;
+    let root_len = std::fs::metadata(&root_path)?.len();
+    if root_len > disk.slot_bytes {
+        bail!(
+            "the root takes {root_len} bytes, more than a slot's {} bytes; raise image.slot_size",
+            disk.slot_bytes
+        );
+    }
     partitions.push(partition(
-        "root",
+        "root-a",
         PartitionType::Linux,
-        root_path,
-        None,
+        root_path.clone(),
+        Some(disk.slot_bytes),
+        false,
+    ));
+    // Slot b stays unwritten (a hole in the image, nothing on a flashed card) until an update.
+    let empty = scratch.path().join("empty");
+    std::fs::File::create(&empty)?;
+    partitions.push(partition(
+        "root-b",
+        PartitionType::Linux,
+        empty,
+        Some(disk.slot_bytes),
         false,
     ));
 
@@ -249,6 +305,7 @@ pub fn write_disk_image(
         false,
     ));
 
+    let mut outputs = Vec::new();
     let image_name = format!("{}.img", plan.name);
     let image_path = plan.out_dir.join(&image_name);
     let layout = timed("disk: partitions into the image", || {
@@ -275,6 +332,12 @@ pub fn write_disk_image(
         qcow2::write_qcow2(&image_path, &qcow)?;
         outputs.push(OutputRecord::of_file("qcow2", &qcow)?);
     }
+    if let Some(key) = plan.system_updates.as_ref().and_then(|u| u.signing_key.as_ref()) {
+        let path = timed("disk: update artifact", || {
+            update_artifact::write_update(plan, disk, &slot_boot, &root_path, key)
+        })?;
+        outputs.push(OutputRecord::of_file("update", &path)?);
+    }
     let record = DiskRecord {
         image: image_name,
         bmap: bmap_name,
@@ -293,15 +356,19 @@ pub fn write_disk_image(
                 partuuid: p.partuuid.clone(),
             })
             .collect(),
-        boot_files,
-        kernel: kernel_file,
-        initramfs: initramfs_file,
-        cmdline,
+        boot_files: BootFiles {
+            partition: BOOT_NUMBER,
+            config: boot_partition::CONFIG.into(),
+            kernel: slot_boot.kernel.into(),
+            initramfs: boot_partition::INITRAMFS.into(),
+            cmdline: boot_partition::CMDLINE.into(),
+        },
+        cmdline: format!("{} {}", plan.kernel.cmdline, disk.root_cmdline(SLOTS[0])),
     };
     Ok(WrittenDisk {
         record,
         outputs,
-        carried,
+        carried: slot_boot.carried,
     })
 }
 
@@ -328,12 +395,12 @@ fn data_partition_size(plan: &Plan, before: &[PartitionSpec]) -> Result<u64> {
     };
     let mut used = MIB; // the partition table's first MiB
     for p in before {
-        let len = std::fs::metadata(&p.image)?.len();
+        // A partition is its image, or larger (the root slots).
+        let len = std::fs::metadata(&p.image)?.len().max(p.size_bytes.unwrap_or(0));
         used += len.div_ceil(MIB) * MIB;
     }
-    if plan.board.profile().disk_boot {
-        // MBR needs nothing at the end; GPT keeps its backup in the last MiB.
-    } else {
+    if !plan.board.profile().disk_boot {
+        // GPT keeps its backup in the last MiB; MBR needs nothing at the end.
         used += MIB;
     }
     let left = (total / MIB * MIB).saturating_sub(used);
@@ -346,25 +413,24 @@ fn data_partition_size(plan: &Plan, before: &[PartitionSpec]) -> Result<u64> {
     Ok(left)
 }
 
-fn write_output(plan: &Plan, suffix: &str, data: &[u8]) -> Result<String> {
-    use std::io::Write;
-    let name = format!("{}.{suffix}", plan.name);
-    let mut out = crate::writers::atomic::AtomicFile::create(&plan.out_dir.join(&name))?;
-    out.file().write_all(data)?;
-    out.commit()?;
-    Ok(name)
-}
-
-/// The file `name` from the boot partition of the disk image at `image`.
+/// The file `name` (e.g. `a/cmdline.txt`) from the boot partition of the disk image at `image`.
 pub fn read_boot_file(image: &Path, record: &DiskRecord, name: &str) -> Result<Vec<u8>> {
-    let files = record
-        .boot_files
-        .as_ref()
-        .with_context(|| format!("{} has no boot partition", record.image))?;
+    let number = record.boot_files.partition;
     let part = record
         .partitions
         .iter()
-        .find(|p| p.number == files.partition)
-        .with_context(|| format!("{} lists no partition {}", record.image, files.partition))?;
+        .find(|p| p.number == number)
+        .with_context(|| format!("{} lists no partition {number}", record.image))?;
     fat::read_fat_file(image, part.offset, part.size, name)
+}
+
+/// The slot folder the image at `image` boots, read from its boot partition's `config.txt`
+/// as the Pi firmware reads it: `"a/"`.
+pub fn booted_slot_prefix(image: &Path, record: &DiskRecord) -> Result<String> {
+    let config = read_boot_file(image, record, &record.boot_files.config)?;
+    let text = String::from_utf8_lossy(&config);
+    let slot = edge_config::system::booted_slot(&text).with_context(|| {
+        format!("{}'s config.txt names no slot (no os_prefix= line)", record.image)
+    })?;
+    Ok(format!("{slot}/"))
 }

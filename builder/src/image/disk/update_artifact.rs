@@ -1,0 +1,71 @@
+//! `<name>.update`: the root squashfs and the boot files of a slot, with a manifest of
+//! versions and sha256s signed with the recipe's update key, as the device checks it
+//! (`edge_config::system::artifact`, one format for both sides).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use edge_config::signing;
+use edge_config::system::artifact::{write_artifact, ArtifactHead};
+use edge_config::system::{BOOT_PREFIX, FORMAT, ROOT_MEMBER, SLOTS, SLOT_PREFIX};
+
+use super::{DiskPlan, SlotBoot};
+use crate::plan::Plan;
+use crate::rootfs::FileData;
+use crate::writers::atomic::AtomicFile;
+
+pub fn write_update(
+    plan: &Plan,
+    disk: &DiskPlan,
+    boot: &SlotBoot,
+    root: &Path,
+    signing_key: &Path,
+) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(signing_key).with_context(|| {
+        format!(
+            "reading system_updates.signing_key {} (make one with `edgeimg keygen`)",
+            signing_key.display()
+        )
+    })?;
+    let key = signing::parse_secret_key(&text).map_err(|why| {
+        anyhow::anyhow!(
+            "system_updates.signing_key {} {why}; give the .key file `edgeimg keygen` wrote",
+            signing_key.display()
+        )
+    })?;
+    let root_bytes =
+        std::fs::read(root).with_context(|| format!("cannot read {}", root.display()))?;
+    let mut parts: Vec<(String, FileData)> = vec![(ROOT_MEMBER.to_string(), root_bytes.into())];
+    for (name, data) in &boot.shared {
+        parts.push((format!("{BOOT_PREFIX}{name}"), data.clone()));
+    }
+    for slot in SLOTS {
+        for (name, data) in boot.own_files(disk, &plan.kernel.cmdline, slot)? {
+            parts.push((format!("{SLOT_PREFIX}{slot}/{name}"), data));
+        }
+    }
+    let borrowed: Vec<(String, &[u8])> = parts.iter().map(|(n, d)| (n.clone(), &d[..])).collect();
+    let path = plan.out_dir.join(format!("{}.update", plan.name));
+    let mut out = AtomicFile::create(&path)?;
+    let mut writer = std::io::BufWriter::new(out.file());
+    write_artifact(
+        &mut writer,
+        ArtifactHead {
+            format: FORMAT,
+            name: plan.name.clone(),
+            version: plan.version.clone(),
+            board: plan.board.name().to_string(),
+            arch: plan.arch.to_string(),
+            boot_partuuid: disk.boot_partuuid.clone(),
+            root_partuuids: disk.root_partuuids.clone(),
+        },
+        &borrowed,
+        &key,
+    )
+    .and_then(|_| writer.flush())
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    drop(writer);
+    out.commit()?;
+    Ok(path)
+}
