@@ -6,6 +6,8 @@
 //! and [`cache_dir`], the one rule for where they keep what they download.
 
 mod arch;
+#[cfg(feature = "artifact")]
+pub mod artifact;
 mod cache;
 #[cfg(feature = "signing")]
 pub mod signing;
