@@ -11,14 +11,16 @@ if [ -z "${EDGEIMG_ALPINE_MIRROR:-}" ] && ! curl -fsS -m 5 -o /dev/null https://
   echo "main-job: Alpine's mirror cannot be reached; using the offline mirror at $EDGEIMG_ALPINE_MIRROR (real Alpine 3.23 binaries, signed by its own key)"
 fi
 
-# The QEMU recipes take model updates: their API token and model signing key are not in git.
+# The QEMU recipes take model and system updates: their API token and signing keys are not in git.
 if [ ! -f recipes/secrets/api-token ]; then
   mkdir -p recipes/secrets
   (umask 077 && head -c 24 /dev/urandom | base64 > recipes/secrets/api-token)
 fi
-if [ ! -f recipes/secrets/models.pub ]; then
-  cargo run -q --release -p edgeimg -- keygen recipes/secrets/models
-fi
+for keys in models system; do
+  if [ ! -f "recipes/secrets/$keys.pub" ]; then
+    cargo run -q --release -p edgeimg -- keygen "recipes/secrets/$keys"
+  fi
+done
 
 for recipe in recipes/pi.toml recipes/qemu-x86_64.toml recipes/qemu-aarch64.toml; do
   cargo run -q --release -p edgeimg -- build "$recipe"

@@ -75,6 +75,7 @@ pub mod plan;
 pub mod recipe;
 pub mod rootfs;
 pub mod stage;
+pub mod system_update;
 pub mod update;
 pub mod writers;
 

@@ -101,10 +101,76 @@ pub enum Outcome {
 
 /// Uploads the model; the device's verdict. An error only when it could not be asked.
 pub fn upload(upload: &Upload) -> Result<Outcome> {
-    let file = File::open(upload.model)
-        .with_context(|| format!("reading the model {}", upload.model.display()))?;
-    let size = file.metadata()?.len();
-    let bar = if upload.progress {
+    let url = format!(
+        "{}/v2/repository/models/{}/load",
+        upload.device.trim_end_matches('/'),
+        upload.name
+    );
+    let mut headers = Vec::new();
+    if let Some(signature) = &upload.signature {
+        headers.push((signing::HEADER, signature.trim().to_string()));
+    }
+    if upload.allow_signature_change {
+        headers.push(("X-Edgeimg-Allow-Signature-Change", "true".to_string()));
+    }
+    let posted = post_file(
+        &url,
+        upload.model,
+        upload.token.as_deref(),
+        &headers,
+        upload.progress,
+    )?;
+    if posted.status == 200 {
+        let version = posted.answer["version"]
+            .as_str()
+            .with_context(|| format!("the device answered 200 without a version: {}", posted.text))?
+            .to_string();
+        return Ok(Outcome::Serving {
+            version,
+            answer: posted.answer,
+            seconds: posted.seconds,
+        });
+    }
+    let reason = posted.reason();
+    if posted.status == 404 && reason.is_empty() {
+        bail!("{url} answered 404: is this an edge-runtime with model updates on?");
+    }
+    Ok(Outcome::Refused {
+        status: posted.status,
+        reason,
+    })
+}
+
+/// A device's answer to a file it was sent.
+pub struct Posted {
+    pub status: u16,
+    pub text: String,
+    pub answer: serde_json::Value,
+    /// From the first byte sent to the answer.
+    pub seconds: f64,
+}
+
+impl Posted {
+    /// The device's `error`, else its whole answer.
+    pub fn reason(&self) -> String {
+        self.answer["error"]
+            .as_str()
+            .map_or_else(|| self.text.trim().to_string(), str::to_string)
+    }
+}
+
+/// POSTs `file` as the body of `url` (with a progress bar when `progress`), with the bearer
+/// token and `headers`. An error only when the device could not be asked.
+pub fn post_file(
+    url: &str,
+    file: &Path,
+    token: Option<&str>,
+    headers: &[(&str, String)],
+    progress: bool,
+) -> Result<Posted> {
+    let opened = File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let size = opened.metadata()?.len();
+    let bar = if progress {
         ProgressBar::new(size).with_style(
             ProgressStyle::with_template(
                 "uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
@@ -115,32 +181,24 @@ pub fn upload(upload: &Upload) -> Result<Outcome> {
     } else {
         ProgressBar::hidden()
     };
-    let url = format!(
-        "{}/v2/repository/models/{}/load",
-        upload.device.trim_end_matches('/'),
-        upload.name
-    );
-    // Loading and the golden check run before the device answers; an emulated one is slow.
+    // The device checks what it got before it answers; an emulated one is slow.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(600)))
         .http_status_as_error(false)
         .build()
         .into();
     let mut request = agent
-        .post(&url)
+        .post(url)
         .header("Content-Type", "application/octet-stream")
         .header("Content-Length", size.to_string());
-    if let Some(token) = &upload.token {
+    if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
-    if let Some(signature) = &upload.signature {
-        request = request.header(signing::HEADER, signature.trim());
-    }
-    if upload.allow_signature_change {
-        request = request.header("X-Edgeimg-Allow-Signature-Change", "true");
+    for (name, value) in headers {
+        request = request.header(*name, value);
     }
     let started = Instant::now();
-    let mut reader = bar.wrap_read(file);
+    let mut reader = bar.wrap_read(opened);
     let mut response = request
         .send(ureq::SendBody::from_reader(&mut reader))
         .with_context(|| format!("POST {url}"))?;
@@ -148,25 +206,13 @@ pub fn upload(upload: &Upload) -> Result<Outcome> {
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    if status == 200 {
-        let version = answer["version"]
-            .as_str()
-            .with_context(|| format!("the device answered 200 without a version: {text}"))?
-            .to_string();
-        return Ok(Outcome::Serving {
-            version,
-            answer,
-            seconds,
-        });
-    }
-    let reason = answer["error"]
-        .as_str()
-        .map_or_else(|| text.trim().to_string(), str::to_string);
-    if status == 404 && reason.is_empty() {
-        bail!("{url} answered 404: is this an edge-runtime with model updates on?");
-    }
-    Ok(Outcome::Refused { status, reason })
+    let answer = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Ok(Posted {
+        status,
+        text,
+        answer,
+        seconds,
+    })
 }
 
 #[cfg(test)]

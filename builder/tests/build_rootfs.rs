@@ -417,15 +417,17 @@ fn check_pi_sd_card(image: &Path) {
     let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        ["c", "83", "83"],
-        "FAT32 boot, squashfs root, ext4 data"
+        ["c", "83", "83", "83"],
+        "FAT32 boot, squashfs roots of slot a and b, ext4 data"
     );
     assert_eq!(parts[0]["bootable"], true);
 
     let boot = dir.path().join("boot.fat");
     extract_partition(image, &table, 1, &boot);
     run_tool("fsck.vfat", &["-n", boot.to_str().unwrap()]);
-    let listing = run_tool("mdir", &["-b", "-i", boot.to_str().unwrap(), "::"]).to_lowercase();
+    let listing =
+        run_tool("mdir", &["-/", "-b", "-i", boot.to_str().unwrap(), "::"]).to_lowercase();
+    // The firmware in the partition's root; what boots a slot in its folder (os_prefix).
     for file in [
         "start4.elf",
         "fixup4.dat",
@@ -433,25 +435,39 @@ fn check_pi_sd_card(image: &Path) {
         "start.elf",
         "fixup.dat",
         "config.txt",
-        "cmdline.txt",
-        "kernel8.img",
-        "initramfs.cpio.zst",
-        "bcm2711-rpi-4-b.dtb",
-        "bcm2837-rpi-3-b.dtb",
+        "a/config.txt",
+        "a/cmdline.txt",
+        "a/kernel8.img",
+        "a/initramfs.cpio.zst",
+        "a/bcm2711-rpi-4-b.dtb",
+        "a/bcm2837-rpi-3-b.dtb",
     ] {
         assert!(
             listing.contains(&format!("::/{file}")),
             "boot partition lacks {file}:\n{listing}"
         );
     }
+    assert!(
+        !listing.contains("::/b/"),
+        "slot b's folder is empty on a fresh card:\n{listing}"
+    );
     let config = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::config.txt"]);
-    for line in ["arm_64bit=1", "enable_uart=1", "kernel=kernel8.img"] {
+    for line in [
+        "arm_64bit=1",
+        "enable_uart=1",
+        "kernel=kernel8.img",
+        "os_prefix=a/",
+    ] {
         assert!(
             config.lines().any(|l| l == line),
             "config.txt lacks {line}:\n{config}"
         );
     }
-    let cmdline = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::cmdline.txt"]);
+    // A slot switch rewrites this one sector in place.
+    assert_eq!(config.len(), 512, "config.txt is one sector:\n{config}");
+    let slot_config = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::a/config.txt"]);
+    assert_eq!(config, slot_config, "the top config.txt is slot a's");
+    let cmdline = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::a/cmdline.txt"]);
     let root_uuid = format!(
         "root=PARTUUID={}-02",
         table["partitiontable"]["id"]
@@ -460,8 +476,8 @@ fn check_pi_sd_card(image: &Path) {
             .trim_start_matches("0x")
     );
     assert!(
-        cmdline.contains(&root_uuid),
-        "{cmdline} should name {root_uuid}"
+        cmdline.contains(&root_uuid) && cmdline.contains("edgeimg.slot=a"),
+        "{cmdline} should name {root_uuid} and slot a"
     );
 
     let root = dir.path().join("root.squashfs");
@@ -482,7 +498,7 @@ fn check_pi_sd_card(image: &Path) {
     }
 
     let data = dir.path().join("data.ext4");
-    extract_partition(image, &table, 3, &data);
+    extract_partition(image, &table, 4, &data);
     run_tool("fsck.ext4", &["-fn", data.to_str().unwrap()]);
     let label = run_tool("e2label", &[data.to_str().unwrap()]);
     assert_eq!(label.trim(), "edge-data");

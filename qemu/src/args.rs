@@ -32,6 +32,9 @@ pub(crate) fn qemu_args(
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
 
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    // A guest reboot ends QEMU instead of restarting the same `-kernel`: the harness boots
+    // again from what the disk then names, as firmware reads its boot partition afresh.
+    push(&["-no-reboot"]);
     push(&["-M", profile.machine, "-accel", accel.as_qemu()]);
     match (accel, profile.tcg_cpu) {
         (Accel::Kvm, _) => push(&["-cpu", "host"]),

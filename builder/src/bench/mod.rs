@@ -14,6 +14,7 @@ pub mod progress;
 pub mod report;
 pub mod stats;
 pub mod stock_alpine;
+pub mod system_update;
 pub mod table;
 pub mod targets;
 pub mod update;
@@ -53,6 +54,9 @@ pub enum Phase {
     /// Model updates on the QEMU recipes that take them: upload-to-serving time, latency
     /// during a swap.
     Update,
+    /// A/B system updates on the recipes that test one: update size, push time,
+    /// push-to-committed time.
+    SystemUpdate,
 }
 
 pub struct BenchOptions {
@@ -112,6 +116,7 @@ impl Bench {
                 Phase::Inference,
                 Phase::Flash,
                 Phase::Update,
+                Phase::SystemUpdate,
             ]
             .into()
         } else {
@@ -206,6 +211,20 @@ impl Bench {
                 );
             }
         }
+        if self.has(Phase::SystemUpdate) {
+            for (plan, manifest) in self.plans.iter().zip(&manifests) {
+                if system_update::update_case(plan).is_none() {
+                    continue;
+                }
+                steps.step(&format!("system update on {}", plan.name));
+                report.system_updates.push(
+                    system_update::measure(plan, manifest, &self.cache_dir, self.ready_timeout)
+                        .with_context(|| {
+                            format!("benchmarking a system update on {}", plan.name)
+                        })?,
+                );
+            }
+        }
         steps.finish();
         report.targets = targets::evaluate(&report);
         Ok(report)
@@ -220,8 +239,10 @@ impl Bench {
     /// Build every recipe: measured (cold, then warm) when the build phase runs, otherwise
     /// once, untimed, with the user's package cache when later phases need the images.
     fn images(&self, report: &mut BenchReport, steps: &mut Steps) -> Result<Vec<Manifest>> {
-        let needs_built =
-            self.has(Phase::Boot) || self.has(Phase::Flash) || self.has(Phase::Update);
+        let needs_built = self.has(Phase::Boot)
+            || self.has(Phase::Flash)
+            || self.has(Phase::Update)
+            || self.has(Phase::SystemUpdate);
         if !self.has(Phase::Build) && !needs_built && !self.has(Phase::Inference) {
             return Ok(Vec::new());
         }
@@ -361,7 +382,8 @@ impl Bench {
         let images = self.has(Phase::Build)
             || self.has(Phase::Boot)
             || self.has(Phase::Flash)
-            || self.has(Phase::Update);
+            || self.has(Phase::Update)
+            || self.has(Phase::SystemUpdate);
         let count = |on: bool, steps: usize| if on { steps } else { 0 };
         count(images || self.has(Phase::Inference), 1)
             + count(self.has(Phase::Build), 2 * n)
@@ -376,6 +398,13 @@ impl Bench {
             + count(
                 self.has(Phase::Update),
                 self.plans.iter().filter(|p| self.updates(p)).count(),
+            )
+            + count(
+                self.has(Phase::SystemUpdate),
+                self.plans
+                    .iter()
+                    .filter(|p| system_update::update_case(p).is_some())
+                    .count(),
             )
     }
 }

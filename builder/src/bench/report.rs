@@ -12,9 +12,10 @@ use super::flash::{ratio, FlashFigures};
 use super::floor::FloorFigures;
 use super::inference::{EngineCost, InferenceFigures, InferenceRatio};
 use super::stock_alpine::StockFigures;
+use super::system_update::SystemUpdateFigures;
 use super::targets::TargetFigure;
 use super::update::UpdateFigures;
-use super::{boot, build, flash, floor, inference, stock_alpine, update, Phase};
+use super::{boot, build, flash, floor, inference, stock_alpine, system_update, update, Phase};
 use crate::writers::atomic::AtomicFile;
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +36,7 @@ pub struct BenchReport {
     pub engine_costs: Vec<EngineCost>,
     pub flashes: Vec<FlashFigures>,
     pub updates: Vec<UpdateFigures>,
+    pub system_updates: Vec<SystemUpdateFigures>,
     /// The size and speed targets beside this run's figures.
     pub targets: Vec<TargetFigure>,
 }
@@ -93,6 +95,7 @@ impl BenchReport {
                 Phase::Inference => ("inference", inference::MEASURES),
                 Phase::Flash => ("flashes", flash::MEASURES),
                 Phase::Update => ("updates", update::MEASURES),
+                Phase::SystemUpdate => ("system_updates", system_update::MEASURES),
             };
             measures.insert(key, text);
         }
@@ -116,6 +119,7 @@ impl BenchReport {
             engine_costs: Vec::new(),
             flashes: Vec::new(),
             updates: Vec::new(),
+            system_updates: Vec::new(),
             targets: Vec::new(),
         }
     }

@@ -3,7 +3,7 @@
 use bytesize::ByteSize;
 
 use super::report::BenchReport;
-use super::{boot, build, flash, floor, inference, stock_alpine, update};
+use super::{boot, build, flash, floor, inference, stock_alpine, system_update, update};
 
 /// Column-aligned text: the first `text_columns` columns left-aligned, the rest (figures)
 /// right-aligned.
@@ -388,6 +388,33 @@ pub fn render(report: &BenchReport) -> String {
             ]);
         }
         section(&mut sections, t, update::MEASURES);
+    }
+    if !report.system_updates.is_empty() {
+        let mut t = Table::new(
+            "System updates (A/B)",
+            &[
+                "recipe",
+                "board",
+                "QEMU machine",
+                "accel",
+                "update",
+                "push s",
+                "push to committed s",
+            ],
+            3,
+        );
+        for u in &report.system_updates {
+            t.row(vec![
+                u.recipe.clone(),
+                u.board.clone(),
+                u.qemu_machine.clone(),
+                u.accel.clone(),
+                bytes(u.update_bytes),
+                s(u.push_s),
+                s(u.push_to_committed_s),
+            ]);
+        }
+        section(&mut sections, t, system_update::MEASURES);
     }
     if !report.targets.is_empty() {
         let mut t = Table::new("Targets", &["target", "goal", "measured", "met"], 4);

@@ -9,5 +9,6 @@ pub mod host_server;
 pub mod qemu_boot;
 mod reboot;
 pub mod runner;
+pub mod system_update;
 
 pub use runner::{test_image, write_junit, TestOptions, TestReport};

@@ -61,8 +61,11 @@ pub fn boot_spec(
         .trim()
         .to_string();
     if let Some(built) = &boot.data_disk {
-        spec.disks
-            .push(Disk::new(working_copy(&out_dir.join(built), out_dir, false)?));
+        spec.disks.push(Disk::new(working_copy(
+            &out_dir.join(built),
+            out_dir,
+            false,
+        )?));
     }
     spec.forward_port = Some(API_PORT);
     Ok(spec)
@@ -85,7 +88,11 @@ fn working_copy(built: &Path, out_dir: &Path, sd_card: bool) -> Result<std::path
             .with_context(|| format!("cannot create {}", copy.display()))?;
         copy_sparse(&src, &mut dst, 0)?;
         let len = src.metadata()?.len();
-        dst.set_len(if sd_card { len.next_power_of_two() } else { len })?;
+        dst.set_len(if sd_card {
+            len.next_power_of_two()
+        } else {
+            len
+        })?;
     }
     Ok(copy)
 }
@@ -119,12 +126,21 @@ struct SlotFiles<'a> {
 }
 
 impl SlotFiles<'_> {
-    fn open<'a>(disk: &'a DiskRecord, image: std::path::PathBuf, out_dir: &Path) -> Result<SlotFiles<'a>> {
+    fn open<'a>(
+        disk: &'a DiskRecord,
+        image: std::path::PathBuf,
+        out_dir: &Path,
+    ) -> Result<SlotFiles<'a>> {
         let prefix = booted_slot_prefix(&image, disk)?;
         let scratch = out_dir.join("qemu");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("cannot create {}", scratch.display()))?;
-        Ok(SlotFiles { disk, image, prefix, scratch })
+        Ok(SlotFiles {
+            disk,
+            image,
+            prefix,
+            scratch,
+        })
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
@@ -157,7 +173,9 @@ fn disk_spec(
     let slot = SlotFiles::open(disk, image.clone(), out_dir)?;
     let mut spec = BootSpec::kernel(machine, slot.extract(&disk.boot_files.kernel)?);
     spec.initrd = Some(slot.extract(&disk.boot_files.initramfs)?);
-    spec.append = format!("{} {extra}", slot.cmdline()?.trim()).trim().to_string();
+    spec.append = format!("{} {extra}", slot.cmdline()?.trim())
+        .trim()
+        .to_string();
     spec.disks.push(Disk::new(image));
     spec.forward_port = Some(API_PORT);
     Ok(spec)

@@ -14,6 +14,7 @@ use crate::imagetest::checks::{run_case, CheckOutcome, InferClient, UpdateContex
 use crate::imagetest::host_server::start_reference;
 use crate::imagetest::qemu_boot::{boot_spec, qemu_boards, reset_working_copies};
 use crate::imagetest::reboot::run_reboot;
+use crate::imagetest::system_update::{run_system_update, Device};
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
 use crate::recipe::TestCase;
@@ -160,6 +161,14 @@ fn test_on(
         // After the console checks, which read the first boot's log; only where the API is
         // reachable (a machine without a network leaves the recipe's checks to another).
         if device.is_some() {
+            report.cases.extend(system_update_cases(
+                plan,
+                manifest,
+                machine,
+                &mut vm,
+                token_for_reboots.as_deref(),
+                opts,
+            ));
             report.cases.extend(reboot_cases(
                 plan,
                 manifest,
@@ -227,7 +236,7 @@ fn run_cases(
     let context = UpdateContext { plan, cache_dir };
     plan.tests
         .iter()
-        .filter(|case| case.reboot.is_none())
+        .filter(|case| case.reboot.is_none() && case.system_update.is_none())
         .map(|case| {
             run_case(
                 device,
@@ -246,6 +255,33 @@ fn case_model<'a>(case: &'a TestCase, manifest: &'a Manifest) -> &'a str {
     case.model
         .as_ref()
         .map_or(manifest.models[0].name.as_str(), |m| m.get_ref().as_str())
+}
+
+/// The `system_update` cases, in recipe order, each updating the device as the last one left it.
+fn system_update_cases(
+    plan: &Plan,
+    manifest: &Manifest,
+    machine: QemuBoard,
+    vm: &mut RunningVm,
+    token: Option<&str>,
+    opts: &TestOptions,
+) -> Vec<CheckOutcome> {
+    let device = Device {
+        plan,
+        manifest,
+        machine,
+        token,
+        cache_dir: &opts.cache_dir,
+        ready_timeout: opts.ready_timeout,
+    };
+    plan.tests
+        .iter()
+        .filter_map(|case| Some((case, case.system_update.as_ref()?.get_ref())))
+        .enumerate()
+        .map(|(n, (case, check))| {
+            run_system_update(&device, vm, case, check, case_model(case, manifest), n + 1)
+        })
+        .collect()
 }
 
 /// The `reboot` cases, in recipe order, each booting the image again (without the self-test

@@ -431,10 +431,12 @@ impl Plan {
             system_updates: r.system_updates.as_ref().map(|u| SystemUpdatesPlan {
                 public_key: loaded.resolve(u.public_key.get_ref()),
                 signing_key: u.signing_key.as_ref().map(|k| loaded.resolve(k.get_ref())),
-                commit_deadline_secs: u.commit_deadline_secs.as_ref().map_or(
-                    edge_config::system::DEFAULT_COMMIT_DEADLINE_SECS,
-                    |d| *d.get_ref(),
-                ),
+                commit_deadline_secs: u
+                    .commit_deadline_secs
+                    .as_ref()
+                    .map_or(edge_config::system::DEFAULT_COMMIT_DEADLINE_SECS, |d| {
+                        *d.get_ref()
+                    }),
             }),
             tests: r.tests.clone(),
             lock: overrides.lock.clone(),

@@ -397,7 +397,12 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
     super::system_updates::validate(loaded)?;
     if let Some(version) = &r.image.version {
         let v = version.get_ref();
-        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c)) {
+        if v.is_empty()
+            || v.len() > 64
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+        {
             return Err(loaded.error_at(
                 version.span(),
                 "image.version",

@@ -69,9 +69,13 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         }
         return Ok(());
     };
-    let disk = r.image.outputs.as_ref().map_or(r.image.board.profile().disk_boot, |o| {
-        o.contains(&OutputKind::Disk) || o.contains(&OutputKind::Qcow2)
-    });
+    let disk = r
+        .image
+        .outputs
+        .as_ref()
+        .map_or(r.image.board.profile().disk_boot, |o| {
+            o.contains(&OutputKind::Disk) || o.contains(&OutputKind::Qcow2)
+        });
     if !disk {
         return Err(loaded.error_at(
             updates.public_key.span(),
@@ -100,7 +104,11 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
         let Some(check) = &test.system_update else {
             continue;
         };
-        if test.update.is_some() || test.load.is_some() || test.attack.is_some() || test.reboot.is_some() {
+        if test.update.is_some()
+            || test.load.is_some()
+            || test.attack.is_some()
+            || test.reboot.is_some()
+        {
             return Err(loaded.error_at(
                 check.span(),
                 "test.system_update",
@@ -163,8 +171,14 @@ mod tests {
         let text = "[image]\nname = \"x\"\n[runtime]\nlisten = \"0.0.0.0:8000\"\n[[model]]\npath = \"m.onnx\"\n";
         let set = BTreeMap::from([
             ("image.version".to_string(), toml::Value::String("2".into())),
-            ("runtime.listen".to_string(), toml::Value::String("0.0.0.0:80".into())),
-            ("model.path".to_string(), toml::Value::String("n.onnx".into())),
+            (
+                "runtime.listen".to_string(),
+                toml::Value::String("0.0.0.0:80".into()),
+            ),
+            (
+                "model.path".to_string(),
+                toml::Value::String("n.onnx".into()),
+            ),
         ]);
         let out: toml::Table = with_keys_set(text, &set).unwrap().parse().unwrap();
         assert_eq!(out["image"]["name"].as_str(), Some("x"));

@@ -12,7 +12,7 @@ pub use edgeimg_test_support::mirror::mirror;
 pub use edgeimg_test_support::project_root;
 
 /// The secrets the example recipes name and git does not hold (`recipes/secrets/`): the API
-/// token and the model signing keys, made once, as the recipes' comments tell a user to.
+/// token, the model and the system update signing keys, made once, as the recipes' comments tell a user to.
 pub fn recipe_secrets() -> PathBuf {
     static SECRETS: OnceLock<PathBuf> = OnceLock::new();
     SECRETS
@@ -32,14 +32,17 @@ pub fn recipe_secrets() -> PathBuf {
                 .unwrap();
                 std::fs::rename(&scratch, &token).unwrap();
             }
-            if !dir.join("models.pub").exists() {
+            for keys in ["models", "system"] {
+                if dir.join(format!("{keys}.pub")).exists() {
+                    continue;
+                }
                 let out = Command::new(env!("CARGO_BIN_EXE_edgeimg"))
-                    .args(["keygen", dir.join("models").to_str().unwrap()])
+                    .args(["keygen", dir.join(keys).to_str().unwrap()])
                     .output()
                     .expect("run edgeimg keygen");
                 // Another test process may have made them a moment ago.
                 assert!(
-                    out.status.success() || dir.join("models.pub").exists(),
+                    out.status.success() || dir.join(format!("{keys}.pub")).exists(),
                     "edgeimg keygen: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );

@@ -19,8 +19,10 @@ use edgeimg::image::kernel::select::{role_nodes, NodeDriver, Role};
 const PI4_DTB: &str = "bcm2711-rpi-4-b.dtb";
 
 /// `file` from the card's FAT boot partition image.
+/// `file` of slot a, the one a fresh card boots.
 fn boot_file(boot_fat: &Path, file: &str, dir: &Path) -> Vec<u8> {
     let dest = dir.join(file);
+    let file = format!("a/{file}");
     let status = Command::new("mcopy")
         .args(["-o", "-i"])
         .arg(boot_fat)

@@ -138,10 +138,21 @@ pub struct SlotState {
     pub committed: String,
     /// The version in the committed slot.
     pub committed_version: String,
+    /// An update init is writing into the other slot: still set at boot means the power
+    /// failed mid-write, and that attempt is recorded as rolled back (never resumed).
+    #[serde(default)]
+    pub installing: Option<Installing>,
     #[serde(default)]
     pub trial: Option<Trial>,
     #[serde(default)]
     pub last_attempt: Option<Attempt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installing {
+    pub slot: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,7 +48,13 @@ impl SlotBoot {
             let (top, mut carried) = pi_boot::firmware(boot_dir)?;
             let (shared, slot_carried) = pi_boot::slot_files(boot_dir, kernel)?;
             carried.extend(slot_carried);
-            (top, shared, carried, pi_boot::KERNEL, pi_boot::config_body(INITRAMFS))
+            (
+                top,
+                shared,
+                carried,
+                pi_boot::KERNEL,
+                pi_boot::config_body(INITRAMFS),
+            )
         } else {
             let body = format!(
                 "# Written by edgeimg. The QEMU harness reads it as the Pi firmware reads its\n\
@@ -78,14 +84,21 @@ impl SlotBoot {
 
     /// `cmdline.txt` (its root is the slot's partition) and `config.txt` (naming the slot) of
     /// `slot`.
-    pub fn own_files(&self, disk: &DiskPlan, cmdline: &str, slot: &str) -> Result<Vec<(String, FileData)>> {
+    pub fn own_files(
+        &self,
+        disk: &DiskPlan,
+        cmdline: &str,
+        slot: &str,
+    ) -> Result<Vec<(String, FileData)>> {
         let Some(config) = slot_config_txt(&self.config_body, slot) else {
             bail!("config.txt is longer than one sector; this is a bug in edgeimg");
         };
         Ok(vec![
             (
                 CMDLINE.to_string(),
-                format!("{cmdline} {}\n", disk.root_cmdline(slot)).into_bytes().into(),
+                format!("{cmdline} {}\n", disk.root_cmdline(slot))
+                    .into_bytes()
+                    .into(),
             ),
             (CONFIG.to_string(), config.into()),
         ])
@@ -107,9 +120,16 @@ impl SlotBoot {
         let [first, second] = SLOTS;
         let own = self.own_files(disk, cmdline, first)?;
         for (name, data) in self.shared.iter().chain(&own) {
-            tree.add_file(RootPath::new(&format!("{first}/{name}"))?, data.clone(), meta.clone())?;
+            tree.add_file(
+                RootPath::new(&format!("{first}/{name}"))?,
+                data.clone(),
+                meta.clone(),
+            )?;
         }
-        let config = own.iter().find(|(n, _)| n == CONFIG).expect("own_files gives config.txt");
+        let config = own
+            .iter()
+            .find(|(n, _)| n == CONFIG)
+            .expect("own_files gives config.txt");
         tree.add_file(RootPath::new(CONFIG)?, config.1.clone(), meta.clone())?;
         tree.add_dir(RootPath::new(second)?, Meta::root(0o755, t))?;
         Ok(tree)

@@ -240,7 +240,12 @@ pub fn write_disk_image(
         Compression::Zstd.compress_into(Vec::new(), |w| cpio::write_newc(&initramfs, w))
     })?;
     let slot_boot = timed("disk: boot files", || {
-        SlotBoot::new(disk.pi_firmware, boot_dir, &kernel.image, initramfs_zst.into())
+        SlotBoot::new(
+            disk.pi_firmware,
+            boot_dir,
+            &kernel.image,
+            initramfs_zst.into(),
+        )
     })?;
     let mut partitions = Vec::new();
     let boot_path = scratch.path().join("boot.fat");
@@ -332,7 +337,11 @@ pub fn write_disk_image(
         qcow2::write_qcow2(&image_path, &qcow)?;
         outputs.push(OutputRecord::of_file("qcow2", &qcow)?);
     }
-    if let Some(key) = plan.system_updates.as_ref().and_then(|u| u.signing_key.as_ref()) {
+    if let Some(key) = plan
+        .system_updates
+        .as_ref()
+        .and_then(|u| u.signing_key.as_ref())
+    {
         let path = timed("disk: update artifact", || {
             update_artifact::write_update(plan, disk, &slot_boot, &root_path, key)
         })?;
@@ -396,7 +405,9 @@ fn data_partition_size(plan: &Plan, before: &[PartitionSpec]) -> Result<u64> {
     let mut used = MIB; // the partition table's first MiB
     for p in before {
         // A partition is its image, or larger (the root slots).
-        let len = std::fs::metadata(&p.image)?.len().max(p.size_bytes.unwrap_or(0));
+        let len = std::fs::metadata(&p.image)?
+            .len()
+            .max(p.size_bytes.unwrap_or(0));
         used += len.div_ceil(MIB) * MIB;
     }
     if !plan.board.profile().disk_boot {
@@ -430,7 +441,10 @@ pub fn booted_slot_prefix(image: &Path, record: &DiskRecord) -> Result<String> {
     let config = read_boot_file(image, record, &record.boot_files.config)?;
     let text = String::from_utf8_lossy(&config);
     let slot = edge_config::system::booted_slot(&text).with_context(|| {
-        format!("{}'s config.txt names no slot (no os_prefix= line)", record.image)
+        format!(
+            "{}'s config.txt names no slot (no os_prefix= line)",
+            record.image
+        )
     })?;
     Ok(format!("{slot}/"))
 }

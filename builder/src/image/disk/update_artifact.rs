@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use edge_config::artifact::{write_artifact, ArtifactHead};
 use edge_config::signing;
-use edge_config::system::artifact::{write_artifact, ArtifactHead};
 use edge_config::system::{BOOT_PREFIX, FORMAT, ROOT_MEMBER, SLOTS, SLOT_PREFIX};
 
 use super::{DiskPlan, SlotBoot};

@@ -1,0 +1,271 @@
+//! `system_update = { set = {...}, expect = ..., kill = ... }` checks: this recipe with some
+//! keys changed, built as an A/B update, pushed to the booted device, and the device followed
+//! through its reboots. QEMU ends when the guest reboots (`-no-reboot`); the harness then boots
+//! it again from what the disk's boot partition names, in the firmware's place.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
+
+use crate::imagetest::checks::{build_inputs, CheckOutcome, InferClient};
+use crate::imagetest::qemu_boot::boot_spec;
+use crate::outputs::manifest::Manifest;
+use crate::pipeline::{build_if_stale, BuildOptions};
+use crate::plan::{Overrides, Plan};
+use crate::recipe::{
+    with_keys_set, KillPoint, LoadedRecipe, SystemUpdateCheck, SystemUpdateVerdict, TestCase,
+};
+use crate::system_update::{self, UpdateResult};
+
+/// Boots one update may take: into the trial, back to the old slot, and one spare.
+const MAX_BOOTS: usize = 4;
+
+pub struct Device<'a> {
+    pub plan: &'a Plan,
+    pub manifest: &'a Manifest,
+    pub machine: QemuBoard,
+    pub token: Option<&'a str>,
+    pub cache_dir: &'a Path,
+    pub ready_timeout: Duration,
+}
+
+pub fn run_system_update(
+    device: &Device,
+    vm: &mut RunningVm,
+    case: &TestCase,
+    check: &SystemUpdateCheck,
+    model: &str,
+    n: usize,
+) -> CheckOutcome {
+    let result = apply(device, vm, case, check, model, n).map(|applied| applied.detail);
+    CheckOutcome {
+        name: case.name.get_ref().clone(),
+        passed: result.is_ok(),
+        detail: result
+            .unwrap_or_else(|e| format!("{e:#}\n--- console tail ---\n{}", vm.console_tail(40))),
+    }
+}
+
+/// What one update did, with its figures for the benchmark.
+pub struct Applied {
+    pub detail: String,
+    pub artifact_bytes: u64,
+    /// From the first byte sent to the device's 202 (stored and checked on `/data`).
+    pub push_s: f64,
+    /// From the first byte sent to the outcome seen on the status endpoint.
+    pub outcome_s: f64,
+    /// QEMU boots after the first (the trial, the way back).
+    pub boots: usize,
+}
+
+/// Builds the update `check` describes, pushes it to the device in `vm` and follows it
+/// (`vm` is the device's last boot afterwards); an error says how it differed from `expect`.
+pub fn apply(
+    device: &Device,
+    vm: &mut RunningVm,
+    case: &TestCase,
+    check: &SystemUpdateCheck,
+    model: &str,
+    n: usize,
+) -> Result<Applied> {
+    let update = build_update(device, check, n)?;
+    let artifact = system_update::artifact_in(&update.out_dir)?;
+    let artifact_bytes = std::fs::metadata(&artifact)?.len();
+    let client = connect(vm, device.token)?;
+    let before = system_update::status(client.base(), device.token)?;
+    let meta = client.metadata(model)?;
+    let inputs = build_inputs(&meta, &case.inputs)?;
+    let model_version = client.serving_version(model)?;
+    let answer = client
+        .infer(model, &inputs)
+        .context("inference before the update")?;
+
+    let started = Instant::now();
+    let log = |boot: usize| {
+        device
+            .plan
+            .out_dir
+            .join(format!("console-system-update-{n}-boot-{boot}.log"))
+    };
+    let pushed = match check.kill {
+        Some(KillPoint::MidWrite) => {
+            // Pushed from a thread: init starts writing the slot before the device answers.
+            let (base, artifact, token) = (
+                client.base().to_string(),
+                artifact.clone(),
+                device.token.map(str::to_string),
+            );
+            let push = std::thread::spawn(move || {
+                system_update::push(&base, &artifact, token.as_deref(), false)
+            });
+            vm.wait_for_line("EDGEIMG-UPDATE installing", false, Duration::from_secs(300))?;
+            vm.kill();
+            let _ = push.join();
+            None
+        }
+        _ => system_update::push(client.base(), &artifact, device.token, false)?,
+    };
+    let push_s = started.elapsed().as_secs_f64();
+    if let Some(refused) = pushed {
+        let UpdateResult::Refused { status, reason } = &refused else {
+            unreachable!("push answers a refusal or nothing");
+        };
+        if check.expect != SystemUpdateVerdict::Refused {
+            bail!(
+                "the device refused version {} (HTTP {status}): {reason}",
+                update.version
+            );
+        }
+        let now = system_update::status(client.base(), device.token)?;
+        if now.version != before.version {
+            bail!(
+                "refused, yet running version {} (was {})",
+                now.version,
+                before.version
+            );
+        }
+        return Ok(Applied {
+            detail: format!("refused (HTTP {status}): {reason}"),
+            artifact_bytes,
+            push_s,
+            outcome_s: push_s,
+            boots: 0,
+        });
+    }
+    if check.expect == SystemUpdateVerdict::Refused {
+        bail!(
+            "the device took version {} instead of refusing it",
+            update.version
+        );
+    }
+    let mut boots = 0;
+    let mut kill_in_trial = check.kill == Some(KillPoint::Trial);
+    let outcome = system_update::wait_for_outcome(
+        &update.version,
+        Duration::from_secs(900),
+        started,
+        || {
+            if !vm_alive(vm) {
+                boots += 1;
+                if boots > MAX_BOOTS {
+                    bail!("the device rebooted {boots} times without an outcome");
+                }
+                let spec = boot_spec(
+                    device.plan.board,
+                    device.machine,
+                    &device.plan.out_dir,
+                    device.manifest,
+                    "",
+                )?;
+                *vm = Qemu::spawn(
+                    &spec,
+                    &SpawnOptions {
+                        console_log: Some(log(boots)),
+                        ..Default::default()
+                    },
+                )?;
+                if kill_in_trial {
+                    // The trial boot: cut the power once its server is starting, before READY.
+                    kill_in_trial = false;
+                    vm.wait_for_line("starting the server", true, device.ready_timeout)?;
+                    vm.kill();
+                    bail!("QEMU killed during the trial boot");
+                }
+                vm.wait_for_ready(device.ready_timeout)?;
+            }
+            system_update::status(&format!("http://{}", addr(vm)?), device.token)
+        },
+    )?;
+    let client = connect(vm, device.token)?;
+    let served = client.serving_version(model)?;
+    if served != model_version {
+        bail!("model {model} served version {model_version} before the update and {served} after: /data was not kept");
+    }
+    let after = client
+        .infer(model, &inputs)
+        .context("inference after the update")?;
+    let applied = |detail: String, seconds: f64| Applied {
+        detail,
+        artifact_bytes,
+        push_s,
+        outcome_s: seconds,
+        boots,
+    };
+    match (outcome, check.expect) {
+        (UpdateResult::Committed { version, seconds }, SystemUpdateVerdict::Committed) => Ok(applied(format!(
+            "version {} -> {version} committed {seconds:.1} s after the push began ({artifact_bytes} bytes, taken in {push_s:.1} s; {boots} boot(s)); /data kept (model {model} still version {model_version}); {} output(s) after",
+            before.version,
+            after.len()
+        ), seconds)),
+        (UpdateResult::RolledBack { version, running, reason, seconds }, SystemUpdateVerdict::RolledBack) => {
+            if running != before.version {
+                bail!("rolled back to version {running}, not to {}", before.version);
+            }
+            if after != answer {
+                bail!("back on version {running}, it answers differently than before the update");
+            }
+            let rollback_line = (1..=boots).any(|b| std::fs::read_to_string(log(b)).is_ok_and(|t| t.contains("EDGEIMG-ROLLBACK")));
+            if !rollback_line {
+                bail!("rolled back, but no boot printed an EDGEIMG-ROLLBACK line");
+            }
+            Ok(applied(format!(
+                "version {version} rolled back {seconds:.1} s after the push began ({boots} boot(s)): {reason}; version {running} answers as before"
+            ), seconds))
+        }
+        (got, expected) => bail!("expected {expected:?}, got {got:?}"),
+    }
+}
+
+fn vm_alive(vm: &mut RunningVm) -> bool {
+    matches!(vm.exit_status(), Ok(None))
+}
+
+struct BuiltUpdate {
+    out_dir: std::path::PathBuf,
+    version: String,
+}
+
+/// This recipe with `check.set` applied, built beside the image (`OUT/updates/N/`).
+fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<BuiltUpdate> {
+    let plan = device.plan;
+    let text = std::fs::read_to_string(&plan.recipe_path)
+        .with_context(|| format!("reading {}", plan.recipe_path.display()))?;
+    let text = with_keys_set(&text, &check.set).map_err(anyhow::Error::msg)?;
+    // Parsed as if it were the recipe's own file: its relative paths mean the same.
+    let loaded = LoadedRecipe::parse(&plan.recipe_path, text)?;
+    let variant = Plan::new(
+        &loaded,
+        &Overrides {
+            out_dir: Some(plan.out_dir.join("updates").join(n.to_string())),
+            mirror: Some(plan.alpine.mirror.clone()),
+            trusted_keys: plan.alpine.extra_keys.clone(),
+            source_date_epoch: Some(plan.source_date_epoch),
+            lock: None,
+        },
+    )?;
+    build_if_stale(
+        &variant,
+        &BuildOptions {
+            cache_dir: device.cache_dir.to_path_buf(),
+            progress: crate::packages::Progress::hidden(),
+        },
+    )
+    .with_context(|| format!("building the update {:?}", check.set))?;
+    Ok(BuiltUpdate {
+        out_dir: variant.out_dir,
+        version: variant.version,
+    })
+}
+
+fn addr(vm: &RunningVm) -> Result<std::net::SocketAddr> {
+    vm.api_addr().context("the API port was not forwarded")
+}
+
+fn connect(vm: &RunningVm, token: Option<&str>) -> Result<InferClient> {
+    Ok(InferClient::new(
+        format!("http://{}", addr(vm)?),
+        token.map(str::to_string),
+    ))
+}
