@@ -179,6 +179,9 @@ pub struct Attempt {
 pub enum Outcome {
     Committed,
     RolledBack,
+    /// The install failed before anything was switched (a bad artifact, a write that did not
+    /// read back): the device never left its committed slot.
+    Refused,
 }
 
 /// The other slot.

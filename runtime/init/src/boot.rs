@@ -10,7 +10,7 @@ use crate::runloop::{self, Settings};
 use crate::signals::Signals;
 use crate::supervisor::ServerSpec;
 use crate::{
-    cmdline, config, console, data, modules, mounts, net, readiness, shutdown, switch_root,
+    cmdline, config, console, data, modules, mounts, net, readiness, shutdown, slots, switch_root,
 };
 
 pub fn boot() -> ! {
@@ -81,6 +81,16 @@ pub fn boot() -> ! {
             (config.init.server_uid, config.init.server_gid),
         );
     }
+    // After the data partition (state.json lives there), before the server: a rollback
+    // reboots from here.
+    let slots = config.system.as_ref().and_then(|system| {
+        slots::Slots::at_boot(
+            system,
+            flags.slot.as_deref(),
+            data_mount.as_deref(),
+            (config.init.server_uid, config.init.server_gid),
+        )
+    });
     mounts::make_root_read_only();
     step("starting the server");
 
@@ -95,6 +105,7 @@ pub fn boot() -> ! {
         debug_shell: config.init.debug_shell,
         flags,
         data_mount,
+        slots,
     };
     runloop::run(settings, signals)
 }

@@ -11,6 +11,8 @@ pub struct Flags {
     pub debug_shell_asked: bool,
     /// `root=PARTUUID=...`: in a boot initramfs, the partition to switch to (disk boots).
     pub root: Option<String>,
+    /// `edgeimg.slot=a|b`: the A/B slot this kernel was booted from (its `cmdline.txt` says).
+    pub slot: Option<String>,
     /// `edgeimg.*` words this init does not know; reported so a typo is noticed.
     pub unknown: Vec<String>,
 }
@@ -37,6 +39,9 @@ pub fn parse(cmdline: &str) -> Flags {
             ("selftest", "kill-server") => flags.kill_server_once = true,
             ("poweroff_after_ready", v) => flags.poweroff_after_ready = is_true(v),
             ("debug_shell", v) => flags.debug_shell_asked = is_true(v),
+            ("slot", v) if edge_config::system::SLOTS.contains(&v) => {
+                flags.slot = Some(v.to_string())
+            }
             _ => flags.unknown.push(word.to_string()),
         }
     }
@@ -67,6 +72,14 @@ mod tests {
     fn root_partition_comes_from_the_kernel_root_word() {
         let flags = parse("console=ttyS1 root=PARTUUID=6c2a0f13-02 rootfstype=squashfs ro");
         assert_eq!(flags.root.as_deref(), Some("PARTUUID=6c2a0f13-02"));
+    }
+
+    #[test]
+    fn the_slot_is_a_or_b() {
+        assert_eq!(parse("edgeimg.slot=b").slot.as_deref(), Some("b"));
+        let flags = parse("edgeimg.slot=c");
+        assert_eq!(flags.slot, None);
+        assert_eq!(flags.unknown, vec!["edgeimg.slot=c"]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub mod readiness;
 pub mod runloop;
 pub mod shutdown;
 pub mod signals;
+pub mod slots;
 pub mod supervisor;
 pub mod switch_root;
 

@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use crate::backoff::Backoff;
 use crate::cmdline::Flags;
 use crate::signals::Signals;
+use crate::slots::Slots;
 use crate::supervisor::{self, ServerSpec};
 use crate::{audit, console, readiness, shutdown};
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub flags: Flags,
     pub debug_shell: bool,
     pub data_mount: Option<PathBuf>,
+    /// A/B slots: a trial to commit or roll back, updates to install.
+    pub slots: Option<Slots>,
 }
 
 enum Server {
@@ -41,7 +44,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 const IDLE_WAKEUP: Duration = Duration::from_secs(5);
 const SHELL_RESPAWN: Duration = Duration::from_secs(1);
 
-pub fn run(settings: Settings, mut signals: Signals) -> ! {
+pub fn run(mut settings: Settings, mut signals: Signals) -> ! {
+    let mut slots = settings.slots.take();
     let mut backoff = Backoff::default();
     let mut server = Server::Waiting {
         until: Instant::now(),
@@ -84,6 +88,13 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
                 }
             }
         }
+        if let Some(slots) = &mut slots {
+            let ready = matches!(server, Server::Running { ready: true, .. });
+            if let Some(reason) = slots.poll(ready) {
+                end_shell(shell);
+                shutdown::restart(reason, settings.data_mount.as_deref());
+            }
+        }
 
         let timeout = match &server {
             Server::Running { ready: false, .. } => PROBE_INTERVAL,
@@ -102,10 +113,13 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
             if let Server::Running {
                 pid: server_pid,
                 started,
-                ..
+                ready,
             } = &server
             {
                 if pid == *server_pid {
+                    if let (Some(slots), false) = (&mut slots, *ready) {
+                        slots.server_exited(&status);
+                    }
                     let ran = started.elapsed();
                     let delay = backoff.after_exit(ran);
                     console::line(&format!(
@@ -131,11 +145,15 @@ pub fn run(settings: Settings, mut signals: Signals) -> ! {
 /// Ends the debug shell at once (an interactive shell ignores SIGTERM and holds no state),
 /// then stops everything else gracefully.
 fn power_off(reason: &str, settings: &Settings, shell: Option<Pid>) -> ! {
+    end_shell(shell);
+    shutdown::power_off(reason, settings.data_mount.as_deref())
+}
+
+fn end_shell(shell: Option<Pid>) {
     if let Some(shell) = shell {
         // The shell leads its own session: its process group holds its jobs too.
         let _ = kill(Pid::from_raw(-shell.as_raw()), Signal::SIGKILL);
     }
-    shutdown::power_off(reason, settings.data_mount.as_deref())
 }
 
 fn start_server(

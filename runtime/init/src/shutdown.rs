@@ -16,6 +16,34 @@ const GRACE: Duration = Duration::from_secs(5);
 /// SIGTERM to every process, a grace period, SIGKILL to the rest, sync, unmount the data
 /// partition, print `EDGEIMG-POWEROFF` and power off. Never returns.
 pub fn power_off(reason: &str, data_mount: Option<&std::path::Path>) -> ! {
+    stop_everything(reason, data_mount);
+    console::line(&format!(
+        "EDGEIMG-POWEROFF reason={reason} ms_since_boot={}",
+        crate::readiness::ms_since_boot()
+    ));
+    let error = reboot(RebootMode::RB_POWER_OFF).err();
+    console::error("shutdown:reboot", format!("power off failed: {error:?}"));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// As [`power_off`], but the machine restarts (into the slot `config.txt` now names), after
+/// `EDGEIMG-REBOOT reason=...`.
+pub fn restart(reason: &str, data_mount: Option<&std::path::Path>) -> ! {
+    stop_everything(reason, data_mount);
+    console::line(&format!(
+        "EDGEIMG-REBOOT reason={reason} ms_since_boot={}",
+        crate::readiness::ms_since_boot()
+    ));
+    let error = reboot(RebootMode::RB_AUTOBOOT).err();
+    console::error("shutdown:reboot", format!("restart failed: {error:?}"));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn stop_everything(reason: &str, data_mount: Option<&std::path::Path>) {
     console::info(format!("stopping all processes ({reason})"));
     // pid -1: every process but PID 1 itself.
     let started = Instant::now();
@@ -40,15 +68,6 @@ pub fn power_off(reason: &str, data_mount: Option<&std::path::Path>) -> ! {
         }
     }
     nix::unistd::sync();
-    console::line(&format!(
-        "EDGEIMG-POWEROFF reason={reason} ms_since_boot={}",
-        crate::readiness::ms_since_boot()
-    ));
-    let error = reboot(RebootMode::RB_POWER_OFF).err();
-    console::error("shutdown:reboot", format!("power off failed: {error:?}"));
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
 }
 
 /// Reaps children until none is left (true) or `patience` runs out (false).

@@ -14,7 +14,7 @@ mod write;
 mod tests;
 
 pub use error::{ArtifactError, ErrorClass};
-pub use read::{read_artifact, MAX_MANIFEST_BYTES};
+pub use read::{read_artifact, read_manifest, MAX_MANIFEST_BYTES};
 pub use write::{write_artifact, ArtifactHead};
 
 use crate::system::{BOOT_PREFIX, ROOT_MEMBER, SLOTS, SLOT_PREFIX};

@@ -28,6 +28,51 @@ pub fn read_artifact<R: Read>(
 ) -> Result<UpdateManifest, ArtifactError> {
     let mut archive = tar::Archive::new(r);
     let mut entries = archive.entries().map_err(ArtifactError::Io)?;
+    let manifest = read_head(&mut entries, key, device)?;
+    let mut next = || entries.next().transpose().map_err(ArtifactError::Io);
+
+    for part in &manifest.parts {
+        let mut entry = next()?.ok_or_else(|| ArtifactError::MissingPart(part.name.clone()))?;
+        let found = entry_name(&entry);
+        if found != part.name {
+            return Err(ArtifactError::OutOfOrder {
+                expected: part.name.clone(),
+                found,
+            });
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(ArtifactError::NotAFile(found));
+        }
+        let declared = entry.size();
+        if declared != part.size {
+            return Err(size_error(part, declared));
+        }
+        pass_part(part, &mut entry, &mut sink)?;
+    }
+    match next()? {
+        Some(extra) => Err(ArtifactError::Unexpected(entry_name(&extra))),
+        None => Ok(manifest),
+    }
+}
+
+/// The artifact's manifest, signature-checked and checked against `device`, without reading
+/// any part: what an update is, before installing it.
+pub fn read_manifest<R: Read>(
+    r: R,
+    key: &VerifyingKey,
+    device: &SystemConfig,
+) -> Result<UpdateManifest, ArtifactError> {
+    let mut archive = tar::Archive::new(r);
+    let mut entries = archive.entries().map_err(ArtifactError::Io)?;
+    read_head(&mut entries, key, device)
+}
+
+/// `update.json` and its signature: verified, then checked against `device`.
+fn read_head<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    key: &VerifyingKey,
+    device: &SystemConfig,
+) -> Result<UpdateManifest, ArtifactError> {
     let mut next = || entries.next().transpose().map_err(ArtifactError::Io);
 
     let mut manifest_entry = next()?.ok_or(ArtifactError::MissingHeader { member: MANIFEST })?;
@@ -64,29 +109,7 @@ pub fn read_artifact<R: Read>(
     let manifest: UpdateManifest =
         serde_json::from_slice(&json).map_err(|e| ArtifactError::BadManifest(e.to_string()))?;
     check_manifest(&manifest, device)?;
-
-    for part in &manifest.parts {
-        let mut entry = next()?.ok_or_else(|| ArtifactError::MissingPart(part.name.clone()))?;
-        let found = entry_name(&entry);
-        if found != part.name {
-            return Err(ArtifactError::OutOfOrder {
-                expected: part.name.clone(),
-                found,
-            });
-        }
-        if !entry.header().entry_type().is_file() {
-            return Err(ArtifactError::NotAFile(found));
-        }
-        let declared = entry.size();
-        if declared != part.size {
-            return Err(size_error(part, declared));
-        }
-        pass_part(part, &mut entry, &mut sink)?;
-    }
-    match next()? {
-        Some(extra) => Err(ArtifactError::Unexpected(entry_name(&extra))),
-        None => Ok(manifest),
-    }
+    Ok(manifest)
 }
 
 fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> String {

@@ -117,6 +117,12 @@ pub fn wait_for_device(data: &DataPartition, patience: Duration) -> Option<PathB
 
 /// Scans `/sys/class/block` for the device that matches `data`.
 pub fn find_device(data: &DataPartition) -> Option<PathBuf> {
+    find_by(data.label.as_deref(), data.partuuid.as_deref())
+}
+
+/// Scans `/sys/class/block` for the device with this label and/or PARTUUID (all given must
+/// match).
+pub fn find_by(want_label: Option<&str>, want_partuuid: Option<&str>) -> Option<PathBuf> {
     let mut entries: Vec<_> = std::fs::read_dir(SYS_BLOCK).ok()?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     entries.into_iter().find_map(|entry| {
@@ -124,21 +130,21 @@ pub fn find_device(data: &DataPartition) -> Option<PathBuf> {
             &std::fs::read_to_string(entry.path().join("uevent")).unwrap_or_default(),
         );
         let node = Path::new("/dev").join(uevent.devname.as_deref()?);
-        let label = if data.label.is_some() {
+        let label = if want_label.is_some() {
             read_start(&node, probe::PROBE_LEN).and_then(|start| probe::label(&start))
         } else {
             None
         };
         let partuuid = match (&uevent.partuuid, uevent.partn) {
             (Some(uuid), _) => Some(uuid.clone()),
-            (None, Some(partn)) if data.partuuid.is_some() => {
+            (None, Some(partn)) if want_partuuid.is_some() => {
                 table_partuuid_of(&entry.path(), partn)
             }
             _ => None,
         };
         probe::matches(
-            data.label.as_deref(),
-            data.partuuid.as_deref(),
+            want_label,
+            want_partuuid,
             label.as_deref(),
             partuuid.as_deref(),
         )
