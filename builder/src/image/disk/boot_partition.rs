@@ -13,9 +13,11 @@ use crate::rootfs::{FileData, Meta, RootPath, RootfsTree};
 use crate::writers::disk::MIB;
 
 /// The boot partition's size: FAT32 (the Pi wants it) with room for the firmware and two slots.
-pub const BOOT_PARTITION_BYTES: u64 = 64 * MIB;
-/// The most one slot's folder may hold, so that both fit beside the firmware.
-pub const BOOT_SLOT_BYTES: u64 = 24 * MIB;
+/// Only what it holds is mapped: the card's written bytes do not grow with it.
+pub const BOOT_PARTITION_BYTES: u64 = 144 * MIB;
+/// The most one slot's folder may hold, so that both fit beside the firmware (up to 16 MiB).
+/// An arm64 kernel as QEMU takes it is 33 MB.
+pub const BOOT_SLOT_BYTES: u64 = 64 * MIB;
 
 pub const INITRAMFS: &str = "initramfs.cpio.zst";
 pub const CMDLINE: &str = "cmdline.txt";

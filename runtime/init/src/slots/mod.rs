@@ -10,7 +10,7 @@
 //! | cut during / after                          | next boot                                                                  |
 //! |---------------------------------------------|----------------------------------------------------------------------------|
 //! | the upload (`incoming.partial`)             | old slot; the server removes nothing yet, a new upload overwrites it        |
-//! | writing the inactive root or slot folder    | old slot (config.txt, state untouched); `staged.update` still there: installed again from the start |
+//! | writing the inactive root or slot folder    | old slot (config.txt untouched); `state.json` says `installing`: recorded as rolled back ("cut short"), `staged.update` deleted, never resumed |
 //! | after `state.json` got the trial, before the switch | old slot; `decide` sees a trial of the other slot: recorded as rolled back ("never booted"), then installed again |
 //! | the switch (one sector)                     | the old or the new config.txt, each a whole slot: as the row above or the row below |
 //! | after the switch, before `staged.update` is deleted | the new slot on trial (boots 0 → 1); the leftover is deleted at the trial's start |
@@ -130,6 +130,12 @@ impl Slots {
                     }
                 }
             }
+            Action::Abandon { state } => {
+                if self.save(&state) {
+                    remove_durably(&self.inbox().join(STAGED));
+                    report(&state);
+                }
+            }
         }
         Some(self)
     }
@@ -211,6 +217,10 @@ impl Slots {
                 "EDGEIMG-UPDATE installing version={} slot={target}",
                 manifest.version
             ));
+            // Before the first byte of the slot: a power cut from here on is seen at boot.
+            if !self.save(&state::installing(&self.current(), target, &manifest.version)) {
+                return Err("state.json could not be written".to_string());
+            }
             install::install(&staged, &key, &self.system, target, &devices)
                 .map(|m| (m, devices))
                 .map_err(|e| format!("version {}: {e}", manifest.version))

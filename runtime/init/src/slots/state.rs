@@ -1,7 +1,7 @@
 //! What a boot does about the slots, decided from `state.json` alone (pure, so every case is
 //! a unit test).
 
-use edge_config::system::{Attempt, Outcome, SlotState, Trial};
+use edge_config::system::{Attempt, Installing, Outcome, SlotState, Trial};
 
 /// What to do at boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,9 @@ pub enum Action {
     Trial { state: SlotState },
     /// Write `state`, switch `config.txt` to `state.committed`, reboot.
     RollBack { state: SlotState },
+    /// An install the power cut short: write `state` (recorded as rolled back), delete the
+    /// staged artifact (never installed again by itself), serve.
+    Abandon { state: SlotState },
 }
 
 /// The decision for a boot of `running_slot` (which holds `running_version`), given the state
@@ -22,11 +25,28 @@ pub fn decide(state: Option<&SlotState>, running_slot: &str, running_version: &s
             write: Some(SlotState {
                 committed: running_slot.into(),
                 committed_version: running_version.into(),
+                installing: None,
                 trial: None,
                 last_attempt: None,
             }),
         };
     };
+    if let Some(Installing { slot, version }) = &state.installing {
+        // Resuming could loop on an artifact that kills the device mid-write; the old slot
+        // serves, and whoever sent the update sees why and may send it again.
+        return Action::Abandon {
+            state: SlotState {
+                installing: None,
+                ..rolled_back(
+                    state,
+                    version,
+                    format!(
+                        "the install of version {version} into slot {slot} was cut short (power lost while it was written); slot {slot} is not used, send the update again"
+                    ),
+                )
+            },
+        };
+    }
     match &state.trial {
         Some(trial) if trial.slot == running_slot && trial.boots == 0 => Action::Trial {
             state: SlotState {
@@ -85,6 +105,7 @@ pub fn committed(state: &SlotState) -> Option<SlotState> {
     Some(SlotState {
         committed: trial.slot.clone(),
         committed_version: trial.version.clone(),
+        installing: None,
         trial: None,
         last_attempt: Some(Attempt {
             version: trial.version.clone(),
@@ -94,9 +115,21 @@ pub fn committed(state: &SlotState) -> Option<SlotState> {
     })
 }
 
+/// `state` while `version` is written into `slot`.
+pub fn installing(state: &SlotState, slot: &str, version: &str) -> SlotState {
+    SlotState {
+        installing: Some(Installing {
+            slot: slot.into(),
+            version: version.into(),
+        }),
+        ..state.clone()
+    }
+}
+
 /// `state` with a trial of `version` in `slot` about to boot for the first time.
 pub fn with_trial(state: &SlotState, slot: &str, version: &str) -> SlotState {
     SlotState {
+        installing: None,
         trial: Some(Trial {
             slot: slot.into(),
             version: version.into(),
@@ -109,6 +142,7 @@ pub fn with_trial(state: &SlotState, slot: &str, version: &str) -> SlotState {
 /// `state` with an install of `version` refused for `reason` (nothing was switched).
 pub fn refused(state: &SlotState, version: &str, reason: String) -> SlotState {
     SlotState {
+        installing: None,
         last_attempt: Some(Attempt {
             version: version.into(),
             outcome: Outcome::Refused,
@@ -126,6 +160,7 @@ mod tests {
         SlotState {
             committed: "a".into(),
             committed_version: "1".into(),
+            installing: None,
             trial: None,
             last_attempt: None,
         }
@@ -199,6 +234,24 @@ mod tests {
             "{}",
             attempt.reason
         );
+    }
+
+    #[test]
+    fn an_install_cut_short_is_abandoned_not_resumed() {
+        let cut = installing(&on_a(), "b", "4");
+        let Action::Abandon { state } = decide(Some(&cut), "a", "1") else {
+            panic!("expected the install abandoned")
+        };
+        assert_eq!(state.installing, None);
+        assert_eq!(state.committed, "a");
+        let attempt = state.last_attempt.unwrap();
+        assert_eq!(
+            (attempt.version.as_str(), attempt.outcome),
+            ("4", Outcome::RolledBack)
+        );
+        assert!(attempt.reason.contains("cut short"), "{}", attempt.reason);
+        // Written, it leaves nothing that would install or roll back again.
+        assert_eq!(with_trial(&cut, "b", "4").installing, None);
     }
 
     #[test]
