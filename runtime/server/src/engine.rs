@@ -121,18 +121,18 @@ impl Model {
                 backend.engine.name()
             )
         };
-        let session = build_session(&backend.environment, Path::new(&config.path), threads)
-            .map_err(|e| {
-                // tract says so only as a parse failure; name the type and the way out.
-                let hint = TRACT_LACKS
-                    .iter()
-                    .find(|(_, said)| e.to_string().contains(said))
-                    .filter(|_| backend.engine == Engine::Tract)
-                    .map_or(String::new(), |&(datatype, _)| {
-                        format!(": {}", engine_lacks(backend.engine, datatype))
-                    });
-                anyhow::Error::new(e).context(format!("{}{hint}", loading()))
-            })?;
+        let path = Path::new(&config.path);
+        let session = build_session(&backend.environment, path, threads).map_err(|e| {
+            // tract fails on such a model as a parse failure (an unknown string operator, an
+            // unknown type); name the type and the way out.
+            let hint = (backend.engine == Engine::Tract)
+                .then(|| tract_lacks(path, &e.to_string()))
+                .flatten()
+                .map_or(String::new(), |datatype| {
+                    format!(": {}", engine_lacks(backend.engine, datatype))
+                });
+            anyhow::Error::new(e).context(format!("{}{hint}", loading()))
+        })?;
         let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
             outlets
                 .iter()
@@ -146,12 +146,8 @@ impl Model {
         let outputs = specs(session.outputs(), "output")?;
         if backend.engine == Engine::Tract {
             // A model tract parses may still declare a type it cannot run.
-            if let Some(&(datatype, _)) = TRACT_LACKS.iter().find(|(datatype, _)| {
-                inputs
-                    .iter()
-                    .chain(&outputs)
-                    .any(|s| s.datatype == *datatype)
-            }) {
+            let mut declared = inputs.iter().chain(&outputs).map(|s| s.datatype);
+            if let Some(datatype) = declared.find(|d| TRACT_LACKS.contains(d)) {
                 bail!("{}: {}", loading(), engine_lacks(backend.engine, datatype));
             }
         }
@@ -212,9 +208,45 @@ impl Model {
     }
 }
 
-/// The datatypes engine "tract" does not run, with how its load errors name them.
-const TRACT_LACKS: [(DataType, &str); 2] =
-    [(DataType::Bf16, "Bfloat16"), (DataType::Bytes, "String")];
+/// The datatypes engine "tract" does not run.
+const TRACT_LACKS: [DataType; 2] = [DataType::Bf16, DataType::Bytes];
+
+/// Which of [`TRACT_LACKS`] made tract refuse the model at `path`: one the model declares for
+/// an input or output (read from the ONNX file itself, as tract's error may name only an
+/// operator), or BF16 inside the graph, which tract's error names `Bfloat16`.
+#[cfg(feature = "tract")]
+fn tract_lacks(path: &Path, error: &str) -> Option<DataType> {
+    use tract_onnx::pb::tensor_proto::DataType as Onnx;
+    use tract_onnx::pb::type_proto::Value;
+    use tract_onnx::prelude::Framework;
+    let graph = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .ok()
+        .and_then(|model| model.graph);
+    let declared = graph.and_then(|graph| {
+        let values = graph.input.into_iter().chain(graph.output);
+        values
+            .filter_map(|v| match v.r#type?.value? {
+                Value::TensorType(t) => Some(t.elem_type),
+            })
+            .find_map(|elem_type| {
+                if elem_type == Onnx::String as i32 {
+                    Some(DataType::Bytes)
+                } else if elem_type == Onnx::Bfloat16 as i32 {
+                    Some(DataType::Bf16)
+                } else {
+                    None
+                }
+            })
+    });
+    declared.or_else(|| error.contains("Bfloat16").then_some(DataType::Bf16))
+}
+
+/// Without tract compiled in, engine "tract" never gets as far as loading a model.
+#[cfg(not(feature = "tract"))]
+fn tract_lacks(_: &Path, _: &str) -> Option<DataType> {
+    None
+}
 
 /// Why `engine` refuses a model with `datatype` tensors, and the way out.
 fn engine_lacks(engine: Engine, datatype: DataType) -> String {

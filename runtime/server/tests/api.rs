@@ -234,10 +234,20 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             infer.clone(),
             with_input(
                 0,
-                json!({"name": "a", "shape": [2, 3], "datatype": "BYTES", "data": ["x"]}),
+                json!({"name": "a", "shape": [2, 3], "datatype": "FP8", "data": [1]}),
             ),
             400,
             "does not support",
+        ),
+        (
+            "strings for numbers",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "BYTES", "data": ["x"]}),
+            ),
+            400,
+            "has datatype BYTES, the model expects FP32",
         ),
         (
             "wrong shape",
