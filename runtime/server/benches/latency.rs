@@ -245,8 +245,10 @@ fn binary_body(tensors: &[Tensor]) -> (Vec<u8>, usize) {
     let inputs: Vec<serde_json::Value> = tensors
         .iter()
         .map(|t| {
+            let mut bytes = Vec::new();
+            t.data.write_le(&mut bytes);
             serde_json::json!({"name": t.name, "shape": t.shape, "datatype": t.data.datatype().name(),
-                "parameters": {"binary_data_size": t.data.len() * t.data.datatype().byte_size()}})
+                "parameters": {"binary_data_size": bytes.len()}})
         })
         .collect();
     let mut body = serde_json::to_vec(&serde_json::json!({

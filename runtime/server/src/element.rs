@@ -7,6 +7,8 @@ use crate::tensor::{DataType, TensorData};
 /// A Rust type that stores one Open Inference Protocol datatype.
 pub trait Element: Copy + Send + 'static {
     const DATATYPE: DataType;
+    /// Bytes of one element in the binary tensor data extension.
+    const SIZE: usize = std::mem::size_of::<Self>();
     /// The value as a JSON response writes it: JSON has no 16-bit floats, so FP16 and BF16 go
     /// out as the f32 of the same value (exact: every half value is an f32).
     type Json: Serialize;
@@ -19,17 +21,19 @@ pub trait Element: Copy + Send + 'static {
         let _ = value;
         None
     }
-    /// Reads one element from exactly `DATATYPE.byte_size()` little-endian bytes.
+    /// Reads one element from exactly `SIZE` little-endian bytes.
     fn read_le(bytes: &[u8]) -> Self;
     fn write_le(self, out: &mut Vec<u8>);
     fn into_data(values: Vec<Self>) -> TensorData;
 }
 
-/// Runs `$body` with the type alias `$t` naming the Rust element type of `$dtype`.
+/// Runs `$body` with the type alias `$t` naming the Rust element type of `$dtype`, or
+/// `$bytes` for BYTES, which has no fixed-size element type.
 #[macro_export]
 macro_rules! with_element_type {
-    ($dtype:expr, $t:ident => $body:expr) => {
+    ($dtype:expr, $t:ident => $body:expr, Bytes => $bytes:expr) => {
         match $dtype {
+            $crate::tensor::DataType::Bytes => $bytes,
             $crate::tensor::DataType::Bool => {
                 type $t = bool;
                 $body
@@ -204,6 +208,14 @@ mod tests {
         );
         assert_eq!(half::bf16::from_json_number("1e39"), None);
         assert_eq!(half::f16::from_f32(-1.5).to_json(), -1.5f32);
+    }
+
+    #[test]
+    fn each_element_type_has_its_datatype_size() {
+        for datatype in DataType::ALL {
+            let size = with_element_type!(datatype, T => Some(T::SIZE), Bytes => None);
+            assert_eq!(size, datatype.byte_size(), "{datatype}");
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use ort::value::{DynValue, Outlet, TensorElementType, ValueType};
 use thiserror::Error;
 
 use crate::element::Element;
-use crate::tensor::{DataType, Tensor, TensorSpec};
+use crate::strings::Strings;
+use crate::tensor::{DataType, Tensor, TensorData, TensorSpec};
 use crate::{with_element_type, with_tensor_data};
 
 /// The process-wide backend; keep it alive as long as any session.
@@ -112,21 +113,26 @@ pub struct Model {
 
 impl Model {
     pub fn load(backend: &Backend, config: &ModelConfig, threads: usize) -> anyhow::Result<Model> {
-        let session = build_session(&backend.environment, Path::new(&config.path), threads)
-            .map_err(|e| {
-                // tract has no bfloat16 and says so only as a parse failure; name the way out.
-                let hint = if backend.engine == Engine::Tract && e.to_string().contains("Bfloat16") {
-                    ": the model has BF16 tensors, which engine \"tract\" does not run; use engine = \"onnxruntime\", or convert the model to FP16 or FP32"
-                } else {
-                    ""
-                };
-                anyhow::Error::new(e).context(format!(
-                    "loading model '{}' from {} with engine \"{}\"{hint}",
-                    config.name,
-                    config.path,
-                    backend.engine.name()
-                ))
-            })?;
+        let loading = || {
+            format!(
+                "loading model '{}' from {} with engine \"{}\"",
+                config.name,
+                config.path,
+                backend.engine.name()
+            )
+        };
+        let path = Path::new(&config.path);
+        let session = build_session(&backend.environment, path, threads).map_err(|e| {
+            // tract fails on such a model as a parse failure (an unknown string operator, an
+            // unknown type); name the type and the way out.
+            let hint = (backend.engine == Engine::Tract)
+                .then(|| tract_lacks(path, &e.to_string()))
+                .flatten()
+                .map_or(String::new(), |datatype| {
+                    format!(": {}", engine_lacks(backend.engine, datatype))
+                });
+            anyhow::Error::new(e).context(format!("{}{hint}", loading()))
+        })?;
         let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
             outlets
                 .iter()
@@ -136,11 +142,20 @@ impl Model {
                 })
                 .collect()
         };
+        let inputs = specs(session.inputs(), "input")?;
+        let outputs = specs(session.outputs(), "output")?;
+        if backend.engine == Engine::Tract {
+            // A model tract parses may still declare a type it cannot run.
+            let mut declared = inputs.iter().chain(&outputs).map(|s| s.datatype);
+            if let Some(datatype) = declared.find(|d| TRACT_LACKS.contains(d)) {
+                bail!("{}: {}", loading(), engine_lacks(backend.engine, datatype));
+            }
+        }
         Ok(Model {
             name: config.name.clone(),
             version: config.version.clone(),
-            inputs: specs(session.inputs(), "input")?,
-            outputs: specs(session.outputs(), "output")?,
+            inputs,
+            outputs,
             session: Mutex::new(session),
         })
     }
@@ -150,7 +165,15 @@ impl Model {
         let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for tensor in inputs {
             let shape = tensor.shape;
-            let value = with_tensor_data!(tensor.data, v => ort::value::Tensor::from_array((shape, v))?.into_dyn());
+            let value = with_tensor_data!(
+                tensor.data,
+                v => ort::value::Tensor::from_array((shape, v))?.into_dyn(),
+                Bytes(s) => {
+                    // ort wants `'static` elements; it copies each into a C string anyway.
+                    let elements: Vec<String> = s.iter().map(str::to_owned).collect();
+                    ort::value::Tensor::from_string_array((shape, &*elements))?.into_dyn()
+                }
+            );
             values.push((tensor.name, value));
         }
         // A panic inside an earlier run poisons the lock but leaves the session usable.
@@ -164,17 +187,77 @@ impl Model {
                     _ => None,
                 }
                 .ok_or_else(|| EngineError::UnsupportedOutput(name.to_string()))?;
-                with_element_type!(datatype, T => {
-                    let (shape, data) = value.try_extract_tensor::<T>()?;
-                    Ok(Tensor {
-                        name: name.to_string(),
-                        shape: shape.iter().map(|&d| d as usize).collect(),
-                        data: T::into_data(data.to_vec()),
-                    })
+                let (shape, data) = with_element_type!(
+                    datatype,
+                    T => {
+                        let (shape, data) = value.try_extract_tensor::<T>()?;
+                        (shape, T::into_data(data.to_vec()))
+                    },
+                    Bytes => {
+                        let (shape, data) = value.try_extract_strings()?;
+                        (shape, TensorData::Bytes(data.iter().collect::<Strings>()))
+                    }
+                );
+                Ok(Tensor {
+                    name: name.to_string(),
+                    shape: shape.iter().map(|&d| d as usize).collect(),
+                    data,
                 })
             })
             .collect()
     }
+}
+
+/// The datatypes engine "tract" does not run.
+const TRACT_LACKS: [DataType; 2] = [DataType::Bf16, DataType::Bytes];
+
+/// Which of [`TRACT_LACKS`] made tract refuse the model at `path`: one the model declares for
+/// an input or output (read from the ONNX file itself, as tract's error may name only an
+/// operator), or BF16 inside the graph, which tract's error names `Bfloat16`.
+#[cfg(feature = "tract")]
+fn tract_lacks(path: &Path, error: &str) -> Option<DataType> {
+    use tract_onnx::pb::tensor_proto::DataType as Onnx;
+    use tract_onnx::pb::type_proto::Value;
+    use tract_onnx::prelude::Framework;
+    let graph = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .ok()
+        .and_then(|model| model.graph);
+    let declared = graph.and_then(|graph| {
+        let values = graph.input.into_iter().chain(graph.output);
+        values
+            .filter_map(|v| match v.r#type?.value? {
+                Value::TensorType(t) => Some(t.elem_type),
+            })
+            .find_map(|elem_type| {
+                if elem_type == Onnx::String as i32 {
+                    Some(DataType::Bytes)
+                } else if elem_type == Onnx::Bfloat16 as i32 {
+                    Some(DataType::Bf16)
+                } else {
+                    None
+                }
+            })
+    });
+    declared.or_else(|| error.contains("Bfloat16").then_some(DataType::Bf16))
+}
+
+/// Without tract compiled in, engine "tract" never gets as far as loading a model.
+#[cfg(not(feature = "tract"))]
+fn tract_lacks(_: &Path, _: &str) -> Option<DataType> {
+    None
+}
+
+/// Why `engine` refuses a model with `datatype` tensors, and the way out.
+fn engine_lacks(engine: Engine, datatype: DataType) -> String {
+    let convert = match datatype {
+        DataType::Bf16 => ", or convert the model to FP16 or FP32",
+        _ => "",
+    };
+    format!(
+        "the model has {datatype} tensors, which engine \"{}\" does not run; use engine = \"onnxruntime\"{convert}",
+        engine.name()
+    )
 }
 
 fn build_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
@@ -194,7 +277,7 @@ fn tensor_spec(outlet: &Outlet) -> anyhow::Result<TensorSpec> {
         );
     };
     let datatype = datatype_of(*ty).with_context(|| {
-        format!("has element type {ty}, which edge-runtime does not serve (supported: BOOL, UINT8..64, INT8..64, FP16, BF16, FP32, FP64)")
+        format!("has element type {ty}, which edge-runtime does not serve (supported: BOOL, UINT8..64, INT8..64, FP16, BF16, FP32, FP64, BYTES)")
     })?;
     Ok(TensorSpec {
         name: outlet.name().to_string(),
@@ -218,6 +301,7 @@ fn datatype_of(ty: TensorElementType) -> Option<DataType> {
         TensorElementType::Bfloat16 => DataType::Bf16,
         TensorElementType::Float32 => DataType::Fp32,
         TensorElementType::Float64 => DataType::Fp64,
+        TensorElementType::String => DataType::Bytes,
         _ => return None,
     })
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod repository;
+pub mod strings;
 pub mod tensor;
 
 use std::collections::HashMap;

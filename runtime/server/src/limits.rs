@@ -28,7 +28,8 @@ pub enum BodyLimitOrigin {
     Configured,
     /// The models' largest valid request, with headroom.
     Derived,
-    /// A model has dimensions of any size: [`DEFAULT_MAX_BODY_BYTES`].
+    /// A model has dimensions of any size, or BYTES inputs (strings of any length):
+    /// [`DEFAULT_MAX_BODY_BYTES`].
     DynamicShapes,
 }
 
@@ -79,7 +80,7 @@ fn body_limit_for(largest: usize) -> usize {
 
 /// The largest valid request for a model with these inputs, in bytes: every input in JSON
 /// with each element spelt as long as its type allows, or in binary, whichever is larger.
-/// `None` when an input has a dimension of any size.
+/// `None` when an input has a dimension of any size or is BYTES.
 pub fn largest_request(inputs: &[TensorSpec]) -> Option<usize> {
     let mut json = 0usize;
     let mut binary = 0usize;
@@ -87,16 +88,16 @@ pub fn largest_request(inputs: &[TensorSpec]) -> Option<usize> {
         let count = input.shape.iter().try_fold(1usize, |acc, &d| {
             usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
         })?;
-        json = json.checked_add(count.checked_mul(longest_json_element(input.datatype))?)?;
-        binary = binary.checked_add(count.checked_mul(input.datatype.byte_size())?)?;
+        json = json.checked_add(count.checked_mul(longest_json_element(input.datatype)?)?)?;
+        binary = binary.checked_add(count.checked_mul(input.datatype.byte_size()?)?)?;
     }
     Some(json.max(binary))
 }
 
 /// The longest JSON text of one element of `datatype` with the `", "` that follows it:
 /// `-9223372036854775808`, `-2.2250738585072014e-308` (a double's shortest round-trip form;
-/// FP32, FP16 and BF16 values reach clients as doubles).
-fn longest_json_element(datatype: DataType) -> usize {
+/// FP32, FP16 and BF16 values reach clients as doubles). A string has no longest: `None`.
+fn longest_json_element(datatype: DataType) -> Option<usize> {
     let digits = match datatype {
         DataType::Bool => "false".len(),
         DataType::Uint8 => "255".len(),
@@ -110,8 +111,9 @@ fn longest_json_element(datatype: DataType) -> usize {
         DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64 => {
             "-2.2250738585072014e-308".len()
         }
+        DataType::Bytes => return None,
     };
-    digits + ", ".len()
+    Some(digits + ", ".len())
 }
 
 #[cfg(test)]
@@ -160,6 +162,7 @@ pub(crate) mod tests {
             Some(6 * 5 + 4 * 7)
         );
         assert_eq!(largest_request(&[spec(DataType::Fp32, &[-1, 16])]), None);
+        assert_eq!(largest_request(&[spec(DataType::Bytes, &[4])]), None);
         assert_eq!(
             largest_request(&[spec(DataType::Int64, &[i64::MAX, 2])]),
             None

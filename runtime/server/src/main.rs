@@ -68,7 +68,7 @@ fn run() -> anyhow::Result<()> {
                 edge_runtime::limits::BodyLimitOrigin::Configured => "as configured",
                 edge_runtime::limits::BodyLimitOrigin::Derived => "from the models' largest request",
                 edge_runtime::limits::BodyLimitOrigin::DynamicShapes =>
-                    "by default: a model has dimensions of any size, set max_body_bytes",
+                    "by default: a model has dimensions of any size or BYTES inputs, set max_body_bytes",
             }
         );
         edge_runtime::serve(listener, state, terminated())

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::element::Element;
+use crate::strings::{Refused, Strings};
 pub use half::{bf16, f16};
 
 /// The Open Inference Protocol tensor datatypes this server accepts and returns.
@@ -25,10 +26,12 @@ pub enum DataType {
     Bf16,
     Fp32,
     Fp64,
+    /// Variable-length elements: ONNX string tensors.
+    Bytes,
 }
 
 impl DataType {
-    pub const ALL: [DataType; 13] = [
+    pub const ALL: [DataType; 14] = [
         DataType::Bool,
         DataType::Uint8,
         DataType::Uint16,
@@ -42,6 +45,7 @@ impl DataType {
         DataType::Bf16,
         DataType::Fp32,
         DataType::Fp64,
+        DataType::Bytes,
     ];
 
     /// The protocol's name for this type, e.g. `FP32`.
@@ -60,6 +64,7 @@ impl DataType {
             DataType::Bf16 => "BF16",
             DataType::Fp32 => "FP32",
             DataType::Fp64 => "FP64",
+            DataType::Bytes => "BYTES",
         }
     }
 
@@ -67,14 +72,16 @@ impl DataType {
         DataType::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// Bytes per element in the binary tensor data extension (BOOL is one byte).
-    pub fn byte_size(self) -> usize {
-        match self {
+    /// Bytes per element in the binary tensor data extension (BOOL is one byte); `None` for
+    /// BYTES, whose elements each carry their length.
+    pub fn byte_size(self) -> Option<usize> {
+        Some(match self {
             DataType::Bool | DataType::Uint8 | DataType::Int8 => 1,
             DataType::Uint16 | DataType::Int16 | DataType::Fp16 | DataType::Bf16 => 2,
             DataType::Uint32 | DataType::Int32 | DataType::Fp32 => 4,
             DataType::Uint64 | DataType::Int64 | DataType::Fp64 => 8,
-        }
+            DataType::Bytes => return None,
+        })
     }
 }
 
@@ -106,13 +113,16 @@ pub enum TensorData {
     Bf16(Vec<bf16>),
     Fp32(Vec<f32>),
     Fp64(Vec<f64>),
+    Bytes(Strings),
 }
 
-/// Runs `$body` with `$v` bound to the inner `Vec` of any [`TensorData`] variant.
+/// Runs `$body` with `$v` bound to the inner `Vec` of any numeric [`TensorData`] variant, or
+/// `$bytes` with `$s` bound to the [`Strings`] of BYTES.
 #[macro_export]
 macro_rules! with_tensor_data {
-    ($data:expr, $v:ident => $body:expr) => {
+    ($data:expr, $v:ident => $body:expr, Bytes($s:ident) => $bytes:expr) => {
         match $data {
+            $crate::tensor::TensorData::Bytes($s) => $bytes,
             $crate::tensor::TensorData::Bool($v) => $body,
             $crate::tensor::TensorData::Uint8($v) => $body,
             $crate::tensor::TensorData::Uint16($v) => $body,
@@ -146,11 +156,12 @@ impl TensorData {
             TensorData::Bf16(_) => DataType::Bf16,
             TensorData::Fp32(_) => DataType::Fp32,
             TensorData::Fp64(_) => DataType::Fp64,
+            TensorData::Bytes(_) => DataType::Bytes,
         }
     }
 
     pub fn len(&self) -> usize {
-        with_tensor_data!(self, v => v.len())
+        with_tensor_data!(self, v => v.len(), Bytes(s) => s.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,39 +170,62 @@ impl TensorData {
 
     /// An empty buffer of `datatype` with room for `capacity` elements.
     pub fn with_capacity(datatype: DataType, capacity: usize) -> TensorData {
-        crate::with_element_type!(datatype, T => T::into_data(Vec::with_capacity(capacity)))
+        crate::with_element_type!(
+            datatype,
+            T => T::into_data(Vec::with_capacity(capacity)),
+            Bytes => TensorData::Bytes(Strings::with_capacity(capacity))
+        )
     }
 
     /// Appends a JSON number given as its text; false if it is not a value of this type.
     pub fn push_json_number(&mut self, text: &str) -> bool {
-        with_tensor_data!(self, v => push(v, Element::from_json_number(text)))
+        with_tensor_data!(self, v => push(v, Element::from_json_number(text)), Bytes(_s) => false)
     }
 
     /// Appends a JSON `true`/`false`; false unless this is BOOL.
     pub fn push_json_bool(&mut self, value: bool) -> bool {
-        with_tensor_data!(self, v => push(v, Element::from_json_bool(value)))
+        with_tensor_data!(self, v => push(v, Element::from_json_bool(value)), Bytes(_s) => false)
     }
 
-    /// Appends elements from little-endian bytes, a whole number of elements.
+    /// Appends a JSON string: `Ok(false)` unless this is BYTES, `Err` for an element a string
+    /// tensor cannot hold.
+    pub fn push_json_string(&mut self, text: &str) -> Result<bool, Refused> {
+        match self {
+            TensorData::Bytes(s) => s.push(text).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Appends elements from little-endian bytes, a whole number of fixed-size elements (BYTES
+    /// elements are read one at a time, by `Strings::push_bytes`).
     pub fn extend_le(&mut self, bytes: &[u8]) {
-        let size = self.datatype().byte_size();
-        debug_assert_eq!(bytes.len() % size, 0);
-        with_tensor_data!(self, v => extend_le(v, bytes, size))
+        with_tensor_data!(
+            self,
+            v => extend_le(v, bytes),
+            Bytes(_s) => unreachable!("BYTES elements have no fixed size")
+        )
     }
 
-    /// Appends the elements little-endian, as the binary tensor data extension lays them out.
+    /// Appends the elements as the binary tensor data extension lays them out: little-endian,
+    /// each BYTES element after its length.
     pub fn write_le(&self, out: &mut Vec<u8>) {
-        with_tensor_data!(self, v => v.iter().for_each(|x| x.write_le(out)))
+        with_tensor_data!(self, v => v.iter().for_each(|x| x.write_le(out)), Bytes(s) => s.write_le(out))
     }
 }
 
 impl Serialize for TensorData {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        with_tensor_data!(self, v => s.collect_seq(v.iter().map(|x| x.to_json())))
+        with_tensor_data!(
+            self,
+            v => s.collect_seq(v.iter().map(|x| x.to_json())),
+            Bytes(strings) => strings.serialize(s)
+        )
     }
 }
 
-fn extend_le<T: Element>(values: &mut Vec<T>, bytes: &[u8], size: usize) {
+fn extend_le<T: Element>(values: &mut Vec<T>, bytes: &[u8]) {
+    let size = T::SIZE;
+    debug_assert_eq!(bytes.len() % size, 0);
     values.extend(bytes.chunks_exact(size).map(T::read_le));
 }
 
@@ -242,7 +276,7 @@ mod tests {
             assert_eq!(DataType::from_name(d.name()), Some(d));
         }
         assert_eq!(DataType::from_name("fp32"), None);
-        assert_eq!(DataType::from_name("BYTES"), None);
+        assert_eq!(DataType::from_name("BYTES"), Some(DataType::Bytes));
     }
 
     #[test]

@@ -234,10 +234,20 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             infer.clone(),
             with_input(
                 0,
-                json!({"name": "a", "shape": [2, 3], "datatype": "BYTES", "data": ["x"]}),
+                json!({"name": "a", "shape": [2, 3], "datatype": "FP8", "data": [1]}),
             ),
             400,
             "does not support",
+        ),
+        (
+            "strings for numbers",
+            infer.clone(),
+            with_input(
+                0,
+                json!({"name": "a", "shape": [2, 3], "datatype": "BYTES", "data": ["x"]}),
+            ),
+            400,
+            "has datatype BYTES, the model expects FP32",
         ),
         (
             "wrong shape",
@@ -451,9 +461,58 @@ fn bad_config_is_refused_with_the_field_to_fix() {
 #[test]
 fn tritonclient_speaks_to_it() {
     let server = small_server(|_| {});
-    python_script(
-        "triton_client.py",
-        &[server.base.trim_start_matches("http://")],
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triton_client.py");
+    pinned_python(&script, &[server.base.trim_start_matches("http://")]);
+}
+
+/// `examples/triton_client.py`, the README's client, against a real edge-runtime: numbers in
+/// JSON on tract, strings in binary on the real ONNX Runtime behind a bearer token.
+#[test]
+fn the_example_client_prints_each_output() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/triton_client.py");
+    let example = example.to_str().unwrap();
+    let small = small_server(|_| {});
+    let printed = pinned_python(
+        example.as_ref(),
+        &[
+            &small.base,
+            "small",
+            "a=[[1,-2,3],[-4,5,-6]]",
+            "b=[1,1,1,1,1,1]",
+        ],
+    );
+    assert_eq!(
+        printed,
+        "sum FP32 [2, 3] [1.0, 0.0, 8.0, 0.0, 6.0, 0.0]\n\
+         positive BOOL [2, 3] [true, false, true, false, true, false]\n"
+    );
+
+    let model = strings_model();
+    let mut config = runtime_config(Engine::Onnxruntime, &[("words", &model)]);
+    config.bearer_token = Some("s3cret".into());
+    let words = Server::start(config);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let args = |token: &str| {
+        [
+            words.base.clone(),
+            "words".into(),
+            r#"words=["One","two","五","","nope"]"#.into(),
+            "codes=[0,5,9]".into(),
+            "--binary".into(),
+            "--token-file".into(),
+            token.into(),
+        ]
+    };
+    let args = args(token.to_str().unwrap());
+    let printed = pinned_python(example.as_ref(), &args.each_ref().map(String::as_str));
+    assert_eq!(
+        printed,
+        "ids INT64 [5] [-1, 2, 5, -1, -1]\n\
+         names BYTES [3] [\"zero\", \"五\", \"<unk>\"]\n\
+         echo BYTES [5] [\"One\", \"two\", \"五\", \"\", \"nope\"]\n"
     );
 }
 

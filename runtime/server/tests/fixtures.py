@@ -6,6 +6,8 @@ Usage:
   fixtures.py add DST.onnx                          # z = x + y over free dims n and m (fails at run time if n != m)
   fixtures.py half DST.onnx                         # y = relu(h) * [0.5, 1, 2], all FP16
   fixtures.py bfloat DST.onnx                       # y = bf16(float(x) * [0.5, 1, 2]), BF16 in and out
+  fixtures.py strings DST.onnx                      # ai.onnx.ml LabelEncoder both ways + the words echoed
+  fixtures.py infer MODEL.onnx INPUTS.json          # the host's onnxruntime on named inputs; outputs as JSON
 
 Outputs are written to a temporary name and renamed, so a cache never holds half a file.
 Needs the `onnx` package; installs it with pip when missing (the Rust tests call this script).
@@ -148,6 +150,58 @@ def bfloat(dst):
     save_graph(graph, dst)
 
 
+# The vocabulary of the `strings` model, in id order; an unknown word is id -1, an unknown id "<unk>".
+WORDS = ["zero", "one", "two", "three", "vier", "五"]
+
+
+def strings(dst):
+    from onnx import TensorProto, helper
+
+    # ai.onnx.ml's LabelEncoder, as classical-ML pipelines (scikit-learn's) export it: words ->
+    # ids and ids -> names; and the words back unchanged. (No StringNormalizer: ONNX Runtime's
+    # needs the en_US.UTF-8 locale installed, which neither these hosts nor the images have.)
+    nodes = [
+        helper.make_node("LabelEncoder", ["words"], ["ids"], domain="ai.onnx.ml",
+                         keys_strings=WORDS, values_int64s=list(range(len(WORDS))), default_int64=-1),
+        helper.make_node("LabelEncoder", ["codes"], ["names"], domain="ai.onnx.ml",
+                         keys_int64s=list(range(len(WORDS))), values_strings=WORDS, default_string="<unk>"),
+        helper.make_node("Identity", ["words"], ["echo"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "edge_strings",
+        inputs=[
+            helper.make_tensor_value_info("words", TensorProto.STRING, ["n"]),
+            helper.make_tensor_value_info("codes", TensorProto.INT64, ["m"]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"]),
+            helper.make_tensor_value_info("names", TensorProto.STRING, ["m"]),
+            helper.make_tensor_value_info("echo", TensorProto.STRING, ["n"]),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 2)]
+    )
+    model.ir_version = 8
+    save(model, dst)
+
+
+def infer(model, inputs):
+    """Prints the host onnxruntime's outputs for `inputs` ({name: [values]}, 1-D) as JSON."""
+    import json
+
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    types = {"tensor(string)": object, "tensor(int64)": np.int64, "tensor(float)": np.float32}
+    feed = {i.name: np.array(inputs[i.name], dtype=types[i.type]) for i in session.get_inputs()}
+    names = [o.name for o in session.get_outputs()]
+    outputs = session.run(names, feed)
+    print(json.dumps({n: o.tolist() for n, o in zip(names, outputs)}, ensure_ascii=False))
+
+
 def main(argv):
     ensure_onnx()
     if len(argv) == 5 and argv[1] == "freeze":
@@ -160,6 +214,13 @@ def main(argv):
         half(argv[2])
     elif len(argv) == 3 and argv[1] == "bfloat":
         bfloat(argv[2])
+    elif len(argv) == 3 and argv[1] == "strings":
+        strings(argv[2])
+    elif len(argv) == 4 and argv[1] == "infer":
+        import json
+
+        with open(argv[3], encoding="utf-8") as f:
+            infer(argv[2], json.load(f))
     else:
         sys.exit(__doc__)
 

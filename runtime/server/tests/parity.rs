@@ -224,3 +224,187 @@ fn bf16_is_served_by_onnxruntime_and_refused_at_load_by_tract() {
         "{said}"
     );
 }
+
+/// Words with what a BYTES element may be: empty, upper case, not ASCII, unknown to the model.
+const WORDS: [&str; 5] = ["One", "two", "五", "", "nope"];
+const CODES: [i64; 3] = [0, 5, 9];
+
+/// The binary extension's BYTES layout, as Triton writes it: per element a 4-byte
+/// little-endian length, then the bytes.
+fn length_prefixed<S: AsRef<[u8]>>(elements: &[S]) -> Vec<u8> {
+    elements
+        .iter()
+        .flat_map(|e| {
+            let e = e.as_ref();
+            (e.len() as u32)
+                .to_le_bytes()
+                .into_iter()
+                .chain(e.iter().copied())
+        })
+        .collect()
+}
+
+/// A JSON body as written, keys in the order given (`json!` sorts them).
+fn post_text(url: &str, body: &str) -> (u16, Value) {
+    json_of(
+        client()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("POST"),
+    )
+}
+
+/// The elements of a length-prefixed BYTES buffer.
+fn split_length_prefixed(mut bytes: &[u8]) -> Vec<String> {
+    let mut elements = Vec::new();
+    while !bytes.is_empty() {
+        let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        elements.push(String::from_utf8(bytes[4..4 + len].to_vec()).unwrap());
+        bytes = &bytes[4 + len..];
+    }
+    elements
+}
+
+#[test]
+fn bytes_tensors_answer_as_the_host_onnxruntime_over_json_and_binary() {
+    let model = strings_model();
+    let want = host_onnxruntime(&model, &json!({"words": WORDS, "codes": CODES}));
+    // The real model, not an echo of the request: the host's answer is the label encoding.
+    assert_eq!(want["ids"], json!([-1, 2, 5, -1, -1]), "{want}");
+    assert_eq!(want["names"], json!(["zero", "五", "<unk>"]), "{want}");
+    let server = Server::start(runtime_config(Engine::Onnxruntime, &[("s", &model)]));
+    let url = server.url("/v2/models/s/infer");
+    let (_, meta) = get(&client(), &server.url("/v2/models/s"));
+    assert_eq!(meta["inputs"][0]["datatype"], "BYTES", "{meta}");
+    assert_eq!(meta["outputs"][1]["datatype"], "BYTES", "{meta}");
+
+    // serde_json writes keys sorted: "data" before "datatype" and "name", the decoder's
+    // path for elements read before their type is known.
+    let body = json!({"inputs": [
+        {"name": "words", "shape": [WORDS.len()], "datatype": "BYTES", "data": WORDS},
+        {"name": "codes", "shape": [CODES.len()], "datatype": "INT64", "data": CODES},
+    ]});
+    let (status, response) = post_json(&client(), &url, &body);
+    assert_eq!(status, 200, "{response}");
+    for output in response["outputs"].as_array().unwrap() {
+        let name = output["name"].as_str().unwrap();
+        assert_eq!(output["data"], want[name], "output {name}: {response}");
+    }
+    assert_eq!(response["outputs"][1]["datatype"], "BYTES", "{response}");
+    assert_eq!(response["outputs"][2]["shape"], json!([WORDS.len()]));
+
+    // Name first, as Triton's clients write it, straight into the typed buffer.
+    let ordered = r#"{"inputs":[{"name":"words","datatype":"BYTES","shape":[2],"data":["two","x"]},
+        {"name":"codes","datatype":"INT64","shape":[1],"data":[1]}]}"#;
+    let (status, response) = post_text(&url, ordered);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["outputs"][0]["data"], json!([2, -1]), "{response}");
+
+    let words = length_prefixed(&WORDS);
+    let codes: Vec<u8> = CODES.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let header = json!({
+        "inputs": [
+            {"name": "words", "shape": [WORDS.len()], "datatype": "BYTES",
+             "parameters": {"binary_data_size": words.len()}},
+            {"name": "codes", "shape": [CODES.len()], "datatype": "INT64",
+             "parameters": {"binary_data_size": codes.len()}},
+        ],
+        "outputs": [{"name": "names", "parameters": {"binary_data": true}},
+                    {"name": "echo", "parameters": {"binary_data": true}}],
+    });
+    let (status, json, binary) = post_binary(&url, &header, &[words, codes].concat());
+    assert_eq!(status, 200, "{json}");
+    let names_len = json["outputs"][0]["parameters"]["binary_data_size"]
+        .as_u64()
+        .unwrap() as usize;
+    let names = split_length_prefixed(&binary[..names_len]);
+    let echo = split_length_prefixed(&binary[names_len..]);
+    assert_eq!(json!(names), want["names"]);
+    assert_eq!(json!(echo), want["echo"]);
+    assert_eq!(echo, WORDS);
+}
+
+#[test]
+fn hostile_bytes_tensors_are_refused_with_400_and_the_server_keeps_serving() {
+    let model = strings_model();
+    let server = Server::start(runtime_config(Engine::Onnxruntime, &[("s", &model)]));
+    let url = server.url("/v2/models/s/infer");
+    let codes = json!({"name": "codes", "shape": [1], "datatype": "INT64", "data": [1]});
+    let binary_words = |shape: u64, size: u64| {
+        json!({"inputs": [
+            {"name": "words", "shape": [shape], "datatype": "BYTES",
+             "parameters": {"binary_data_size": size}},
+            codes,
+        ]})
+    };
+    let refused = |(status, json, _): (u16, Value, Vec<u8>), says: &str| {
+        assert_eq!(status, 400, "{json}");
+        let error = json["error"].as_str().unwrap();
+        assert!(error.contains(says), "{error}");
+    };
+    // An element's length reaches past the body.
+    let mut payload = 1000u32.to_le_bytes().to_vec();
+    payload.extend_from_slice(b"abcd");
+    refused(
+        post_binary(&url, &binary_words(1, 8), &payload),
+        "BYTES element 0 has a length of 1000 bytes, but only 4 remain of its binary_data_size 8",
+    );
+    // A huge element count, in binary: each element needs its 4-byte length.
+    refused(
+        post_binary(&url, &binary_words(100_000_000, 8), &payload),
+        "shape [100000000] of BYTES needs at least 400000000",
+    );
+    // ... and what it would need, claimed: more than the body holds.
+    refused(
+        post_binary(&url, &binary_words(100_000_000, 400_000_000), &payload),
+        "claims 400000000 bytes of binary data but only 8 remain in the body",
+    );
+    // ... and in JSON, the shape before the data (as clients write it): refused before any
+    // element is read or any buffer reserved.
+    let body = r#"{"inputs":[{"name":"words","datatype":"BYTES","shape":[100000000],"data":["a"]},
+        {"name":"codes","datatype":"INT64","shape":[1],"data":[1]}]}"#;
+    let (status, response) = post_text(&url, body);
+    assert_eq!(status, 400, "{response}");
+    let error = response["error"].as_str().unwrap();
+    assert!(
+        error.contains("(100000000 elements), more than a") && error.contains("JSON body can hold"),
+        "{error}"
+    );
+    // What ONNX Runtime's string tensors cannot hold.
+    refused(
+        post_binary(&url, &binary_words(1, 5), &length_prefixed(&[[0xffu8]])),
+        "BYTES element 0 is not UTF-8 text",
+    );
+    let body = json!({"inputs": [
+        {"name": "words", "shape": [1], "datatype": "BYTES", "data": ["a\u{0}b"]},
+        codes,
+    ]});
+    let (status, response) = post_json(&client(), &url, &body);
+    assert_eq!(status, 400, "{response}");
+    assert!(
+        response["error"]
+            .as_str()
+            .unwrap()
+            .contains("holds a NUL byte"),
+        "{response}"
+    );
+    let body = json!({"inputs": [
+        {"name": "words", "shape": [1], "datatype": "BYTES", "data": ["two"]},
+        codes,
+    ]});
+    let (status, response) = post_json(&client(), &url, &body);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["outputs"][0]["data"], json!([2]));
+}
+
+#[test]
+fn a_model_with_string_tensors_is_refused_at_load_by_tract() {
+    let said = refused_start(Engine::Tract, &[("s", &strings_model())]);
+    assert!(
+        said.contains("model 's'")
+            && said.contains("BYTES tensors, which engine \"tract\" does not run")
+            && said.contains("use engine = \"onnxruntime\""),
+        "{said}"
+    );
+}

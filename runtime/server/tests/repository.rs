@@ -457,6 +457,26 @@ fn killed_mid_upload_it_comes_back_on_the_old_version() {
 }
 
 #[test]
+fn a_model_with_string_tensors_takes_no_updates_and_says_why() {
+    let device = Device::new();
+    let model = strings_model();
+    let mut config = device.config(|_| {});
+    let strings = runtime_config(Engine::Onnxruntime, &[(NAME, &model)]);
+    config.engine = strings.engine;
+    config.onnxruntime_library = strings.onnxruntime_library;
+    config.models = strings.models;
+    let server = Server::start(config);
+    let (status, answer) = load(&client(), &server, &std::fs::read(&model).unwrap(), &[]);
+    assert_eq!(status, 422, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("'words' is BYTES") && error.contains("takes no model updates"),
+        "{error}"
+    );
+    assert_eq!(serving_version(&client(), &server), "1");
+}
+
+#[test]
 fn updates_are_off_unless_configured() {
     let model = tiny_mlp_model();
     let server = Server::start(runtime_config(Engine::Tract, &[(NAME, &model)]));

@@ -2,19 +2,10 @@
 Protocol client, on the small model (see fixtures.py): JSON and binary tensors, metadata, errors.
 
 Usage: triton_client.py HOST:PORT     (exits non-zero with a message on the first mismatch)
-Installs tritonclient[http] and numpy with pip when missing (the Rust test calls this script).
+Runs in the test venv, which has the pinned tritonclient[http] and numpy.
 """
 
-import subprocess
 import sys
-
-
-def ensure_client():
-    try:
-        import numpy  # noqa: F401
-        import tritonclient.http  # noqa: F401
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "tritonclient[http]", "numpy"])
 
 
 def main(url):
@@ -57,5 +48,4 @@ def main(url):
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    ensure_client()
     main(sys.argv[1])

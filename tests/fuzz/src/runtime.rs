@@ -7,7 +7,8 @@ use edge_runtime::tensor::{DataType, TensorSpec};
 
 /// The first byte picks the form of the rest: bit 0 clear, the body is JSON alone; set, the next
 /// two bytes (u16 LE) are the `Inference-Header-Content-Length` and binary tensor data follows
-/// the JSON. Bit 1 set: the model has only its first input.
+/// the JSON. Bit 1 set: the model has only its first input. Bit 2 set: that input is BYTES
+/// (strings, each binary element after its 4-byte length) instead of FP32.
 pub fn request(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -18,6 +19,9 @@ pub fn request(data: &[u8]) {
         _ => return,
     };
     let (mut inputs, outputs) = specs();
+    if mode & 4 != 0 {
+        inputs[0].datatype = DataType::Bytes;
+    }
     if mode & 2 != 0 {
         inputs.truncate(1);
     }

@@ -23,7 +23,7 @@ pub fn unpacked(wheel: &Wheel, member: &str) -> PathBuf {
     dest
 }
 
-/// The venv's python, with the pinned onnxruntime, onnx, numpy and spdx-tools.
+/// The venv's python, with the pinned onnxruntime, onnx, numpy, spdx-tools and tritonclient.
 pub fn python() -> PathBuf {
     edgeimg_pypi::venv::python(&cache_dir()).unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -4,7 +4,7 @@
 use edge_config::GoldenCheck;
 
 use crate::engine::Model;
-use crate::tensor::{Tensor, TensorData, TensorSpec};
+use crate::tensor::{DataType, Tensor, TensorData, TensorSpec};
 
 /// Why the new version's inputs or outputs differ from the serving one's, if they do. A dimension
 /// of any size (-1) in the new model accepts what the serving one declares.
@@ -38,6 +38,18 @@ pub fn signature_mismatch(serving: &Model, new: &Model) -> Option<String> {
 /// shapes (a dimension of any size taken as 1). Every output must be finite, and equal
 /// `golden.expect` within its tolerance where given.
 pub fn golden_inference(model: &Model, golden: Option<&GoldenCheck>) -> Result<String, String> {
+    // The golden check's inputs and expectations are numbers; a string has neither.
+    if let Some(spec) = model
+        .inputs
+        .iter()
+        .chain(&model.outputs)
+        .find(|s| s.datatype == DataType::Bytes)
+    {
+        return Err(format!(
+            "'{}' is BYTES, and the golden inference that checks an update is numeric: a model with string tensors takes no model updates (turn runtime.model_updates off, or reflash to change it)",
+            spec.name
+        ));
+    }
     let inputs = model
         .inputs
         .iter()

@@ -201,6 +201,27 @@ pub fn bfloat_model() -> PathBuf {
     })
 }
 
+/// ai.onnx.ml `LabelEncoder` both ways, as `fixtures.py strings` makes it: `words` (BYTES
+/// [n]) -> `ids` (INT64 [n], -1 for an unknown word), `codes` (INT64 [m]) -> `names` (BYTES
+/// [m], `<unk>` for an unknown id), and `echo`, the words unchanged.
+pub fn strings_model() -> PathBuf {
+    fixture_model("edge_strings_v1.onnx", |dest| {
+        vec!["strings".into(), dest.into()]
+    })
+}
+
+/// What the host's ONNX Runtime (Python's, from the pinned wheel) answers on `model` for
+/// `inputs` (`{name: [values]}`, each 1-D): `{output: [values]}`.
+pub fn host_onnxruntime(model: &Path, inputs: &serde_json::Value) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("inputs.json");
+    std::fs::write(&file, inputs.to_string()).expect("writing the inputs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures.py");
+    let args = [model, file.as_path()].map(|p| p.to_str().expect("a UTF-8 path"));
+    let stdout = pinned_python(&script, &["infer", args[0], args[1]]);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: fixtures.py infer said {stdout}"))
+}
+
 /// Deterministic pseudo-random values in [-1, 1) (an LCG: tests need repeatable inputs, not quality).
 pub fn pseudo_random(count: usize, seed: u64) -> Vec<f32> {
     let mut state = seed
@@ -324,15 +345,27 @@ pub fn python_script(script: &str, args: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(script);
-    let output = Command::new("python3")
-        .arg(path)
+    run_python(Path::new("python3"), &path, args)
+}
+
+/// Runs `script` with the test venv's python (the pinned wheels: onnx, onnxruntime,
+/// tritonclient) and `args`; its stdout, or a panic with all it printed.
+pub fn pinned_python(script: &Path, args: &[&str]) -> String {
+    run_python(&python(), script, args)
+}
+
+/// Runs `script` with `interpreter` and `args`; its stdout, or a panic with all it printed.
+pub fn run_python(interpreter: &Path, script: &Path, args: &[&str]) -> String {
+    let output = Command::new(interpreter)
+        .arg(script)
         .args(args)
         .output()
-        .expect("running python3");
+        .unwrap_or_else(|e| panic!("running {}: {e}", interpreter.display()));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "{script} failed:\n{stdout}{}",
+        "{} failed:\n{stdout}{}",
+        script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     stdout

@@ -5,6 +5,7 @@ use super::events::{describe, Event, Events};
 use super::pending::Pending;
 use super::{invalid, names, DecodeError};
 use crate::protocol::Source;
+use crate::strings::{Refused, LENGTH_PREFIX};
 use crate::tensor::{DataType, Tensor, TensorData, TensorSpec};
 
 /// Most dimensions an input's shape may have.
@@ -22,6 +23,8 @@ pub struct Claim {
     pub shape: Vec<usize>,
     pub datatype: DataType,
     pub bytes: usize,
+    /// Elements the shape holds.
+    pub count: usize,
 }
 
 /// The binary inputs, in the order the JSON lists them (the order of their bytes).
@@ -55,20 +58,26 @@ impl Data {
         }
     }
 
-    /// Appends one element; false if it is not a value of the buffer's type.
-    fn push(&mut self, event: Event, text: &str) -> bool {
-        match (self, event) {
+    /// Appends one element (a number, boolean or string); false if it is not a value of the
+    /// buffer's type.
+    fn push(&mut self, event: Event, text: &str) -> Result<bool, Refused> {
+        Ok(match (self, event) {
             (Data::Typed(d), Event::Bool(b)) => d.push_json_bool(b),
+            (Data::Typed(d), Event::Str) => d.push_json_string(text)?,
             (Data::Typed(d), _) => d.push_json_number(text),
             (Data::Pending(p), Event::Bool(b)) => {
                 p.push_bool(b);
+                true
+            }
+            (Data::Pending(p), Event::Str) => {
+                p.push_string(text)?;
                 true
             }
             (Data::Pending(p), _) => {
                 p.push_number(text);
                 true
             }
-        }
+        })
     }
 }
 
@@ -262,7 +271,7 @@ impl InputFields {
             (None, Some(s)) => Some(s.datatype),
             (None, None) => sole_datatype(specs),
         };
-        // Each JSON element takes at least a digit and a separator.
+        // Each JSON element takes at least a digit and a separator (a string, two quotes).
         let most = json_bound / 2;
         let (limit, reserve, needs) = match (&self.shape, spec) {
             (Some(shape), _) => {
@@ -319,7 +328,7 @@ impl InputFields {
             match event {
                 Event::StartArray => depth += 1,
                 Event::EndArray => depth -= 1,
-                Event::Number | Event::Bool(_) => {
+                Event::Number | Event::Bool(_) | Event::Str => {
                     if data.len() == limit {
                         return Err(invalid(format!(
                             "input {} has too many elements in 'data': {} elements or more, {needs}",
@@ -327,12 +336,23 @@ impl InputFields {
                             limit + 1
                         )));
                     }
-                    if !data.push(event, events.text()) {
-                        let what = describe(event, events.text());
-                        return Err(self.not_an_element(data.len(), &what, datatype));
+                    match data.push(event, events.text()) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let what = describe(event, events.text());
+                            return Err(self.not_an_element(data.len(), &what, datatype));
+                        }
+                        Err(why) => {
+                            return Err(invalid(format!(
+                                "input {}: element {} {}",
+                                self.label(),
+                                data.len(),
+                                why.reason()
+                            )));
+                        }
                     }
                 }
-                Event::StartObject | Event::Str | Event::Null => {
+                Event::StartObject | Event::Null => {
                     let what = describe(event, events.text());
                     match &mut data {
                         // Said once the datatype is known, after what is wrong with that.
@@ -360,7 +380,9 @@ impl InputFields {
     }
 
     fn not_an_element(&self, index: usize, what: &str, datatype: Option<DataType>) -> DecodeError {
-        let wanted = datatype.map_or("number or boolean".to_string(), |d| format!("{d} value"));
+        let wanted = datatype.map_or("number, boolean or string".to_string(), |d| {
+            format!("{d} value")
+        });
         invalid(format!(
             "input {}: element {index} is {what}, not a {wanted}",
             self.label()
@@ -401,11 +423,25 @@ impl InputFields {
                 "input '{name}' has both 'data' and parameters.binary_data_size; send one"
             ))),
             (Some(bytes), None) => {
-                let want = count.saturating_mul(datatype.byte_size());
-                if bytes != want {
-                    return Err(invalid(format!(
-                        "input '{name}' has {bytes} bytes of binary data, shape {shape:?} of {datatype} needs {want}"
-                    )));
+                match datatype.byte_size() {
+                    Some(size) => {
+                        let want = count.saturating_mul(size);
+                        if bytes != want {
+                            return Err(invalid(format!(
+                                "input '{name}' has {bytes} bytes of binary data, shape {shape:?} of {datatype} needs {want}"
+                            )));
+                        }
+                    }
+                    None => {
+                        // Every element has its length before it, so the count is bounded by
+                        // the bytes, and they by the body.
+                        let least = count.saturating_mul(LENGTH_PREFIX);
+                        if bytes < least {
+                            return Err(invalid(format!(
+                                "input '{name}' has {bytes} bytes of binary data, shape {shape:?} of BYTES needs at least {least} (a 4-byte length per element)"
+                            )));
+                        }
+                    }
                 }
                 claims.0.push(Claim {
                     index,
@@ -413,6 +449,7 @@ impl InputFields {
                     shape,
                     datatype,
                     bytes,
+                    count,
                 });
                 Ok(())
             }

@@ -1,9 +1,11 @@
 //! Elements read before their input's datatype is known: a client that sends `"data"` before
 //! `"name"` and `"datatype"` (JSON writers that sort keys do) to a model whose inputs differ in
-//! datatype. Each element is kept as 8 bytes (the integer, or the double, its text spells) and
-//! a kind byte, and converted once the entry names its input. When the inputs share one
+//! datatype. Each element is kept as 8 bytes (the integer, or the double, its text spells, or
+//! where a string is among the strings) and a kind byte, and converted once the entry names
+//! its input. When the inputs share one
 //! datatype, or the name or datatype comes first, elements go straight into the typed buffer.
 
+use crate::strings::{Refused, Strings};
 use crate::tensor::{DataType, TensorData};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,13 +14,16 @@ enum Kind {
     Unsigned,
     Float,
     Bool,
+    /// The value is the string's index in `strings`.
+    Str,
 }
 
 #[derive(Debug, Default)]
 pub struct Pending {
     values: Vec<u64>,
     kinds: Vec<Kind>,
-    /// The first element that is no number or boolean (a string, null, an object), reported
+    strings: Strings,
+    /// The first element that is no number, boolean or string (null, an object), reported
     /// once the datatype is known, after the checks of the datatype itself.
     unreadable: Option<(usize, String)>,
     skipped: usize,
@@ -57,6 +62,18 @@ impl Pending {
         self.kinds.push(kind);
     }
 
+    /// A string; refused at once if no string tensor could hold it.
+    pub fn push_string(&mut self, text: &str) -> Result<(), Refused> {
+        if self.unreadable.is_some() {
+            self.skipped += 1;
+            return Ok(());
+        }
+        self.strings.push(text)?;
+        self.values.push(self.strings.len() as u64 - 1);
+        self.kinds.push(Kind::Str);
+        Ok(())
+    }
+
     pub fn push_bool(&mut self, value: bool) {
         if self.unreadable.is_some() {
             self.skipped += 1;
@@ -73,10 +90,15 @@ impl Pending {
         }
         let mut data = TensorData::with_capacity(datatype, self.values.len());
         let mut text = String::new();
+        let mut strings = self.strings.iter();
         for (index, (&value, &kind)) in self.values.iter().zip(&self.kinds).enumerate() {
             use std::fmt::Write;
             text.clear();
             let fits = match kind {
+                // Checked when pushed; `Ok(false)` unless BYTES.
+                Kind::Str => data
+                    .push_json_string(strings.next().expect("one string per Str"))
+                    .unwrap_or(false),
                 Kind::Bool => data.push_json_bool(value != 0),
                 Kind::Signed => {
                     let _ = write!(text, "{}", value as i64);
@@ -102,6 +124,10 @@ impl Pending {
     /// How element `index` reads in an error message.
     fn describe(&self, index: usize) -> String {
         match (self.kinds[index], self.values[index]) {
+            (Kind::Str, v) => {
+                let text = self.strings.iter().nth(v as usize).unwrap_or_default();
+                super::events::describe(super::events::Event::Str, text)
+            }
             (Kind::Bool, v) => (v != 0).to_string(),
             (Kind::Signed, v) => (v as i64).to_string(),
             (Kind::Unsigned, v) => v.to_string(),
@@ -149,5 +175,16 @@ mod tests {
         b.push_number("2");
         assert_eq!(b.len(), 4);
         assert_eq!(b.convert(DataType::Fp32), Err((2, "null".into())));
+        let mut s = Pending::default();
+        s.push_string("a").unwrap();
+        s.push_string("五").unwrap();
+        assert_eq!(s.convert(DataType::Bytes).unwrap().len(), 2);
+        assert_eq!(
+            s.convert(DataType::Int64),
+            Err((0, "the string \"a\"".into()))
+        );
+        s.push_number("1");
+        assert_eq!(s.convert(DataType::Bytes), Err((2, "1".into())));
+        assert_eq!(s.push_string("\0"), Err(Refused::Nul));
     }
 }

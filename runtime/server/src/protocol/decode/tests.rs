@@ -116,6 +116,17 @@ fn decode_trickled(
     json_len: Option<usize>,
 ) -> (Result<DecodedRequest, String>, usize) {
     let (i, o) = specs();
+    decode_trickled_for(&i, &o, body, step, json_len)
+}
+
+/// `body` for a model with inputs `i` and outputs `o`, arriving `step` bytes at a time.
+fn decode_trickled_for(
+    i: &[TensorSpec],
+    o: &[TensorSpec],
+    body: &[u8],
+    step: usize,
+    json_len: Option<usize>,
+) -> (Result<DecodedRequest, String>, usize) {
     let mut source = Trickle {
         rest: body,
         step,
@@ -127,7 +138,7 @@ fn decode_trickled(
         limit: body.len(),
     };
     let result = {
-        let future = decode_stream(&mut source, size, &i, &o);
+        let future = decode_stream(&mut source, size, i, o);
         let mut future = std::pin::pin!(future);
         let Poll::Ready(result) = future
             .as_mut()
@@ -284,4 +295,63 @@ fn binary_data_split_across_reads_lands_in_the_typed_buffer() {
     }
     let (r, _) = decode_trickled(&body[..body.len() - 3], 7, Some(json.len()));
     assert!(r.unwrap_err().contains("only 5 remain"));
+}
+
+#[test]
+fn bytes_elements_split_across_reads_keep_their_bounds() {
+    let spec = |name: &str, datatype, shape: Vec<i64>| TensorSpec {
+        name: name.into(),
+        datatype,
+        shape,
+    };
+    let inputs = [
+        spec("s", DataType::Bytes, vec![-1]),
+        spec("c", DataType::Int64, vec![1]),
+    ];
+    let outputs = [spec("y", DataType::Bytes, vec![-1])];
+    let body = |shape: usize, elements: &[&str], cut: usize| {
+        let mut binary = Vec::new();
+        for e in elements {
+            binary.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            binary.extend_from_slice(e.as_bytes());
+        }
+        binary.truncate(binary.len() - cut);
+        let json = format!(
+            r#"{{"inputs":[{{"name":"s","shape":[{shape}],"datatype":"BYTES","parameters":{{"binary_data_size":{}}}}},
+            {{"name":"c","shape":[1],"datatype":"INT64","data":[4]}}]}}"#,
+            binary.len()
+        );
+        let json_len = json.len();
+        ([json.into_bytes(), binary].concat(), json_len)
+    };
+    let decode = |(body, json_len): (Vec<u8>, usize), step| {
+        decode_trickled_for(&inputs, &outputs, &body, step, Some(json_len)).0
+    };
+    let words = ["", "五", "hello"];
+    for step in [1, 2, 3, 5, 4096] {
+        let r = decode(body(3, &words, 0), step).unwrap();
+        let TensorData::Bytes(s) = &r.inputs[0].data else {
+            panic!("{:?}", r.inputs[0].data)
+        };
+        assert_eq!(s.iter().collect::<Vec<_>>(), words);
+        assert_eq!(r.inputs[1].data, TensorData::Int64(vec![4]));
+    }
+    let err = decode(body(2, &words, 0), 3).unwrap_err();
+    assert!(err.contains("more than 2 BYTES elements"), "{err}");
+    let err = decode(body(4, &words, 0), 3).unwrap_err();
+    assert!(
+        err.contains("has 3 BYTES elements in its binary data, shape [4] needs 4"),
+        "{err}"
+    );
+    // Cut after the last element's length (5), or inside it.
+    let err = decode(body(3, &words, 5), 1).unwrap_err();
+    assert!(
+        err.contains("BYTES element 2 has a length of 5 bytes, but only 0 remain"),
+        "{err}"
+    );
+    let err = decode(body(3, &words, 8), 1).unwrap_err();
+    assert!(
+        err.contains("ends inside the 4-byte length of BYTES element 2"),
+        "{err}"
+    );
 }
