@@ -9,6 +9,11 @@ use edge_config::{DeviceConfig, Engine, RuntimeConfig};
 
 /// Reads the device config at `path` and returns its checked `runtime` section.
 pub fn load(path: &Path) -> anyhow::Result<RuntimeConfig> {
+    Ok(load_device(path)?.runtime)
+}
+
+/// Reads the device config at `path`, its `runtime` section checked.
+pub fn load_device(path: &Path) -> anyhow::Result<DeviceConfig> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "reading the device config {} (pass another with --config PATH)",
@@ -18,7 +23,7 @@ pub fn load(path: &Path) -> anyhow::Result<RuntimeConfig> {
     let config = DeviceConfig::from_toml(&text)
         .with_context(|| format!("parsing the device config {}", path.display()))?;
     check(&config.runtime).with_context(|| format!("in {} [runtime]", path.display()))?;
-    Ok(config.runtime)
+    Ok(config)
 }
 
 /// The bearer token: inline, or read from `bearer_token_file` (one line; surrounding

@@ -43,6 +43,8 @@ pub struct AppState {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// The model repository API, when the recipe enables model updates.
     pub repository: Option<Repository>,
+    /// The system update routes, when `[system]` takes updates.
+    pub system: Option<crate::system::SystemUpdates>,
 }
 
 /// `{name}` and, in the `/versions/{version}/` forms, `{version}`.
@@ -61,7 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let infer_routes = Router::new()
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer));
-    let protected = Router::new()
+    let mut protected = Router::new()
         .route("/v2", get(server_metadata))
         .route("/metrics", get(metrics))
         .merge(model_routes("/v2/models/{name}"))
@@ -72,11 +74,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v2/repository/models/{name}/unload",
             post(repository::unload),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_bearer,
-        ));
+        );
+    if state.system.is_some() {
+        protected = protected
+            .route("/v2/edgeimg/system", get(crate::system::status))
+            .route("/v2/edgeimg/system/update", post(crate::system::update));
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_bearer,
+    ));
     Router::new()
         .route("/v2/health/live", get(health))
         .route("/v2/health/ready", get(health))

@@ -13,6 +13,7 @@ pub mod net;
 pub mod protocol;
 pub mod repository;
 pub mod strings;
+pub mod system;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edge_config::RuntimeConfig;
+use edge_config::{DeviceConfig, RuntimeConfig};
 
 use crate::engine::{Backend, Model};
 use crate::http::AppState;
@@ -63,7 +64,15 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> 
         limits,
         models,
         repository,
+        system: None,
     };
+    Ok((backend, state))
+}
+
+/// [`load`], plus the system update routes when `[system]` takes updates.
+pub fn load_device(config: &DeviceConfig) -> anyhow::Result<(Arc<Backend>, AppState)> {
+    let (backend, mut state) = load(&config.runtime)?;
+    state.system = system::SystemUpdates::new(config.system.as_ref())?;
     Ok((backend, state))
 }
 

@@ -42,9 +42,24 @@ async fn terminated() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-fn run() -> anyhow::Result<()> {
-    let config = edge_runtime::config::load(&config_path()?)?;
-    let (_backend, state) = edge_runtime::load(&config)?;
+/// The exit status of a failed start-up golden check: init counts it towards a rollback.
+const GOLDEN_FAILED: u8 = 3;
+
+fn run() -> anyhow::Result<ExitCode> {
+    let device = edge_runtime::config::load_device(&config_path()?)?;
+    let (_backend, state) = edge_runtime::load_device(&device)?;
+    if let Some(system) = &device.system {
+        match edge_runtime::system::golden_check(system, &state) {
+            Some(Err(why)) => {
+                eprintln!("edge-runtime: the start-up golden check failed, not serving: {why}");
+                edge_runtime::system::record_start_failure(system, &why);
+                return Ok(ExitCode::from(GOLDEN_FAILED));
+            }
+            Some(Ok(notes)) => eprintln!("edge-runtime: start-up golden check passed ({notes})"),
+            None => {}
+        }
+    }
+    let config = device.runtime;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // Blocking threads run the engine; more than max_concurrency would only queue.
@@ -74,7 +89,8 @@ fn run() -> anyhow::Result<()> {
         edge_runtime::serve(listener, state, terminated())
             .await
             .context("serving HTTP")
-    })
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -82,7 +98,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("edge-runtime: {e:#}");
             ExitCode::FAILURE

@@ -7,7 +7,7 @@
 //! swaps it in: requests already running finish on the version they started with. Anything
 //! refused leaves the serving version as it was.
 
-mod check;
+pub mod check;
 pub mod store;
 
 use std::path::{Path, PathBuf};

@@ -291,9 +291,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(runtime: RuntimeConfig) -> Server {
+        Server::start_device(device_config(runtime))
+    }
+
+    /// A server of the whole device config (`[system]` too).
+    pub fn start_device(device: DeviceConfig) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("device.toml");
-        std::fs::write(&config, device_config(runtime).to_toml()).expect("writing device.toml");
+        std::fs::write(&config, device.to_toml()).expect("writing device.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
             .arg("--config")
             .arg(&config)
