@@ -446,3 +446,15 @@ fn one_upload_at_a_time_and_a_length_is_required() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn updates_without_a_public_key_do_not_start() {
+    let device = Device::new();
+    let config = device.config(|s| s.public_key_file = None);
+    let (code, printed) = run_to_exit(device.dir.path(), &config);
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("system.updates = true needs system.public_key_file"),
+        "{printed}"
+    );
+}
