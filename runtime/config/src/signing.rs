@@ -35,6 +35,11 @@ fn key_bytes(text: &str) -> Result<[u8; 32], String> {
         .map_err(|b: Vec<u8>| format!("holds {} bytes, an ed25519 key has 32", b.len()))
 }
 
+/// A public key file's text: base64 of its 32 bytes.
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    STANDARD.encode(key.to_bytes())
+}
+
 /// Reads a public key file's text.
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&key_bytes(text)?)

@@ -48,7 +48,11 @@ const GOLDEN_FAILED: u8 = 3;
 fn run() -> anyhow::Result<ExitCode> {
     let device = edge_runtime::config::load_device(&config_path()?)?;
     let (_backend, state) = edge_runtime::load_device(&device)?;
-    if let Some(system) = &device.system {
+    if let Some(system) = device
+        .system
+        .as_ref()
+        .filter(|s| edge_runtime::system::on_trial(s))
+    {
         match edge_runtime::system::golden_check(system, &state) {
             Some(Err(why)) => {
                 eprintln!("edge-runtime: the start-up golden check failed, not serving: {why}");

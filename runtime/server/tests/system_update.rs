@@ -308,14 +308,15 @@ fn the_routes_are_absent_when_updates_are_off() {
     assert_eq!(status(&server).0, 404);
 }
 
-/// The server binary with `config`: its exit status and stderr, when it exits by itself.
+/// The server binary with `config`: its exit status and what it printed, when it exits by
+/// itself.
 fn run_to_exit(dir: &Path, config: &DeviceConfig) -> (Option<i32>, String) {
     let path = dir.join("device.toml");
     std::fs::write(&path, config.to_toml()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
         .arg("--config")
         .arg(&path)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -328,17 +329,29 @@ fn run_to_exit(dir: &Path, config: &DeviceConfig) -> (Option<i32>, String) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let output = child.wait_with_output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     (
         output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+        text(&output.stdout) + &text(&output.stderr),
     )
 }
 
 #[test]
-fn a_failed_start_up_golden_check_exits_3_before_listening_and_says_why() {
+fn a_failed_start_up_golden_check_on_a_trial_exits_3_before_listening_and_says_why() {
     let device = Device::new();
     // Probabilities are never 5: the model cannot give this answer.
     let config = device.config(|s| s.golden = Some(golden(vec![5.0; 4])));
+    // Outside a trial the check does not run: a committed system keeps serving.
+    let server = Server::start_device(config.clone());
+    assert_eq!(status(&server).0, 200);
+    drop(server);
+
+    std::fs::create_dir_all(device.state_dir()).unwrap();
+    std::fs::write(
+        device.state_dir().join("state.json"),
+        r#"{"committed": "a", "committed_version": "1", "trial": {"slot": "b", "version": "2", "boots": 1}}"#,
+    )
+    .unwrap();
     let (code, stderr) = run_to_exit(device.dir.path(), &config);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("start-up golden check failed"), "{stderr}");
@@ -353,6 +366,10 @@ fn a_failed_start_up_golden_check_exits_3_before_listening_and_says_why() {
     let (code, stderr) = run_to_exit(device.dir.path(), &config);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("'absent'"), "{stderr}");
+
+    // A trial whose model answers (inputs only: every output finite) serves.
+    let server = device.start();
+    assert_eq!(status(&server).0, 200);
 }
 
 /// Writes `head` and then `body` on a fresh connection to the server, leaving it open.
@@ -428,4 +445,16 @@ fn one_upload_at_a_time_and_a_length_is_required() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+#[test]
+fn updates_without_a_public_key_do_not_start() {
+    let device = Device::new();
+    let config = device.config(|s| s.public_key_file = None);
+    let (code, printed) = run_to_exit(device.dir.path(), &config);
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("system.updates = true needs system.public_key_file"),
+        "{printed}"
+    );
 }

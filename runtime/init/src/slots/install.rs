@@ -123,7 +123,7 @@ fn drop_cached_pages(file: &File) {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::slots::fat::tests::boot_image;
     use crate::slots::{fat, switch};
@@ -131,16 +131,16 @@ mod tests {
     use edge_config::signing::SigningKey;
     use edge_config::system::{slot_config_txt, FORMAT};
 
-    struct Disk {
-        _dir: tempfile::TempDir,
-        devices: Devices,
-        staged: PathBuf,
-        root: Vec<u8>,
+    pub struct Disk {
+        pub dir: tempfile::TempDir,
+        pub devices: Devices,
+        pub staged: PathBuf,
+        pub root: Vec<u8>,
     }
 
     const ACTIVE_ROOT: &[u8] = b"the running slot's squashfs";
 
-    fn system() -> SystemConfig {
+    pub fn system() -> SystemConfig {
         SystemConfig {
             version: "1".into(),
             board: "qemu-x86_64".into(),
@@ -159,12 +159,12 @@ mod tests {
         }
     }
 
-    fn key() -> SigningKey {
+    pub fn key() -> SigningKey {
         SigningKey::from_bytes(&[9; 32])
     }
 
     /// A fresh card's partitions as files, and a staged update of version 2.
-    fn disk() -> Disk {
+    pub fn disk() -> Disk {
         let dir = tempfile::tempdir().unwrap();
         let boot = boot_image(dir.path());
         let roots = [dir.path().join("root-a"), dir.path().join("root-b")];
@@ -204,11 +204,11 @@ mod tests {
             devices: Devices { boot, roots },
             staged,
             root,
-            _dir: dir,
+            dir,
         }
     }
 
-    fn boot_file(disk: &Disk, path: &str) -> Option<Vec<u8>> {
+    pub fn boot_file(disk: &Disk, path: &str) -> Option<Vec<u8>> {
         let device = File::open(&disk.devices.boot).unwrap();
         let mut copy = std::io::Cursor::new(Vec::new());
         io::copy(&mut &device, &mut copy).unwrap();

@@ -52,6 +52,8 @@ pub struct Slots {
     running: &'static str,
     state_dir: PathBuf,
     trial: Option<TrialWatch>,
+    /// Where the partitions are when not found by PARTUUID (tests: files standing for them).
+    devices: Option<partition::Devices>,
 }
 
 impl Slots {
@@ -83,6 +85,7 @@ impl Slots {
             running,
             state_dir: PathBuf::from(&system.state_dir),
             trial: None,
+            devices: None,
         };
         // The server stages uploads here; state.json beside it stays root's.
         crate::data::make_server_dir(slots.inbox().to_str()?, server);
@@ -209,7 +212,7 @@ impl Slots {
         let staged = self.inbox().join(STAGED);
         let target = other_slot(self.running);
         let result = self.key().and_then(|key| {
-            let devices = partition::find(&self.system)?;
+            let devices = self.devices()?;
             let file = std::fs::File::open(&staged).map_err(|e| e.to_string())?;
             let manifest = read_manifest(std::io::BufReader::new(file), &key, &self.system)
                 .map_err(|e| e.to_string())?;
@@ -278,7 +281,8 @@ impl Slots {
 
     /// Switches the top-level config.txt; false (and said) when it could not.
     fn switch(&self, slot: &str) -> bool {
-        let result = partition::find(&self.system)
+        let result = self
+            .devices()
             .and_then(|d| switch::switch_to(&d.boot, slot).map_err(|e| e.to_string()));
         match result {
             Ok(()) => true,
@@ -289,6 +293,13 @@ impl Slots {
                 );
                 false
             }
+        }
+    }
+
+    fn devices(&self) -> Result<partition::Devices, String> {
+        match &self.devices {
+            Some(devices) => Ok(devices.clone()),
+            None => partition::find(&self.system),
         }
     }
 
@@ -348,3 +359,6 @@ fn remove_durably(path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

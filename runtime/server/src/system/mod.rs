@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::http::AppState;
 
-pub use startup::{golden_check, record_start_failure, START_FAILURE};
+pub use startup::{golden_check, on_trial, record_start_failure, START_FAILURE};
 pub use upload::{update, INCOMING};
 
 /// What the system update routes need.
@@ -91,12 +91,12 @@ pub async fn status(
 
 /// `state.json` as init last wrote it; `None` before init's first write (or if unreadable:
 /// a status report is no place to fail).
-fn read_state(path: &Path) -> Option<SlotState> {
+pub(crate) fn read_state(path: &Path) -> Option<SlotState> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 /// The `edgeimg.slot=` the kernel was booted with.
-fn running_slot(cmdline: &str) -> Option<&str> {
+pub(crate) fn running_slot(cmdline: &str) -> Option<&str> {
     cmdline
         .split_whitespace()
         .find_map(|w| w.strip_prefix("edgeimg.slot="))

@@ -1,10 +1,11 @@
-//! The start-up golden check: with `system.golden` set the server answers nothing until one
-//! model gave the golden answer, so init's READY (and with it a trial boot's commit) means the
-//! new system really serves.
+//! The start-up golden check: on a trial boot with `system.golden` set, the server answers
+//! nothing until one model gave the golden answer, so init's READY (and with it the trial's
+//! commit) means the new system really serves. Only on a trial: a committed system keeps
+//! serving whatever its model answers since (a model update may change the answers).
 
 use std::path::Path;
 
-use edge_config::system::{SystemConfig, INBOX};
+use edge_config::system::{SystemConfig, INBOX, STATE};
 
 use crate::http::AppState;
 use crate::repository::check::golden_inference;
@@ -32,6 +33,17 @@ pub fn golden_check(system: &SystemConfig, state: &AppState) -> Option<Result<St
         Some(model) => golden_inference(&model.load(), Some(golden))
             .map_err(|why| format!("model '{name}': {why}")),
     })
+}
+
+/// Whether this boot is a trial: `state.json` names a trial of the slot the kernel booted (of
+/// either slot when the command line names none, as off the device).
+pub fn on_trial(system: &SystemConfig) -> bool {
+    let state = super::read_state(&Path::new(&system.state_dir).join(STATE));
+    let Some(trial) = state.and_then(|s| s.trial) else {
+        return false;
+    };
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    super::running_slot(&cmdline).is_none_or(|slot| slot == trial.slot)
 }
 
 /// Writes `why` to `<state_dir>/inbox/start-failure.txt`; best effort, the exit status says it

@@ -44,10 +44,6 @@ pub async fn update(
     request: Request,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let system = system(&state)?;
-    let _busy = system.uploading.try_lock().map_err(|_| busy())?;
-    if system.staged().exists() {
-        return Err(busy());
-    }
     let (parts, body) = request.into_parts();
     let length = parts
         .headers
@@ -59,6 +55,10 @@ pub async fn update(
                 "send the artifact with a Content-Length",
             )
         })?;
+    let _busy = system.uploading.try_lock().map_err(|_| busy())?;
+    if system.staged().exists() {
+        return Err(busy());
+    }
     let max = system.config.max_update_bytes;
     let too_large = || {
         refused(
