@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Result};
 use edge_config::system::{slot_config_txt, SLOTS};
+use edge_config::Arch;
 
 use super::{pi_boot, DiskPlan};
 use crate::image::boot_dir::BootDir;
@@ -42,6 +43,7 @@ pub struct SlotBoot {
 impl SlotBoot {
     pub fn new(
         pi_firmware: bool,
+        arch: Arch,
         boot_dir: &BootDir,
         kernel: &[u8],
         initramfs: FileData,
@@ -64,7 +66,13 @@ impl SlotBoot {
                  kernel={QEMU_KERNEL}\n\
                  initramfs {INITRAMFS}\n"
             );
-            let shared = vec![(QEMU_KERNEL.to_string(), FileData::from(kernel))];
+            // An arm64 Image is 33 MB raw, 11 MB gzip'd, which QEMU unpacks; x86's bzImage
+            // is compressed already.
+            let kernel = match arch {
+                Arch::Aarch64 => pi_boot::gzip_kernel(kernel)?,
+                _ => FileData::from(kernel),
+            };
+            let shared = vec![(QEMU_KERNEL.to_string(), kernel)];
             (Vec::new(), shared, Vec::new(), QEMU_KERNEL, body)
         };
         shared.push((INITRAMFS.to_string(), initramfs));

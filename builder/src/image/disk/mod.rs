@@ -143,6 +143,22 @@ impl DiskPlan {
         )
     }
 
+    /// The largest artifact a device takes: a root slot, one slot's boot files and each
+    /// slot's `cmdline.txt` and `config.txt`, with the tar's headers.
+    pub fn max_update_bytes(&self) -> u64 {
+        self.slot_bytes + BOOT_SLOT_BYTES + MIB
+    }
+
+    /// The data partition's size: the recipe's `data_size`, and with system updates at least
+    /// room for an upload (the server stages it there) beside 16 MiB for the rest.
+    fn data_bytes(&self, plan: &Plan) -> u64 {
+        let asked = plan.data_size.div_ceil(MIB) * MIB;
+        match plan.system_updates {
+            Some(_) => asked.max(self.max_update_bytes() + 16 * MIB),
+            None => asked,
+        }
+    }
+
     /// The device config's `[system]`.
     pub fn system_config(&self, plan: &Plan, public_key_file: Option<String>) -> SystemConfig {
         SystemConfig {
@@ -155,7 +171,7 @@ impl DiskPlan {
             boot_slot_bytes: BOOT_SLOT_BYTES,
             updates: plan.system_updates.is_some(),
             public_key_file,
-            max_update_bytes: self.slot_bytes + 2 * BOOT_SLOT_BYTES,
+            max_update_bytes: self.max_update_bytes(),
             state_dir: edge_config::system::DEFAULT_STATE_DIR.to_string(),
             commit_deadline_secs: plan
                 .system_updates
@@ -242,6 +258,7 @@ pub fn write_disk_image(
     let slot_boot = timed("disk: boot files", || {
         SlotBoot::new(
             disk.pi_firmware,
+            plan.arch,
             boot_dir,
             &kernel.image,
             initramfs_zst.into(),
@@ -292,7 +309,7 @@ pub fn write_disk_image(
     ));
 
     let data_path = scratch.path().join("data.ext4");
-    let data_size = data_partition_size(plan, &partitions)?;
+    let data_size = data_partition_size(plan, disk, &partitions)?;
     write_ext4(
         &Ext4Options {
             size_bytes: data_size,
@@ -397,10 +414,10 @@ fn partition(
     }
 }
 
-/// `data_size` from the recipe, or what is left of `image.size` after the other partitions.
-fn data_partition_size(plan: &Plan, before: &[PartitionSpec]) -> Result<u64> {
+/// [`DiskPlan::data_bytes`], or what is left of `image.size` after the other partitions.
+fn data_partition_size(plan: &Plan, disk: &DiskPlan, before: &[PartitionSpec]) -> Result<u64> {
     let Some(total) = plan.disk_size else {
-        return Ok(plan.data_size.div_ceil(MIB) * MIB);
+        return Ok(disk.data_bytes(plan));
     };
     let mut used = MIB; // the partition table's first MiB
     for p in before {
@@ -415,10 +432,14 @@ fn data_partition_size(plan: &Plan, before: &[PartitionSpec]) -> Result<u64> {
         used += MIB;
     }
     let left = (total / MIB * MIB).saturating_sub(used);
-    if left < 4 * MIB {
+    let least = match plan.system_updates {
+        Some(_) => disk.max_update_bytes() + 16 * MIB,
+        None => 4 * MIB,
+    };
+    if left < least {
         bail!(
-            "image.size {total} bytes leaves {left} bytes for the data partition after the boot and root partitions ({used} bytes); make image.size at least {} bytes",
-            used + 4 * MIB
+            "image.size {total} bytes leaves {left} bytes for the data partition after the boot and root partitions ({used} bytes), which needs {least} (with system updates: room to stage one); make image.size at least {} bytes",
+            used + least
         );
     }
     Ok(left)

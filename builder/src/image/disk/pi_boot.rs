@@ -78,7 +78,13 @@ pub fn slot_files(
     // The firmware gunzips an arm64 kernel it finds gzip'd (Raspberry Pi firmware since
     // September 2020; the config.txt documentation says so): 33 MB of Debian's arm64 Image
     // is 10 MB on the card.
-    let kernel_gz = Compression::Gzip.compress_into(Vec::new(), |w| Ok(w.write_all(kernel)?))?;
-    files.push((KERNEL.to_string(), kernel_gz.into()));
+    files.push((KERNEL.to_string(), gzip_kernel(kernel)?));
     Ok((files, carried))
+}
+
+/// An arm64 `Image` gzip'd, as the Pi firmware and QEMU's `-kernel` both unpack it.
+pub fn gzip_kernel(kernel: &[u8]) -> Result<FileData> {
+    Ok(Compression::Gzip
+        .compress_into(Vec::new(), |w| Ok(w.write_all(kernel)?))?
+        .into())
 }
