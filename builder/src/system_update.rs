@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use edge_config::system::{Outcome, SlotState};
+use edge_config::system::{Attempt, Outcome, SlotState};
 use serde::Deserialize;
 
 use crate::outputs::manifest::{Manifest, MANIFEST_FILE};
@@ -98,8 +98,11 @@ pub fn status(device: &str, token: Option<&str>) -> Result<SystemStatus> {
 /// Watches the device after it took `version` until the update ended: the new version
 /// running committed, or the old one running with the attempt recorded as rolled back.
 /// `ask` asks the device (the harness also restarts QEMU in it when the guest rebooted).
+/// `before` is the last attempt the device reported before the push: the same again is not
+/// this update's outcome.
 pub fn wait_for_outcome(
     version: &str,
+    before: Option<&Attempt>,
     timeout: Duration,
     started: Instant,
     mut ask: impl FnMut() -> Result<SystemStatus>,
@@ -110,7 +113,7 @@ pub fn wait_for_outcome(
         match ask() {
             Ok(status) => {
                 if let Some(attempt) = status.state.as_ref().and_then(|s| s.last_attempt.as_ref()) {
-                    if attempt.version == version {
+                    if attempt.version == version && Some(attempt) != before {
                         let seconds = started.elapsed().as_secs_f64();
                         return Ok(match attempt.outcome {
                             Outcome::Committed if status.version == version => {

@@ -449,7 +449,9 @@ fn check_pi_sd_card(image: &Path) {
     }
     assert!(
         listing.lines().any(|l| l == "::/b/")
-            && !listing.lines().any(|l| l.starts_with("::/b/") && l != "::/b/"),
+            && !listing
+                .lines()
+                .any(|l| l.starts_with("::/b/") && l != "::/b/"),
         "slot b's folder is there and empty on a fresh card:\n{listing}"
     );
     let config = run_tool("mtype", &["-i", boot.to_str().unwrap(), "::config.txt"]);

@@ -84,7 +84,8 @@ pub(crate) fn qemu_args(
         DiskInterface::Virtio => "virtio",
         DiskInterface::Sd => "sd",
     };
-    for disk in &spec.disks {
+    for (n, disk) in spec.disks.iter().enumerate() {
+        // The id names the drive for QMP (e.g. write throttling: `RunningVm::throttle_writes`).
         let mut drive = format!(
             "file={},if={interface},format={}",
             opt_path(&disk.path),
@@ -93,6 +94,7 @@ pub(crate) fn qemu_args(
         if disk.snapshot {
             drive.push_str(",snapshot=on");
         }
+        drive.push_str(&format!(",id=disk{n}"));
         push(&["-drive", &drive]);
     }
 

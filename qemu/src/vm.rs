@@ -215,6 +215,20 @@ impl RunningVm {
         self.qmp_client()?.execute(command, arguments)
     }
 
+    /// Limits writes to the spec's disk number `disk` to `bytes_per_sec` (a slow card), so a
+    /// test can cut the power while the guest is surely mid-write.
+    pub fn throttle_writes(&mut self, disk: usize, bytes_per_sec: u64) -> Result<()> {
+        self.qmp(
+            "block_set_io_throttle",
+            Some(serde_json::json!({
+                "device": format!("disk{disk}"),
+                "bps": 0, "bps_rd": 0, "bps_wr": bytes_per_sec,
+                "iops": 0, "iops_rd": 0, "iops_wr": 0,
+            })),
+        )
+        .map(drop)
+    }
+
     /// Plugs a network card into the empty slot of a [`Nic::EmptySlot`](crate::Nic) boot, on
     /// the network (and port forward) the spec asked for.
     pub fn plug_nic(&mut self) -> Result<()> {

@@ -146,6 +146,7 @@ fn run_system_update(
     timeout: u64,
 ) -> Result<ExitCode> {
     let artifact = system_update::artifact_in(image)?;
+    let before = system_update::status(device, token)?;
     let started = std::time::Instant::now();
     let pushed = system_update::push(device, &artifact, token, std::io::stderr().is_terminal())?;
     let result = match pushed {
@@ -155,6 +156,7 @@ fn run_system_update(
             eprintln!("the device took version {version}; waiting for it to reboot and commit or roll back");
             system_update::wait_for_outcome(
                 &version,
+                before.state.as_ref().and_then(|s| s.last_attempt.as_ref()),
                 std::time::Duration::from_secs(timeout),
                 started,
                 || system_update::status(device, token),

@@ -19,6 +19,9 @@ use crate::recipe::{
 };
 use crate::system_update::{self, UpdateResult};
 
+/// Writes during a `kill = "mid-write"` check: a 20 MB root takes 20 s.
+const SLOW_CARD_BYTES_PER_SEC: u64 = 1 << 20;
+
 /// Boots one update may take: into the trial, back to the old slot, and one spare.
 const MAX_BOOTS: usize = 4;
 
@@ -100,7 +103,10 @@ pub fn apply(
             let push = std::thread::spawn(move || {
                 system_update::push(&base, &artifact, token.as_deref(), false)
             });
+            // A card this slow takes seconds over the slot: the cut lands mid-write.
+            vm.throttle_writes(0, SLOW_CARD_BYTES_PER_SEC)?;
             vm.wait_for_line("EDGEIMG-UPDATE installing", false, Duration::from_secs(300))?;
+            std::thread::sleep(Duration::from_secs(2));
             vm.kill();
             let _ = push.join();
             None
@@ -144,6 +150,7 @@ pub fn apply(
     let mut kill_in_trial = check.kill == Some(KillPoint::Trial);
     let outcome = system_update::wait_for_outcome(
         &update.version,
+        before.state.as_ref().and_then(|s| s.last_attempt.as_ref()),
         Duration::from_secs(900),
         started,
         || {

@@ -221,7 +221,11 @@ impl Slots {
                 manifest.version
             ));
             // Before the first byte of the slot: a power cut from here on is seen at boot.
-            if !self.save(&state::installing(&self.current(), target, &manifest.version)) {
+            if !self.save(&state::installing(
+                &self.current(),
+                target,
+                &manifest.version,
+            )) {
                 return Err("state.json could not be written".to_string());
             }
             install::install(&staged, &key, &self.system, target, &devices)
