@@ -10,19 +10,20 @@ use edgeimg::plan::Overrides;
 
 use super::BuildFlags;
 
-const DEFAULT_RECIPES: [&str; 3] = [
+const DEFAULT_RECIPES: [&str; 4] = [
     "recipes/pi.toml",
     "recipes/qemu-x86_64.toml",
     "recipes/qemu-aarch64.toml",
+    "recipes/ab-aarch64.toml",
 ];
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Images are built into a scratch folder that is removed afterwards; --out DIR keeps them in DIR/<name>/.\n\nExamples:\n  edgeimg bench\n  edgeimg bench --only boot --only alpine --recipe recipes/qemu-x86_64.toml\n  edgeimg bench --only flash --json /tmp/flash.json"
+    after_help = "Images are built into a scratch folder that is removed afterwards; --out DIR keeps them in DIR/<name>/.\n\nExamples:\n  edgeimg bench\n  edgeimg bench --only boot --only alpine --recipe recipes/qemu-x86_64.toml\n  edgeimg bench --only flash --json /tmp/flash.json\n  edgeimg bench --only system-update --recipe recipes/ab-aarch64.toml"
 )]
 pub struct BenchArgs {
     /// Recipe to measure; repeatable [default: recipes/pi.toml, recipes/qemu-x86_64.toml,
-    /// recipes/qemu-aarch64.toml].
+    /// recipes/qemu-aarch64.toml, recipes/ab-aarch64.toml].
     #[arg(long = "recipe", value_name = "FILE")]
     recipes: Vec<PathBuf>,
     /// Measure only this; repeatable [default: all].

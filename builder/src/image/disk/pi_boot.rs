@@ -19,6 +19,10 @@ const FIRMWARE: [&str; 5] = [
 ];
 pub const KERNEL: &str = "kernel8.img";
 
+/// Files for the boot partition (name, contents), and which of the image's `/boot` files they
+/// are.
+pub type Carried = (Vec<(String, FileData)>, Vec<RootPath>);
+
 /// `upstream_kernel=1`: the kernel and device trees are mainline's (Debian's/Alpine's), so the
 /// firmware must not apply the Raspberry Pi kernel's device-tree conventions. `os_prefix`
 /// (added per slot) makes the firmware read the kernel, initramfs, `cmdline.txt` and device
@@ -37,7 +41,7 @@ pub fn config_body(initramfs: &str) -> String {
 }
 
 /// The firmware files for the partition's root, and which of the image's `/boot` files they are.
-pub fn firmware(boot_dir: &BootDir) -> Result<(Vec<(String, FileData)>, Vec<RootPath>)> {
+pub fn firmware(boot_dir: &BootDir) -> Result<Carried> {
     let mut files = Vec::new();
     let mut carried = Vec::new();
     for name in FIRMWARE {
@@ -53,10 +57,7 @@ pub fn firmware(boot_dir: &BootDir) -> Result<(Vec<(String, FileData)>, Vec<Root
 
 /// A slot's kernel and device trees (overlays under `overlays/`), and which `/boot` files
 /// they are.
-pub fn slot_files(
-    boot_dir: &BootDir,
-    kernel: &[u8],
-) -> Result<(Vec<(String, FileData)>, Vec<RootPath>)> {
+pub fn slot_files(boot_dir: &BootDir, kernel: &[u8]) -> Result<Carried> {
     let mut files = Vec::new();
     let mut carried = Vec::new();
     let mut dtbs = 0;
