@@ -66,7 +66,7 @@ pub fn write_data_disk(plan: &Plan, out: &Path) -> Result<()> {
 
 /// Partition numbers and ids, fixed before anything is written: the device config and the
 /// boot command lines name them. Every disk image has the same four partitions: the FAT boot
-/// partition ([`boot_partition`]), the roots of slot a and b, and the data partition.
+/// partition (see [`SlotBoot`]), the roots of slot a and b, and the data partition.
 #[derive(Debug, Clone)]
 pub struct DiskPlan {
     pub table: PartitionTable,
