@@ -1,7 +1,7 @@
 //! The system update artifact (`<name>.update`): written by the builder, checked by the server
 //! as it arrives and again by init before it writes a slot.
 //!
-//! A tar (the `tar` crate, so it streams in both directions): [`MANIFEST`], [`MANIFEST_SIG`],
+//! A tar (the `tar` crate, so it streams in both directions): [`MANIFEST`](crate::system::MANIFEST), [`MANIFEST_SIG`](crate::system::MANIFEST_SIG),
 //! then every part of the manifest in its order. The signature covers the manifest, and the
 //! manifest the size and sha256 of every part, so one signature check before the first part
 //! and one hash per part as it streams cover every byte.
