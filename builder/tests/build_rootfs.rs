@@ -342,7 +342,81 @@ fn check_sbom(out: &Path, manifest: &serde_json::Value) {
 }
 
 /// Every recipe in recipes/ is built (and its SBOM validated) by a test of this file.
-const RECIPES_BUILT_HERE: [&str; 3] = ["pi.toml", "qemu-aarch64.toml", "qemu-x86_64.toml"];
+const RECIPES_BUILT_HERE: [&str; 4] = [
+    "ab-aarch64.toml",
+    "pi.toml",
+    "qemu-aarch64.toml",
+    "qemu-x86_64.toml",
+];
+
+/// The A/B recipe's disk: GPT with the boot partition, two root slots and data, and its
+/// `.update` a tar whose signed manifest comes first and lists every part with its sha256.
+#[test]
+fn ab_recipe_builds_a_disk_with_two_slots_and_a_signed_update() {
+    let out = tempfile::tempdir().unwrap();
+    let result = build_with_mirror(
+        &project_root().join("recipes/ab-aarch64.toml"),
+        out.path(),
+        &shared_cache(),
+        &mirror().dir,
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let image = out.path().join("edge-ab-arm64.img");
+    let table: serde_json::Value =
+        serde_json::from_str(&run_tool("sfdisk", &["-J", image.to_str().unwrap()])).unwrap();
+    assert_eq!(table["partitiontable"]["label"], "gpt");
+    let names: Vec<&str> = table["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["boot", "root-a", "root-b", "data"]);
+
+    let file = std::fs::File::open(out.path().join("edge-ab-arm64.update")).unwrap();
+    let mut archive = tar::Archive::new(file);
+    let mut members = Vec::new();
+    let mut manifest = serde_json::Value::Null;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if name == "update.json" {
+            manifest = serde_json::from_slice(&bytes).unwrap();
+        } else if name != "update.json.sig" {
+            let part = manifest["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{name} is not in the manifest"));
+            assert_eq!(
+                part["sha256"],
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                "{name}"
+            );
+        }
+        members.push(name);
+    }
+    assert_eq!(
+        members[..3],
+        ["update.json", "update.json.sig", "root.squashfs"]
+    );
+    for wanted in [
+        "boot/vmlinuz",
+        "boot/initramfs.cpio.zst",
+        "slot-a/cmdline.txt",
+        "slot-b/config.txt",
+    ] {
+        assert!(members.iter().any(|m| m == wanted), "{wanted}: {members:?}");
+    }
+    assert_eq!(manifest["version"], "1");
+    assert_eq!(manifest["board"], "qemu-aarch64");
+    let built: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    check_sbom(out.path(), &built);
+}
 
 #[test]
 fn every_recipe_is_built_by_a_test_here() {
