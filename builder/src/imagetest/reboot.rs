@@ -88,11 +88,11 @@ pub fn run_reboot(
     }
 }
 
-fn addr(vm: &RunningVm) -> Result<SocketAddr> {
+pub(super) fn addr(vm: &RunningVm) -> Result<SocketAddr> {
     vm.api_addr().context("the API port was not forwarded")
 }
 
-fn client(vm: &RunningVm, token: Option<&str>) -> Result<InferClient> {
+pub(super) fn client(vm: &RunningVm, token: Option<&str>) -> Result<InferClient> {
     Ok(InferClient::new(
         format!("http://{}", addr(vm)?),
         token.map(str::to_string),

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
 
-use crate::imagetest::checks::{build_inputs, CheckOutcome, InferClient};
+use crate::imagetest::checks::{build_inputs, CheckOutcome};
 use crate::imagetest::qemu_boot::boot_spec;
+use crate::imagetest::reboot::{addr, client as connect};
 use crate::outputs::manifest::Manifest;
 use crate::pipeline::{build_if_stale, BuildOptions};
 use crate::plan::{Overrides, Plan};
@@ -264,15 +265,4 @@ fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<
         out_dir: variant.out_dir,
         version: variant.version,
     })
-}
-
-fn addr(vm: &RunningVm) -> Result<std::net::SocketAddr> {
-    vm.api_addr().context("the API port was not forwarded")
-}
-
-fn connect(vm: &RunningVm, token: Option<&str>) -> Result<InferClient> {
-    Ok(InferClient::new(
-        format!("http://{}", addr(vm)?),
-        token.map(str::to_string),
-    ))
 }

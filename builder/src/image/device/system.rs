@@ -2,16 +2,14 @@
 //! this image's version, the trial's deadline and golden check) and the public key system
 //! updates must be signed with (public, so world-readable).
 
-use anyhow::{Context, Result};
-use edge_config::signing;
+use anyhow::Result;
 use edge_config::system::SystemConfig;
 
 use super::model::PreparedModel;
-use super::path;
-use super::updates::golden_check;
+use super::updates::{add_public_key, golden_check};
 use crate::image::disk::DiskPlan;
 use crate::plan::Plan;
-use crate::rootfs::{Meta, RootfsTree};
+use crate::rootfs::RootfsTree;
 
 const PUBLIC_KEY: &str = "/etc/edgeimg/system-key.pub";
 
@@ -22,30 +20,19 @@ pub fn add_system(
     tree: &mut RootfsTree,
     mtime: u64,
 ) -> Result<SystemConfig> {
-    let public_key_file = match &plan.system_updates {
-        Some(updates) => {
-            let file = &updates.public_key;
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!(
-                    "reading system_updates.public_key {} (make it with `edgeimg keygen`)",
-                    file.display()
-                )
-            })?;
-            signing::parse_public_key(&text).map_err(|why| {
-                anyhow::anyhow!(
-                    "system_updates.public_key {} {why}; give the .pub file `edgeimg keygen` wrote",
-                    file.display()
-                )
-            })?;
-            tree.add_file(
-                path(PUBLIC_KEY),
-                format!("{}\n", text.trim()).into_bytes(),
-                Meta::root(0o444, mtime),
-            )?;
-            Some(PUBLIC_KEY.to_string())
-        }
-        None => None,
-    };
+    let public_key_file = plan
+        .system_updates
+        .as_ref()
+        .map(|u| {
+            add_public_key(
+                "system_updates.public_key",
+                &u.public_key,
+                PUBLIC_KEY,
+                tree,
+                mtime,
+            )
+        })
+        .transpose()?;
     let mut config = disk.system_config(plan, public_key_file);
     if plan.system_updates.is_some() {
         // The trial boot's gate: the first model answers the recipe's first test.

@@ -20,31 +20,46 @@ pub fn add_model_updates(
     tree: &mut RootfsTree,
     mtime: u64,
 ) -> Result<ModelUpdates> {
-    let public_key_file = match &updates.public_key {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading runtime.model_public_key {}", file.display()))?;
-            signing::parse_public_key(&text).map_err(|why| {
-                anyhow::anyhow!(
-                    "runtime.model_public_key {} {why}; give the .pub file `edgeimg keygen` wrote",
-                    file.display()
-                )
-            })?;
-            tree.add_file(
-                path(PUBLIC_KEY),
-                format!("{}\n", text.trim()).into_bytes(),
-                Meta::root(0o444, mtime),
-            )?;
-            Some(PUBLIC_KEY.to_string())
-        }
-        None => None,
-    };
+    let public_key_file = updates
+        .public_key
+        .as_ref()
+        .map(|file| add_public_key("runtime.model_public_key", file, PUBLIC_KEY, tree, mtime))
+        .transpose()?;
     Ok(ModelUpdates {
         store: DEFAULT_MODEL_STORE.to_string(),
         max_model_bytes: updates.max_model_bytes,
         public_key_file,
         golden: model.map(|m| golden_check(plan, m)).transpose()?.flatten(),
     })
+}
+
+/// Puts the ed25519 public key `file` (named by the recipe's `key`) at `dest` in the image,
+/// world-readable; `dest` for the device config.
+pub(super) fn add_public_key(
+    key: &str,
+    file: &std::path::Path,
+    dest: &str,
+    tree: &mut RootfsTree,
+    mtime: u64,
+) -> Result<String> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "reading {key} {} (make it with `edgeimg keygen`)",
+            file.display()
+        )
+    })?;
+    signing::parse_public_key(&text).map_err(|why| {
+        anyhow::anyhow!(
+            "{key} {} {why}; give the .pub file `edgeimg keygen` wrote",
+            file.display()
+        )
+    })?;
+    tree.add_file(
+        path(dest),
+        format!("{}\n", text.trim()).into_bytes(),
+        Meta::root(0o444, mtime),
+    )?;
+    Ok(dest.to_string())
 }
 
 /// The first `[[test]]` with inputs, materialised for the model's frozen input shapes (its
