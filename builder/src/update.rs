@@ -190,7 +190,10 @@ pub fn post_file(
     let mut request = agent
         .post(url)
         .header("Content-Type", "application/octet-stream")
-        .header("Content-Length", size.to_string());
+        .header("Content-Length", size.to_string())
+        // A device that refuses from the headers alone (busy, too large, no token) answers
+        // before the body goes out, instead of closing the connection on it mid-stream.
+        .header("Expect", "100-continue");
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }

@@ -173,7 +173,12 @@ impl Launch<'_> {
             api: self
                 .run
                 .host_port
-                .map(|port| ApiRelay::start(SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+                .map(|port| {
+                    ApiRelay::start(
+                        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                        self.opts.api_port,
+                    )
+                })
                 .transpose()?,
             netdev: self
                 .profile

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// Listens on `127.0.0.1:<any>` and forwards every connection to QEMU's forwarded port.
+/// Listens on `127.0.0.1:<port>` (any free one unless given) and forwards every connection to
+/// QEMU's forwarded port.
 /// Dropping it stops accepting; connections already open run until either side closes.
 #[derive(Debug)]
 pub(crate) struct ApiRelay {
@@ -27,9 +28,14 @@ pub(crate) struct ApiRelay {
 }
 
 impl ApiRelay {
-    pub(crate) fn start(qemu_port: SocketAddr) -> Result<ApiRelay> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| Error::io("listening on 127.0.0.1 for the guest's API", e))?;
+    pub(crate) fn start(qemu_port: SocketAddr, port: Option<u16>) -> Result<ApiRelay> {
+        let port = port.unwrap_or(0);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|e| {
+            Error::io(
+                format!("listening on 127.0.0.1:{port} for the guest's API"),
+                e,
+            )
+        })?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the API relay's address", e))?;
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn many_clients_at_once_all_get_their_own_answer() {
-        let relay = ApiRelay::start(echo_server()).unwrap();
+        let relay = ApiRelay::start(echo_server(), None).unwrap();
         let clients: Vec<_> = (0..64)
             .map(|i| {
                 let addr = relay.addr();
@@ -274,7 +280,7 @@ mod tests {
             let (stream, _) = listener.accept().unwrap();
             abort(&stream);
         });
-        let relay = ApiRelay::start(upstream).unwrap();
+        let relay = ApiRelay::start(upstream, None).unwrap();
         let err = read_through(&relay).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     }
@@ -284,7 +290,7 @@ mod tests {
         let unused = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let upstream = unused.local_addr().unwrap();
         drop(unused);
-        let relay = ApiRelay::start(upstream).unwrap();
+        let relay = ApiRelay::start(upstream, None).unwrap();
         let err = read_through(&relay).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     }

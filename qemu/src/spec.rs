@@ -208,4 +208,7 @@ pub struct SpawnOptions {
     pub console_log: Option<PathBuf>,
     /// Accelerator; default: `EDGEIMG_ACCEL`, else KVM when the probe passes, else TCG.
     pub accel: Option<Accel>,
+    /// The host port for the guest's API; default: any free one. A relaunch after a guest
+    /// reboot passes the last one, so the address a user was given keeps working.
+    pub api_port: Option<u16>,
 }

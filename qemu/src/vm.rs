@@ -192,6 +192,12 @@ impl RunningVm {
         self.console.tail(n)
     }
 
+    /// Whether the guest's kernel asked for a restart before QEMU ended: `-no-reboot` turns a
+    /// reboot into an exit, so whoever plays the firmware boots it again.
+    pub fn guest_restarted(&self) -> bool {
+        self.console.tail(5).contains("reboot: Restarting system")
+    }
+
     /// The accelerator in use and why it was picked.
     pub fn accel(&self) -> &AccelChoice {
         &self.accel

@@ -33,36 +33,47 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     preflight("run", for_run(&plan, &opts.cache_dir))?;
     let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
     let machine = qemu_board(plan.board);
-    let spec = boot_spec(
-        plan.board,
-        machine,
-        &plan.out_dir,
-        &built.manifest,
-        &args.append,
-    )?;
-    let mut vm = Qemu::spawn(
-        &spec,
-        &SpawnOptions {
-            console: ConsoleMode::Interactive,
-            console_log: Some(plan.out_dir.join("console.log")),
-            ..Default::default()
-        },
-    )?;
-    match vm.api_addr() {
-        Some(addr) => eprintln!(
-            "edgeimg: {} on {machine}, API forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)",
-            plan.name
-        ),
-        None => eprintln!(
-            "edgeimg: {} on {machine}, which has no network: console only (Ctrl-a x quits QEMU)",
-            plan.name
-        ),
+    let mut api_port = None;
+    loop {
+        // Read again on each boot: after an A/B update the disk names the other slot.
+        let spec = boot_spec(
+            plan.board,
+            machine,
+            &plan.out_dir,
+            &built.manifest,
+            &args.append,
+        )?;
+        let mut vm = Qemu::spawn(
+            &spec,
+            &SpawnOptions {
+                console: ConsoleMode::Interactive,
+                console_log: Some(plan.out_dir.join("console.log")),
+                api_port,
+                ..Default::default()
+            },
+        )?;
+        match (vm.api_addr(), api_port) {
+            (Some(addr), None) => eprintln!(
+                "edgeimg: {} on {machine}, API forwarded to http://{addr}/v2 (Ctrl-a x quits QEMU)",
+                plan.name
+            ),
+            (Some(addr), Some(_)) => eprintln!(
+                "edgeimg: the guest rebooted; booting what its disk names, API still at http://{addr}/v2"
+            ),
+            (None, _) => eprintln!(
+                "edgeimg: {} on {machine}, which has no network: console only (Ctrl-a x quits QEMU)",
+                plan.name
+            ),
+        }
+        api_port = vm.api_addr().map(|addr| addr.port());
+        let _ = vm.wait_for_ready(Duration::from_secs(600));
+        let status = vm.wait()?;
+        if !vm.guest_restarted() {
+            return Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
     }
-    let _ = vm.wait_for_ready(Duration::from_secs(600));
-    let status = vm.wait()?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

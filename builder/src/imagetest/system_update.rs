@@ -16,7 +16,8 @@ use crate::outputs::manifest::Manifest;
 use crate::pipeline::{build_if_stale, BuildOptions};
 use crate::plan::{Overrides, Plan};
 use crate::recipe::{
-    with_keys_set, KillPoint, LoadedRecipe, SystemUpdateCheck, SystemUpdateVerdict, TestCase,
+    with_keys_set, KillPoint, LoadedRecipe, SystemUpdateCheck, SystemUpdateVerdict, Tamper,
+    TestCase,
 };
 use crate::system_update::{self, UpdateResult};
 
@@ -75,7 +76,10 @@ pub fn apply(
     n: usize,
 ) -> Result<Applied> {
     let update = build_update(device, check, n)?;
-    let artifact = system_update::artifact_in(&update.out_dir)?;
+    let mut artifact = system_update::artifact_in(&update.out_dir)?;
+    if let Some(tamper) = check.tamper {
+        artifact = damaged(&artifact, tamper, &update.out_dir)?;
+    }
     let artifact_bytes = std::fs::metadata(&artifact)?.len();
     let client = connect(vm, device.token)?;
     let before = system_update::status(client.base(), device.token)?;
@@ -93,20 +97,23 @@ pub fn apply(
             .out_dir
             .join(format!("console-system-update-{n}-boot-{boot}.log"))
     };
+    // What else the check saw on the way (a second upload refused while the first installs).
+    let mut seen = String::new();
     let pushed = match check.kill {
         Some(KillPoint::MidWrite) => {
             // Pushed from a thread: init starts writing the slot before the device answers.
-            let (base, artifact, token) = (
+            let (base, file, token) = (
                 client.base().to_string(),
                 artifact.clone(),
                 device.token.map(str::to_string),
             );
             let push = std::thread::spawn(move || {
-                system_update::push(&base, &artifact, token.as_deref(), false)
+                system_update::push(&base, &file, token.as_deref(), false)
             });
             // A card this slow takes seconds over the slot: the cut lands mid-write.
             vm.throttle_writes(0, SLOW_CARD_BYTES_PER_SEC)?;
             vm.wait_for_line("EDGEIMG-UPDATE installing", false, Duration::from_secs(300))?;
+            seen = second_push_refused(client.base(), &artifact, device.token)?;
             std::thread::sleep(Duration::from_secs(2));
             vm.kill();
             let _ = push.join();
@@ -125,12 +132,26 @@ pub fn apply(
                 update.version
             );
         }
+        if let Some(words) = &check.reason {
+            if !reason.contains(words.as_str()) {
+                bail!("refused (HTTP {status}), but the reason does not say {words:?}: {reason}");
+            }
+        }
         let now = system_update::status(client.base(), device.token)?;
         if now.version != before.version {
             bail!(
                 "refused, yet running version {} (was {})",
                 now.version,
                 before.version
+            );
+        }
+        let after = client
+            .infer(model, &inputs)
+            .context("inference after the refusal")?;
+        if after != answer {
+            bail!(
+                "refused, yet version {} answers differently than before",
+                now.version
             );
         }
         return Ok(Applied {
@@ -219,11 +240,47 @@ pub fn apply(
                 bail!("rolled back, but no boot printed an EDGEIMG-ROLLBACK line");
             }
             Ok(applied(format!(
-                "version {version} rolled back {seconds:.1} s after the push began ({boots} boot(s)): {reason}; version {running} answers as before"
+                "version {version} rolled back {seconds:.1} s after the push began ({boots} boot(s)): {reason}; version {running} answers as before{seen}"
             ), seconds))
         }
         (got, expected) => bail!("expected {expected:?}, got {got:?}"),
     }
+}
+
+/// While the device installs one update, another upload must be turned away (409).
+fn second_push_refused(base: &str, artifact: &Path, token: Option<&str>) -> Result<String> {
+    match system_update::push(base, artifact, token, false)? {
+        Some(UpdateResult::Refused {
+            status: 409,
+            reason,
+        }) => Ok(format!(
+            "; a second upload while it installed: refused (HTTP 409): {reason}"
+        )),
+        other => {
+            bail!("a second upload while the first installed was not refused with 409: {other:?}")
+        }
+    }
+}
+
+/// A copy of `artifact` damaged as `tamper` says, beside the update's build.
+fn damaged(artifact: &Path, tamper: Tamper, out_dir: &Path) -> Result<std::path::PathBuf> {
+    let mut bytes = std::fs::read(artifact)?;
+    match tamper {
+        Tamper::Truncated => bytes.truncate(bytes.len() / 2),
+        Tamper::Corrupt => {
+            let mut archive = tar::Archive::new(std::fs::File::open(artifact)?);
+            let middle = archive
+                .entries()?
+                .filter_map(Result::ok)
+                .find(|e| e.path().is_ok_and(|p| p == Path::new("root.squashfs")))
+                .map(|e| e.raw_file_position() + e.size() / 2)
+                .context("the update has no root.squashfs to damage")?;
+            bytes[middle as usize] ^= 0x5a;
+        }
+    }
+    let path = out_dir.join(format!("damaged-{tamper:?}.update").to_lowercase());
+    std::fs::write(&path, bytes)?;
+    Ok(path)
 }
 
 fn vm_alive(vm: &mut RunningVm) -> bool {
@@ -240,7 +297,21 @@ fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<
     let plan = device.plan;
     let text = std::fs::read_to_string(&plan.recipe_path)
         .with_context(|| format!("reading {}", plan.recipe_path.display()))?;
-    let text = with_keys_set(&text, &check.set).map_err(anyhow::Error::msg)?;
+    let mut set = check.set.clone();
+    if check.wrong_key {
+        let stranger = plan.out_dir.join("updates").join(format!("{n}-stranger"));
+        std::fs::create_dir_all(stranger.parent().expect("in updates/"))?;
+        for ext in ["key", "pub"] {
+            // A new stranger each run: keygen never replaces a key.
+            let _ = std::fs::remove_file(stranger.with_extension(ext));
+        }
+        let (secret, public) = crate::update::keygen(&stranger)?;
+        for (key, file) in [("signing_key", secret), ("public_key", public)] {
+            let file = toml::Value::String(file.display().to_string());
+            set.insert(format!("system_updates.{key}"), file);
+        }
+    }
+    let text = with_keys_set(&text, &set).map_err(anyhow::Error::msg)?;
     // Parsed as if it were the recipe's own file: its relative paths mean the same.
     let loaded = LoadedRecipe::parse(&plan.recipe_path, text)?;
     let variant = Plan::new(

@@ -64,7 +64,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub(super) fn deserialize<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, RecipeError> {
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
-        let key = err.path().to_string();
+        // `toml::Spanned` deserializes through a private field the author never wrote.
+        let key = err
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let inner = err.into_inner();
         let span = inner.span().unwrap_or(0..0);
         let key = if key == "." { String::new() } else { key };

@@ -10,7 +10,7 @@ pub use super::attack::AttackCheck;
 pub use super::model::ModelSection;
 pub use super::repository::ThirdPartyRepository;
 pub use super::system_updates::{
-    KillPoint, SystemUpdateCheck, SystemUpdateVerdict, SystemUpdatesSection,
+    KillPoint, SystemUpdateCheck, SystemUpdateVerdict, SystemUpdatesSection, Tamper,
 };
 pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};

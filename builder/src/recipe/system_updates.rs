@@ -35,6 +35,22 @@ pub struct SystemUpdateCheck {
     pub expect: SystemUpdateVerdict,
     /// Kill QEMU (a power cut) at this point of the update instead of letting it finish.
     pub kill: Option<KillPoint>,
+    /// Damage the built artifact before pushing it, as a bad link or a bad disk would.
+    pub tamper: Option<Tamper>,
+    /// Sign it with a key made for the check alone, which the device does not trust.
+    #[serde(default)]
+    pub wrong_key: bool,
+    /// With `expect = "refused"`: words the device's refusal must contain.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tamper {
+    /// Only its first half is sent.
+    Truncated,
+    /// One byte in the middle of its root squashfs is flipped.
+    Corrupt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -123,12 +139,22 @@ pub(super) fn validate(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
                 "a power cut mid-update ends on the old version: expect = \"rolled-back\"",
             ));
         }
+        let refused = c.expect == SystemUpdateVerdict::Refused;
+        if (c.tamper.is_some() || c.reason.is_some() || c.wrong_key) && !refused {
+            return Err(loaded.error_at(
+                check.span(),
+                "test.system_update",
+                "a damaged or wrongly signed update, or a refusal's reason, means the device refuses it: expect = \"refused\"",
+            ));
+        }
         for key in c.set.keys() {
-            if key.split('.').any(str::is_empty) || key == "image.name" || key == "image.board" {
+            // Another board's update is only built to be refused.
+            let fixed = key == "image.name" || (key == "image.board" && !refused);
+            if key.split('.').any(str::is_empty) || fixed {
                 return Err(loaded.error_at(
                     check.span(),
                     "test.system_update.set",
-                    format!("{key:?} cannot be set: an update is built from the same device's recipe (same image.name and board), other keys changed"),
+                    format!("{key:?} cannot be set: an update is built from the same device's recipe (same image.name and board), other keys changed; image.board only with expect = \"refused\""),
                 ));
             }
         }
@@ -165,6 +191,20 @@ pub fn with_keys_set(text: &str, set: &BTreeMap<String, toml::Value>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_check_key_is_named_by_the_path_the_author_wrote() {
+        let text = "[image]\nname = \"x\"\nboard = \"qemu-aarch64\"\n[model]\npath = \"m.onnx\"\n\
+            [[test]]\nname = \"t\"\nsystem_update = { expect = \"refused\", wrong_kee = true }\n";
+        let e = LoadedRecipe::parse(std::path::Path::new("r.toml"), text.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test[0].system_update.wrong_kee: unknown key"),
+            "{e}"
+        );
+        assert!(!e.contains("serde"), "{e}");
+    }
 
     #[test]
     fn set_replaces_nested_keys_and_keeps_the_rest() {

@@ -1,7 +1,7 @@
 //! FAT boot partitions (Raspberry Pi firmware, EFI system partitions), with the `fatfs` crate.
 
 use std::collections::HashMap;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -34,31 +34,48 @@ pub fn write_fat(tree: &RootfsTree, opts: &FatOptions, out: &Path) -> Result<()>
         );
     }
     let label = fat_label(&opts.label)?;
-    let mut file = AtomicFile::create(out)?;
-    file.file()
-        .set_len(opts.size_bytes)
-        .with_context(|| format!("cannot size {}", out.display()))?;
+    // Built in memory: over a file, fatfs makes a system call per sector it touches.
+    let mut image = Cursor::new(vec![0u8; usize::try_from(opts.size_bytes)?]);
     let mut format = FormatVolumeOptions::new()
         .volume_id(opts.volume_id)
         .volume_label(label);
     if opts.size_bytes >= 64 << 20 {
         format = format.fat_type(FatType::Fat32);
     }
-    fatfs::format_volume(&mut *file.file(), format)
+    fatfs::format_volume(&mut image, format)
         .with_context(|| format!("cannot format {} as FAT", out.display()))?;
-    file.file().seek(SeekFrom::Start(0))?;
+    image.seek(SeekFrom::Start(0))?;
     let free_clusters;
     {
         let options = FsOptions::new()
             .update_accessed_date(false)
             .time_provider(fixed_time(tree.default_mtime()));
-        let fs = FileSystem::new(&mut *file.file(), options)?;
+        let fs = FileSystem::new(&mut image, options)?;
         fill(&fs, tree).with_context(|| format!("cannot fill {}", out.display()))?;
         free_clusters = fs.stats()?.free_clusters();
         fs.unmount()?;
     }
-    super::fat_fixups::fix_dot_entries(file.file(), free_clusters)?;
+    super::fat_fixups::fix_dot_entries(image.get_mut(), free_clusters)?;
+    let mut file = AtomicFile::create(out)?;
+    write_sparse(file.file(), image.get_ref())
+        .with_context(|| format!("cannot write {}", out.display()))?;
     file.commit()
+}
+
+/// `bytes` into `file`, leaving holes where whole blocks are zero: the unused part of a boot
+/// partition stays unmapped.
+fn write_sparse(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    file.set_len(bytes.len() as u64)?;
+    let mut offset = 0;
+    for block in bytes.chunks(BLOCK) {
+        if block.iter().any(|&b| b != 0) {
+            file.seek(SeekFrom::Start(offset as u64))?;
+            file.write_all(block)?;
+        }
+        offset += block.len();
+    }
+    Ok(())
 }
 
 /// Read the file `name` from the FAT partition at `offset..offset+len` of a disk image (e.g.

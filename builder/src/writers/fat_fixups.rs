@@ -3,18 +3,18 @@
 //! them in the first two slots), points `..` of top-level FAT32 directories at the root
 //! cluster (must be 0), and leaves the FAT32 free-cluster count unset.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use anyhow::{bail, Result};
 
 const SLOT: usize = 32;
 const DOT: &[u8; 11] = b".          ";
 const DOTDOT: &[u8; 11] = b"..         ";
 
-pub fn fix_dot_entries(img: &File, free_clusters: u32) -> Result<()> {
-    let mut bpb = [0u8; 64];
-    img.read_exact_at(&mut bpb, 0)?;
+/// Repairs the FAT image `img` in place (the whole partition, in memory).
+pub fn fix_dot_entries(img: &mut [u8], free_clusters: u32) -> Result<()> {
+    if img.len() < 512 {
+        bail!("the FAT image is smaller than its boot sector");
+    }
+    let bpb: [u8; 64] = img[..64].try_into().expect("64 bytes");
     let u16_at = |o: usize| u64::from(u16::from_le_bytes([bpb[o], bpb[o + 1]]));
     let bytes_per_sector = u16_at(11);
     let cluster = bytes_per_sector * u64::from(bpb[13]);
@@ -31,16 +31,15 @@ pub fn fix_dot_entries(img: &File, free_clusters: u32) -> Result<()> {
     let fat32 = u16_at(22) == 0;
     let root_cluster = u32::from_le_bytes([bpb[44], bpb[45], bpb[46], bpb[47]]);
     if fat32 {
-        let fs_info = u16_at(48) * bytes_per_sector;
-        img.write_all_at(&free_clusters.to_le_bytes(), fs_info + 488)?;
+        let fs_info = (u16_at(48) * bytes_per_sector + 488) as usize;
+        img[fs_info..fs_info + 4].copy_from_slice(&free_clusters.to_le_bytes());
     }
-    let len = img.metadata()?.len();
+    let len = img.len() as u64;
     let mut n: u64 = 2;
-    let mut slots = [0u8; 4 * SLOT];
     while data_start + (n - 2) * cluster + 4 * SLOT as u64 <= len {
-        let at = data_start + (n - 2) * cluster;
-        img.read_exact_at(&mut slots, at)?;
-        if is_misplaced_dot_dir(&slots, n) {
+        let at = (data_start + (n - 2) * cluster) as usize;
+        let slots = &mut img[at..at + 4 * SLOT];
+        if is_misplaced_dot_dir(slots, n) {
             let mut fixed = [0u8; 4 * SLOT];
             fixed[..SLOT].copy_from_slice(&slots[SLOT..2 * SLOT]);
             fixed[SLOT..2 * SLOT].copy_from_slice(&slots[3 * SLOT..]);
@@ -53,7 +52,7 @@ pub fn fix_dot_entries(img: &File, free_clusters: u32) -> Result<()> {
             }
             fixed[2 * SLOT] = 0xe5;
             fixed[3 * SLOT] = 0xe5;
-            img.write_all_at(&fixed, at)?;
+            slots.copy_from_slice(&fixed);
         }
         n += 1;
     }

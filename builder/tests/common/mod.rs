@@ -52,16 +52,13 @@ pub fn recipe_secrets() -> PathBuf {
         .clone()
 }
 
-/// The text of `recipes/NAME` for a copy elsewhere: its model and secrets paths made absolute.
+/// The text of `recipes/NAME` for a copy elsewhere: its `tests/` and secrets paths made absolute.
 pub fn recipe_text(name: &str) -> String {
     let root = project_root();
     recipe_secrets();
     std::fs::read_to_string(root.join("recipes").join(name))
         .unwrap()
-        .replace(
-            "../tests/models/",
-            &format!("{}/tests/models/", root.display()),
-        )
+        .replace("../tests/", &format!("{}/tests/", root.display()))
         .replace(
             "\"secrets/",
             &format!("\"{}/recipes/secrets/", root.display()),

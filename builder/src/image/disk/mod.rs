@@ -354,13 +354,13 @@ pub fn write_disk_image(
         qcow2::write_qcow2(&image_path, &qcow)?;
         outputs.push(OutputRecord::of_file("qcow2", &qcow)?);
     }
-    if let Some(key) = plan
+    if let Some((key, public)) = plan
         .system_updates
         .as_ref()
-        .and_then(|u| u.signing_key.as_ref())
+        .and_then(|u| Some((u.signing_key.as_ref()?, &u.public_key)))
     {
         let path = timed("disk: update artifact", || {
-            update_artifact::write_update(plan, disk, &slot_boot, &root_path, key)
+            update_artifact::write_update(plan, disk, &slot_boot, &root_path, key, public)
         })?;
         outputs.push(OutputRecord::of_file("update", &path)?);
     }

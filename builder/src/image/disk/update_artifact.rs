@@ -21,6 +21,7 @@ pub fn write_update(
     boot: &SlotBoot,
     root: &Path,
     signing_key: &Path,
+    public_key: &Path,
 ) -> Result<PathBuf> {
     let text = std::fs::read_to_string(signing_key).with_context(|| {
         format!(
@@ -34,6 +35,16 @@ pub fn write_update(
             signing_key.display()
         )
     })?;
+    let public = std::fs::read_to_string(public_key)
+        .ok()
+        .and_then(|text| signing::parse_public_key(&text).ok());
+    if public != Some(key.verifying_key()) {
+        anyhow::bail!(
+            "system_updates.signing_key {} is not the secret half of public_key {}: the device would refuse every update it signs; give the .key and .pub that one `edgeimg keygen` wrote",
+            signing_key.display(),
+            public_key.display()
+        );
+    }
     let root_bytes =
         std::fs::read(root).with_context(|| format!("cannot read {}", root.display()))?;
     let mut parts: Vec<(String, FileData)> = vec![(ROOT_MEMBER.to_string(), root_bytes.into())];

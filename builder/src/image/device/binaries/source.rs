@@ -120,8 +120,31 @@ impl SourceTree {
             // The image's date is not the binaries' business, and the `cc` crate reruns build
             // scripts when it changes: a reproducible build must not recompile everything.
             .env_remove("SOURCE_DATE_EPOCH");
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(is_outer_crate_var) {
+                cmd.env_remove(key);
+            }
+        }
         cmd
     }
+}
+
+/// What cargo sets for the crate it runs (this edgeimg under `cargo run` or `cargo test`).
+/// Build scripts using the `cc` crate watch some of them (`rerun-if-env-changed`), so passing
+/// them on recompiles the device binaries whenever edgeimg is started another way.
+fn is_outer_crate_var(key: &str) -> bool {
+    const EXACT: [&str; 9] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&key) || key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_BIN_EXE_")
 }
 
 /// Run one cargo step: a spinner naming the crate being compiled on a terminal, one line
@@ -204,6 +227,28 @@ fn existing(dir: &Path, name: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_cargo_sets_for_the_running_crate_is_dropped() {
+        for dropped in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_BIN_EXE_edgeimg",
+            "OUT_DIR",
+        ] {
+            assert!(is_outer_crate_var(dropped), "{dropped}");
+        }
+        // The user's own cargo settings still reach the device build.
+        for kept in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO",
+            "CARGO_NET_OFFLINE",
+        ] {
+            assert!(!is_outer_crate_var(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn only_freshly_compiled_artifacts_count_as_progress() {
