@@ -141,6 +141,69 @@ fn ocr_image_reads_a_photographed_page_like_the_hosts_onnxruntime() {
     }
 }
 
+/// Converts the ONNX model argv[1] to half precision, its inputs and outputs too, into
+/// argv[2] (onnxconverter-common, in the pinned venv); prints the input's type as ONNX Runtime
+/// reads it.
+const TO_FP16: &str = r#"
+import sys, onnx, onnxruntime as ort
+from onnxconverter_common import float16
+onnx.save(float16.convert_float_to_float16(onnx.load(sys.argv[1]), keep_io_types=False), sys.argv[2])
+print(ort.InferenceSession(sys.argv[2]).get_inputs()[0].type)
+"#;
+
+/// A real half-precision model in a booted image: PP-OCR's cls converted to FP16 (inputs and
+/// outputs too), served on the device's ONNX Runtime, answers the OCR recipe's cropped line
+/// like the host's ONNX Runtime does.
+#[test]
+fn fp16_cls_model_in_an_arm64_image_answers_a_page_line_like_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cls = edgeimg_test_support::wheels::unpacked(
+        &edgeimg::pypi::pinned::RAPIDOCR,
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    );
+    let half = dir.path().join("cls-fp16.onnx");
+    let read_as = edgeimg_test_support::tool(
+        std::process::Command::new(edgeimg_test_support::wheels::python())
+            .args(["-c", TO_FP16])
+            .arg(&cls)
+            .arg(&half),
+    );
+    assert_eq!(read_as.trim(), "tensor(float16)");
+    // The OCR recipe's cls check: its pinned page and the crop of the first line.
+    let ocr: toml::Table = toml::from_str(&recipe_text("ocr-aarch64.toml")).unwrap();
+    let check = ocr["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t.get("model").and_then(|m| m.as_str()) == Some("cls"))
+        .unwrap();
+    let recipe = dir.path().join("cls-fp16.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[image]\nname = \"cls-fp16\"\nboard = \"qemu-aarch64\"\n\
+             [[model]]\nname = \"cls\"\npath = {:?}\ninputs = {{ x = [1, 3, 48, 192] }}\n\
+             [runtime]\nengine = \"onnxruntime\"\n[network]\ndhcp = true\n\
+             [[test]]\nname = \"fp16 cls finds the line upright\"\nfiles = {}\ninputs = {}\n\
+             compare_onnxruntime = true\ntolerance = 1e-3\n",
+            half.display().to_string(),
+            check["files"],
+            check["inputs"],
+        ),
+    )
+    .unwrap();
+    let result = edgeimg_test(&recipe, &dir.path().join("image"), &[]);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    eprintln!("{stdout}");
+    assert!(result.status.success(), "{stdout}\n{}", stderr(&result));
+    let line = check_line(&stdout, "fp16 cls finds the line upright");
+    assert!(
+        line.contains("ok ") && line.contains("= host ONNX Runtime (max |diff|"),
+        "{line}"
+    );
+    assert_engine(&dir.path().join("image"), "onnxruntime");
+}
+
 /// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
 fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {
