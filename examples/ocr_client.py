@@ -29,18 +29,23 @@ from PIL import Image
 from triton_client import connect  # examples/triton_client.py, beside this file
 
 
-def infer(client, headers, model, pixels):
-    """One inference; the model's first output as a numpy array."""
-    tensor = triton.InferInput("x", list(pixels.shape), "FP32")
-    tensor.set_data_from_numpy(pixels, binary_data=True)
-    result = client.infer(model, [tensor], headers=headers)
-    return result.as_numpy(result.get_response()["outputs"][0]["name"])
+class Device:
+    """The models on the device: their input sizes from its metadata, inference over the API."""
 
+    def __init__(self, client, headers):
+        self.client, self.headers = client, headers
 
-def input_hw(client, headers, model):
-    """(height, width) of the model's frozen NCHW input, from the device's metadata."""
-    shape = client.get_model_metadata(model, headers=headers)["inputs"][0]["shape"]
-    return int(shape[2]), int(shape[3])
+    def input_hw(self, model):
+        """(height, width) of the model's frozen NCHW input."""
+        shape = self.client.get_model_metadata(model, headers=self.headers)["inputs"][0]["shape"]
+        return int(shape[2]), int(shape[3])
+
+    def infer(self, model, pixels):
+        """One inference; the model's first output as a numpy array."""
+        tensor = triton.InferInput("x", list(pixels.shape), "FP32")
+        tensor.set_data_from_numpy(pixels, binary_data=True)
+        result = self.client.infer(model, [tensor], headers=self.headers)
+        return result.as_numpy(result.get_response()["outputs"][0]["name"])
 
 
 def normalised(picture, height, width):
@@ -93,6 +98,24 @@ def ctc_text(probs, chars):
     return "".join(out).strip()
 
 
+def read_first_line(models, picture, chars):
+    """det, cls and rec on `picture`, asked of `models` (`input_hw(name)`, `infer(name,
+    pixels)`); what each found, as lines to print (det's alone when it finds no text)."""
+    det_hw = models.input_hw("det")
+    bands = text_lines(models.infer("det", normalised(picture, *det_hw))[0, 0])
+    said = [f"det: {len(bands)} text lines"]
+    if not bands:
+        return said
+    box = grown(bands[0], det_hw, picture.size)
+    line = picture.crop(box)
+    cls = models.infer("cls", normalised(line, *models.input_hw("cls")))[0]
+    way = "upside down" if cls[1] > cls[0] else "upright"
+    said.append(f"cls: line 1 (box {list(box)}) is {way} (p={cls.max():.2f})")
+    rec = models.infer("rec", normalised(line, *models.input_hw("rec")))[0]
+    said.append(f"rec: line 1 reads {ctc_text(rec, chars)!r}")
+    return said
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
@@ -101,25 +124,11 @@ def main():
     parser.add_argument("--token-file")
     args = parser.parse_args()
 
-    client, headers = connect(args.url, args.token_file)
     picture = Image.open(args.picture)
-
-    det_hw = input_hw(client, headers, "det")
-    prob = infer(client, headers, "det", normalised(picture, *det_hw))[0, 0]
-    lines = text_lines(prob)
-    print(f"det: {len(lines)} text lines")
-    if not lines:
-        return 1
-    box = grown(lines[0], det_hw, picture.size)
-    line = picture.crop(box)
-
-    cls = infer(client, headers, "cls", normalised(line, *input_hw(client, headers, "cls")))[0]
-    way = "upside down" if cls[1] > cls[0] else "upright"
-    print(f"cls: line 1 (box {list(box)}) is {way} (p={cls.max():.2f})")
-
-    rec = infer(client, headers, "rec", normalised(line, *input_hw(client, headers, "rec")))[0]
-    print(f"rec: line 1 reads {ctc_text(rec, characters(args.rec_model))!r}")
-    return 0
+    lines = read_first_line(Device(*connect(args.url, args.token_file)), picture, characters(args.rec_model))
+    for line in lines:
+        print(line)
+    return 0 if len(lines) == 3 else 1
 
 
 if __name__ == "__main__":

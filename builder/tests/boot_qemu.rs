@@ -117,7 +117,7 @@ fn assert_model_updates(stdout: &str) {
 /// Python, reads that line over the API.
 #[test]
 fn ocr_image_reads_a_photographed_page_like_the_hosts_onnxruntime() {
-    let (_out, stdout) = passes("ocr-aarch64.toml", "onnxruntime");
+    let (out, stdout) = passes("ocr-aarch64.toml", "onnxruntime");
     for (name, output) in [
         (
             "det finds the text",
@@ -139,7 +139,50 @@ fn ocr_image_reads_a_photographed_page_like_the_hosts_onnxruntime() {
         let line = check_line(&stdout, name);
         assert!(line.contains("ok ") && line.contains(output), "{line}");
     }
+    // The example's whole reading, det's line count and cls's box and score included, equals
+    // Python's onnxruntime on the image's own (frozen) models, through the same client code.
+    let image = out.path().join("image");
+    let page = std::fs::read_dir(shared_cache().join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("members/skimage/data/page.png"))
+        .find(|p| p.is_file())
+        .expect("the recipe's page, fetched by its test");
+    let host = edgeimg_test_support::tool(
+        std::process::Command::new(edgeimg_test_support::wheels::python())
+            .args(["-c", OCR_ON_HOST])
+            .arg(project_root().join("examples"))
+            .arg(&image)
+            .arg(&page),
+    );
+    let host = host.trim().replace('\n', "; ");
+    assert!(host.contains("rec: line 1 reads"), "{host}");
+    let line = check_line(&stdout, "the example client");
+    assert!(
+        line.ends_with(&host),
+        "device: {line}\nhost ONNX Runtime: {host}"
+    );
 }
+
+/// examples/ocr_client.py's reading (argv[1]: the examples folder) of the picture argv[3],
+/// with Python's onnxruntime on the built image's frozen models (argv[2]/NAME.model.onnx)
+/// standing in for the device.
+const OCR_ON_HOST: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import onnxruntime as ort
+from PIL import Image
+import ocr_client
+class Host:
+    def __init__(self, folder):
+        self.sessions = {m: ort.InferenceSession(f"{folder}/{m}.model.onnx") for m in ("det", "cls", "rec")}
+    def input_hw(self, model):
+        shape = self.sessions[model].get_inputs()[0].shape
+        return int(shape[2]), int(shape[3])
+    def infer(self, model, pixels):
+        return self.sessions[model].run(None, {"x": pixels})[0]
+chars = ocr_client.characters(f"{sys.argv[2]}/rec.model.onnx")
+print("\n".join(ocr_client.read_first_line(Host(sys.argv[2]), Image.open(sys.argv[3]), chars)))
+"#;
 
 /// Converts the ONNX model argv[1] to half precision, its inputs and outputs too, into
 /// argv[2] (onnxconverter-common, in the pinned venv); prints the input's type as ONNX Runtime
