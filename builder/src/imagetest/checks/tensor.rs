@@ -14,7 +14,8 @@ pub struct Tensor {
 
 impl Tensor {
     /// From a recipe value: a (nested) array of numbers, `{ random = SEED }`, or a picture
-    /// `{ image = FILE, ... }` (see [`super::picture`]; FILE already a local path).
+    /// `{ image = FILE, crop, mean, std }` (FILE already a local path; decoded by the
+    /// `picture` module).
     pub fn from_recipe(meta: &TensorMetadata, value: &toml::Value) -> Result<Tensor> {
         if meta.shape.iter().any(|d| *d < 0) {
             bail!(
