@@ -29,6 +29,18 @@ def shape_for(declared, count):
     return [d if d >= 0 else count // max(fixed, 1) for d in declared]
 
 
+def connect(url, token_file=None):
+    """A client for the device at `url` (http:// or https://) and the headers every request
+    carries: the bearer token read from `token_file`, when given."""
+    url = urllib.parse.urlsplit(url)
+    client = triton.InferenceServerClient(url.netloc, ssl=url.scheme == "https")
+    headers = {}
+    if token_file:
+        with open(token_file, encoding="utf-8") as f:
+            headers["Authorization"] = "Bearer " + f.read().strip()
+    return client, headers
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
@@ -38,12 +50,7 @@ def main():
     parser.add_argument("--binary", action="store_true")
     args = parser.parse_args()
 
-    url = urllib.parse.urlsplit(args.url)
-    client = triton.InferenceServerClient(url.netloc, ssl=url.scheme == "https")
-    headers = {}
-    if args.token_file:
-        with open(args.token_file, encoding="utf-8") as f:
-            headers["Authorization"] = "Bearer " + f.read().strip()
+    client, headers = connect(args.url, args.token_file)
 
     declared = {i["name"]: i for i in client.get_model_metadata(args.model, headers=headers)["inputs"]}
     inputs = []

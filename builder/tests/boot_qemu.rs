@@ -111,6 +111,142 @@ fn assert_model_updates(stdout: &str) {
     }
 }
 
+/// recipes/ocr-aarch64.toml: PaddleOCR's det, cls and rec, fetched from their PyPI wheel, in
+/// one arm64 image on the real ONNX Runtime. Each answers a photographed page (and its first
+/// line cropped) like the host's ONNX Runtime, and examples/ocr_client.py, run with the pinned
+/// Python, reads that line over the API.
+#[test]
+fn ocr_image_reads_a_photographed_page_like_the_hosts_onnxruntime() {
+    let (out, stdout) = passes("ocr-aarch64.toml", "onnxruntime");
+    for (name, output) in [
+        (
+            "det finds the text",
+            "sigmoid_0.tmp_0 = host ONNX Runtime (max |diff|",
+        ),
+        (
+            "cls finds the page's first line",
+            "= host ONNX Runtime (max |diff|",
+        ),
+        (
+            "rec reads the page's first line",
+            "softmax_11.tmp_0 = host ONNX Runtime (max |diff|",
+        ),
+        (
+            "the example client",
+            "rec: line 1 reads 'Region-based segmentation'",
+        ),
+    ] {
+        let line = check_line(&stdout, name);
+        assert!(line.contains("ok ") && line.contains(output), "{line}");
+    }
+    // The example's whole reading, det's line count and cls's box and score included, equals
+    // Python's onnxruntime on the image's own (frozen) models, through the same client code.
+    let image = out.path().join("image");
+    let page = std::fs::read_dir(shared_cache().join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("members/skimage/data/page.png"))
+        .find(|p| p.is_file())
+        .expect("the recipe's page, fetched by its test");
+    let host = edgeimg_test_support::tool(
+        std::process::Command::new(edgeimg_test_support::wheels::python())
+            .args(["-c", OCR_ON_HOST])
+            .arg(project_root().join("examples"))
+            .arg(&image)
+            .arg(&page),
+    );
+    let host = host.trim().replace('\n', "; ");
+    assert!(host.contains("rec: line 1 reads"), "{host}");
+    let line = check_line(&stdout, "the example client");
+    assert!(
+        line.ends_with(&host),
+        "device: {line}\nhost ONNX Runtime: {host}"
+    );
+}
+
+/// examples/ocr_client.py's reading (argv[1]: the examples folder) of the picture argv[3],
+/// with Python's onnxruntime on the built image's frozen models (argv[2]/NAME.model.onnx)
+/// standing in for the device.
+const OCR_ON_HOST: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import onnxruntime as ort
+from PIL import Image
+import ocr_client
+class Host:
+    def __init__(self, folder):
+        self.sessions = {m: ort.InferenceSession(f"{folder}/{m}.model.onnx") for m in ("det", "cls", "rec")}
+    def input_hw(self, model):
+        shape = self.sessions[model].get_inputs()[0].shape
+        return int(shape[2]), int(shape[3])
+    def infer(self, model, pixels):
+        return self.sessions[model].run(None, {"x": pixels})[0]
+chars = ocr_client.characters(f"{sys.argv[2]}/rec.model.onnx")
+print("\n".join(ocr_client.read_first_line(Host(sys.argv[2]), Image.open(sys.argv[3]), chars)))
+"#;
+
+/// Converts the ONNX model argv[1] to half precision, its inputs and outputs too, into
+/// argv[2] (onnxconverter-common, in the pinned venv); prints the input's type as ONNX Runtime
+/// reads it.
+const TO_FP16: &str = r#"
+import sys, onnx, onnxruntime as ort
+from onnxconverter_common import float16
+onnx.save(float16.convert_float_to_float16(onnx.load(sys.argv[1]), keep_io_types=False), sys.argv[2])
+print(ort.InferenceSession(sys.argv[2]).get_inputs()[0].type)
+"#;
+
+/// A real half-precision model in a booted image: PP-OCR's cls converted to FP16 (inputs and
+/// outputs too), served on the device's ONNX Runtime, answers the OCR recipe's cropped line
+/// like the host's ONNX Runtime does.
+#[test]
+fn fp16_cls_model_in_an_arm64_image_answers_a_page_line_like_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cls = edgeimg_test_support::wheels::unpacked(
+        &edgeimg::pypi::pinned::RAPIDOCR,
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    );
+    let half = dir.path().join("cls-fp16.onnx");
+    let read_as = edgeimg_test_support::tool(
+        std::process::Command::new(edgeimg_test_support::wheels::python())
+            .args(["-c", TO_FP16])
+            .arg(&cls)
+            .arg(&half),
+    );
+    assert_eq!(read_as.trim(), "tensor(float16)");
+    // The OCR recipe's cls check: its pinned page and the crop of the first line.
+    let ocr: toml::Table = toml::from_str(&recipe_text("ocr-aarch64.toml")).unwrap();
+    let check = ocr["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t.get("model").and_then(|m| m.as_str()) == Some("cls"))
+        .unwrap();
+    let recipe = dir.path().join("cls-fp16.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[image]\nname = \"cls-fp16\"\nboard = \"qemu-aarch64\"\n\
+             [[model]]\nname = \"cls\"\npath = {:?}\ninputs = {{ x = [1, 3, 48, 192] }}\n\
+             [runtime]\nengine = \"onnxruntime\"\n[network]\ndhcp = true\n\
+             [[test]]\nname = \"fp16 cls finds the line upright\"\nfiles = {}\ninputs = {}\n\
+             compare_onnxruntime = true\ntolerance = 1e-3\n",
+            half.display().to_string(),
+            check["files"],
+            check["inputs"],
+        ),
+    )
+    .unwrap();
+    let result = edgeimg_test(&recipe, &dir.path().join("image"), &[]);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    eprintln!("{stdout}");
+    assert!(result.status.success(), "{stdout}\n{}", stderr(&result));
+    let line = check_line(&stdout, "fp16 cls finds the line upright");
+    assert!(
+        line.contains("ok ") && line.contains("= host ONNX Runtime (max |diff|"),
+        "{line}"
+    );
+    assert_engine(&dir.path().join("image"), "onnxruntime");
+}
+
 /// engine = "onnxruntime": the real ONNX Runtime on its private glibc inside the musl image.
 #[test]
 fn qemu_x86_64_image_serves_with_onnxruntime_like_the_host_and_restarts_its_server() {

@@ -342,8 +342,9 @@ fn check_sbom(out: &Path, manifest: &serde_json::Value) {
 }
 
 /// Every recipe in recipes/ is built (and its SBOM validated) by a test of this file.
-const RECIPES_BUILT_HERE: [&str; 4] = [
+const RECIPES_BUILT_HERE: [&str; 5] = [
     "ab-aarch64.toml",
+    "ocr-aarch64.toml",
     "pi.toml",
     "qemu-aarch64.toml",
     "qemu-x86_64.toml",
@@ -629,6 +630,41 @@ fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
 #[test]
 fn qemu_aarch64_rootfs_has_alpine_userland_kernel_and_db() {
     build_recipe("qemu-aarch64.toml", "virt", "lib/ld-musl-aarch64.so.1");
+}
+
+/// The OCR recipe: three models taken from one pinned PyPI wheel (fetched over https), each
+/// in the image as the manifest says, and named in the SBOM with the wheel's URL.
+#[test]
+fn ocr_recipe_holds_its_three_models_from_the_pinned_wheel() {
+    let out = build_recipe("ocr-aarch64.toml", "virt", "lib/ld-musl-aarch64.so.1");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let models = manifest["models"].as_array().unwrap();
+    let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["det", "cls", "rec"]);
+    let wheel = "https://files.pythonhosted.org/packages/ba/12/1e5497183bdbe782dbb91bad1d0d2297dba4d2831b2652657f7517bfc6df/rapidocr_onnxruntime-1.4.4-py3-none-any.whl";
+    let tar = out.path().join("ocr-arm64.rootfs.tar");
+    let listed = sbom(out.path(), &manifest)["packages"].clone();
+    for m in models {
+        assert_eq!(m["source"], wheel);
+        let member = m["member"].as_str().unwrap();
+        assert!(member.starts_with("rapidocr_onnxruntime/models/") && member.ends_with(".onnx"));
+        let in_image = tar_file(
+            &tar,
+            m["path_in_image"].as_str().unwrap().trim_start_matches('/'),
+        );
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&in_image)),
+            m["sha256"].as_str().unwrap()
+        );
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == m["name"])
+            .unwrap_or_else(|| panic!("{} is not in the SBOM", m["name"]));
+        assert_eq!(entry["downloadLocation"], wheel);
+    }
 }
 
 /// A recipe in a temp folder that points at the project's model, with `extra` appended to

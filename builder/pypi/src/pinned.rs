@@ -60,11 +60,15 @@ pub const RAPIDOCR: Wheel<'static> = Wheel {
 
 /// What the Python in [`crate::venv`] holds: the same onnxruntime, onnx + numpy to make and
 /// read models, spdx-tools, the SPDX reference validator (`pyspdxtools`) the SBOMs pass, and
-/// NVIDIA's Triton client, which `examples/triton_client.py` and the API's tests speak with.
-pub const PYTHON_REQUIREMENTS: [&str; 5] = [
+/// NVIDIA's Triton client, which `examples/triton_client.py`, `examples/ocr_client.py` and the
+/// API's tests speak with, Pillow, with which `examples/ocr_client.py` reads pictures, and
+/// onnxconverter-common, which turns a real model into a half-precision one for the tests.
+pub const PYTHON_REQUIREMENTS: [&str; 7] = [
     concat!("onnxruntime==", onnxruntime_version!()),
     "onnx==1.23.2",
     "numpy==2.4.6",
     "spdx-tools==0.8.5",
     "tritonclient[http]==2.73.0",
+    "pillow==12.0.0",
+    "onnxconverter-common==1.16.0",
 ];

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::pinned::{ONNXRUNTIME_VERSION, PYTHON_REQUIREMENTS};
 
-/// The venv's python, with onnxruntime, onnx, numpy, spdx-tools and tritonclient installed (made or completed now when
+/// The venv's python, with onnxruntime, onnx, numpy, spdx-tools, tritonclient, pillow and onnxconverter-common installed (made or completed now when
 /// it is not). The venv is built beside its final place and renamed in, so a half-made venv is
 /// never seen by another process doing the same.
 pub fn python(cache_dir: &Path) -> Result<PathBuf> {
@@ -35,7 +35,7 @@ pub fn python(cache_dir: &Path) -> Result<PathBuf> {
     }
     // Imports that succeed only with the pinned packages installed.
     let check = format!(
-        "import numpy, onnx, onnxruntime, spdx_tools, tritonclient.http; \
+        "import numpy, onnx, onnxconverter_common, onnxruntime, PIL, spdx_tools, tritonclient.http; \
          assert onnxruntime.__version__ == '{ONNXRUNTIME_VERSION}', onnxruntime.__version__"
     );
     if !succeeds(Command::new(&python).args(["-c", &check])) {

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod emulated_dtb;
+mod files;
 pub mod host_server;
 pub mod qemu_boot;
 mod reboot;

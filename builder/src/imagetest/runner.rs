@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
 
+use crate::imagetest::checks::command::run_command;
 use crate::imagetest::checks::device::{
     check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
 };
 use crate::imagetest::checks::{run_case, CheckOutcome, InferClient, UpdateContext};
+use crate::imagetest::files;
 use crate::imagetest::host_server::start_reference;
 use crate::imagetest::qemu_boot::{boot_spec, qemu_boards, reset_working_copies};
 use crate::imagetest::reboot::run_reboot;
 use crate::imagetest::system_update::{run_system_update, Device};
 use crate::outputs::manifest::Manifest;
 use crate::plan::Plan;
-use crate::recipe::TestCase;
+use crate::recipe::{recipe_dir, TestCase};
 
 pub struct TestOptions {
     pub ready_timeout: Duration,
@@ -53,6 +55,18 @@ const KILL_FLAG: &str = "edgeimg.selftest=kill-server";
 /// Boots the image on every machine that stands in for its board (see
 /// [`crate::imagetest::qemu_boot::qemu_boards`]), one after the other.
 pub fn test_image(plan: &Plan, manifest: &Manifest, opts: &TestOptions) -> Result<Vec<TestReport>> {
+    // The checks' files (pictures, downloads) are fetched before the boot, so a bad pin or
+    // a missing file fails at once, not after minutes of emulation.
+    let recipe_dir = recipe_dir(&plan.recipe_path);
+    let tests = plan
+        .tests
+        .iter()
+        .map(|case| files::localize(case, &recipe_dir, &opts.cache_dir))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = &Plan {
+        tests,
+        ..plan.clone()
+    };
     if plan.runtime.tls.is_some() {
         bail!(
             "edgeimg test speaks plain HTTP to the device, and runtime.tls is set; test a copy of the recipe without `tls` (edge-runtime's own tests check TLS with a client that verifies the certificate)"
@@ -238,6 +252,15 @@ fn run_cases(
         .iter()
         .filter(|case| case.reboot.is_none() && case.system_update.is_none())
         .map(|case| {
+            if !case.command.is_empty() {
+                let dir = recipe_dir(&plan.recipe_path);
+                let result = run_command(case, device.base(), &dir, cache_dir);
+                return CheckOutcome {
+                    name: case.name.get_ref().clone(),
+                    passed: result.is_ok(),
+                    detail: result.unwrap_or_else(|e| format!("{e:#}")),
+                };
+            }
             run_case(
                 device,
                 reference.as_ref().map(|r| &r.client),

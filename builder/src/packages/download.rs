@@ -53,7 +53,13 @@ pub fn download_with(
     progress: &Progress,
     limit: u64,
 ) -> Result<Vec<u8>> {
+    // Servers are verified against the system's CA store, as curl and pip verify them, so
+    // that downloads work behind a TLS proxy whose CA the machine trusts.
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_resolve(Some(patience.connect))
         .timeout_connect(Some(patience.connect))
         .timeout_recv_response(Some(patience.read))

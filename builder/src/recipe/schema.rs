@@ -309,6 +309,32 @@ pub struct TestCase {
     /// Build this recipe with some keys changed as a system update, install it on the booted
     /// device and expect it committed, rolled back or refused.
     pub system_update: Option<Spanned<SystemUpdateCheck>>,
+    /// Files the check uses, by name: a path (relative to the recipe) or a pinned download
+    /// `{ url, sha256, member }`, fetched into the cache like a model. An input
+    /// `{ image = "NAME", ... }` reads a PNG from them; `command` names them as `{NAME}`.
+    #[serde(default)]
+    pub files: BTreeMap<String, TestFile>,
+    /// A host program run against the booted device instead of one request, e.g.
+    /// `["python3", "../examples/ocr_client.py", "{api}", "{page}"]`: `{api}` is the device's
+    /// API (`http://host:port`), `{NAME}` a file of `files`. It passes when it exits 0 and
+    /// prints `expect_stdout`, when given. Run from the recipe's folder.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Text `command` must print.
+    pub expect_stdout: Option<String>,
+}
+
+/// A file a `[[test]]` uses: a path relative to the recipe, or a pinned download.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TestFile {
+    Path(String),
+    Download {
+        url: String,
+        sha256: String,
+        /// A file inside the download (a wheel, zip or tar).
+        member: Option<String>,
+    },
 }
 
 /// `load = { clients = 16, requests = 400, garbage_every = 5 }`.
@@ -346,10 +372,21 @@ impl TestCase {
         *self.tolerance.get_ref()
     }
 
+    /// Whether a `command` test also asks for something only a request test does.
+    fn command_is_not_alone(&self) -> bool {
+        !self.inputs.is_empty() || self.checks_requests()
+    }
+
     /// Whether the case holds the answer to anything: expected values, the host's ONNX
     /// Runtime, a killed server coming back, a load whose answers must agree, an attack the
-    /// device must stand, an update it must commit or refuse, or a reboot it must survive.
+    /// device must stand, an update it must commit or refuse, a reboot it must survive, or a
+    /// command that must succeed against it.
     fn checks_something(&self) -> bool {
+        self.checks_requests() || !self.command.is_empty()
+    }
+
+    /// Whether the case checks the device through requests of its own (all but `command`).
+    fn checks_requests(&self) -> bool {
         !self.expect.is_empty()
             || self.compare_onnxruntime
             || self.kill_server
@@ -520,13 +557,27 @@ fn validate_test(loaded: &LoadedRecipe, test: &TestCase) -> Result<(), RecipeErr
             ),
         ));
     }
+    if test.expect_stdout.is_some() && test.command.is_empty() {
+        return Err(loaded.error_at(
+            test.name.span(),
+            "test.expect_stdout",
+            "expect_stdout is what a `command` must print, and this test runs none; add `command = [...]` or drop it",
+        ));
+    }
+    if !test.command.is_empty() && test.command_is_not_alone() {
+        return Err(loaded.error_at(
+            test.name.span(),
+            "test.command",
+            "a command test only runs its command against the device; make the inputs, comparisons, load, attack, update or reboot another [[test]]",
+        ));
+    }
     if !test.checks_something() {
         return Err(loaded.error_at(
             test.name.span(),
             "test",
             format!(
                 "test {:?} checks nothing: any answer would pass; add `expect = {{ OUTPUT = [...] }}`, \
-                 `compare_onnxruntime = true`, `kill_server = true`, `load = {{ ... }}`, `attack = {{ ... }}`, `update = {{ ... }}` or `reboot = ...`",
+                 `compare_onnxruntime = true`, `kill_server = true`, `load = {{ ... }}`, `attack = {{ ... }}`, `update = {{ ... }}`, `reboot = ...` or `command = [...]`",
                 test.name.get_ref()
             ),
         ));
@@ -669,5 +720,21 @@ mod tests {
             with_test(&format!("inputs = {{ x = {{ random = 7 }} }}\n{enough}"))
                 .unwrap_or_else(|e| panic!("{enough}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_command_test_runs_alone_and_expect_stdout_needs_a_command() {
+        with_test("command = [\"{python}\", \"client.py\", \"{api}\"]\nexpect_stdout = \"ok\"")
+            .unwrap();
+        let error = with_test("compare_onnxruntime = true\nexpect_stdout = \"ok\"").unwrap_err();
+        assert!(
+            error.contains("test.expect_stdout") && error.contains("add `command = [...]`"),
+            "{error}"
+        );
+        let error = with_test("command = [\"true\"]\ncompare_onnxruntime = true").unwrap_err();
+        assert!(
+            error.contains("test.command") && error.contains("make the inputs"),
+            "{error}"
+        );
     }
 }

@@ -5,8 +5,10 @@
 
 mod attack;
 mod client;
+pub mod command;
 pub mod device;
 mod load;
+mod picture;
 mod tensor;
 mod update;
 

@@ -13,7 +13,9 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// From a recipe value: a (nested) array of numbers, or `{ random = SEED }`.
+    /// From a recipe value: a (nested) array of numbers, `{ random = SEED }`, or a picture
+    /// `{ image = FILE, crop, mean, std }` (FILE already a local path; decoded by the
+    /// `picture` module).
     pub fn from_recipe(meta: &TensorMetadata, value: &toml::Value) -> Result<Tensor> {
         if meta.shape.iter().any(|d| *d < 0) {
             bail!(
@@ -23,8 +25,13 @@ impl Tensor {
             );
         }
         let count: i64 = meta.shape.iter().product();
-        let data = input_values(value, count as usize)
-            .with_context(|| format!("test input {:?}", meta.name))?;
+        let data = match value {
+            toml::Value::Table(t) if t.contains_key("image") => {
+                super::picture::tensor_data(t, &meta.shape)
+            }
+            other => input_values(other, count as usize),
+        }
+        .with_context(|| format!("test input {:?}", meta.name))?;
         if data.len() as i64 != count {
             bail!(
                 "test input {:?} has {} values, but the model's shape {:?} takes {count}",
