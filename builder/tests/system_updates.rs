@@ -155,9 +155,10 @@ fn edgeimg_update_installs_a_build_on_the_device_edgeimg_run_boots() {
         // Its own group: the test ends edgeimg and its QEMU together.
         .process_group(0);
     let mut run = run.spawn().unwrap();
-    let group = format!("-{}", run.id());
+    let group = run.id() as libc::pid_t;
     let stop = || {
-        let _ = Command::new("kill").args(["-TERM", &group]).status();
+        // SAFETY: a plain signal to the group this test made; no memory is involved.
+        unsafe { libc::killpg(group, libc::SIGTERM) };
     };
     let mut lines = BufReader::new(run.stderr.take().unwrap()).lines();
     let url = lines

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     preflight("run", for_run(&plan, &opts.cache_dir))?;
     let built = super::build::build_or_reuse(&plan, &opts, args.rebuild)?;
     let machine = qemu_board(plan.board);
+    // Without a terminal (CI, a script) the console is shown but QEMU gets no stdin.
+    let console = if std::io::stdin().is_terminal() {
+        ConsoleMode::Interactive
+    } else {
+        ConsoleMode::Tee
+    };
     let mut api_port = None;
     loop {
         // Read again on each boot: after an A/B update the disk names the other slot.
@@ -46,7 +53,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         let mut vm = Qemu::spawn(
             &spec,
             &SpawnOptions {
-                console: ConsoleMode::Interactive,
+                console,
                 console_log: Some(plan.out_dir.join("console.log")),
                 api_port,
                 ..Default::default()

@@ -307,6 +307,8 @@ fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<
         }
         let (secret, public) = crate::update::keygen(&stranger)?;
         for (key, file) in [("signing_key", secret), ("public_key", public)] {
+            // The recipe resolves relative paths against its own folder.
+            let file = std::path::absolute(&file)?;
             let file = toml::Value::String(file.display().to_string());
             set.insert(format!("system_updates.{key}"), file);
         }

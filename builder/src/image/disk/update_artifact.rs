@@ -35,16 +35,7 @@ pub fn write_update(
             signing_key.display()
         )
     })?;
-    let public = std::fs::read_to_string(public_key)
-        .ok()
-        .and_then(|text| signing::parse_public_key(&text).ok());
-    if public != Some(key.verifying_key()) {
-        anyhow::bail!(
-            "system_updates.signing_key {} is not the secret half of public_key {}: the device would refuse every update it signs; give the .key and .pub that one `edgeimg keygen` wrote",
-            signing_key.display(),
-            public_key.display()
-        );
-    }
+    check_pair(&key, signing_key, public_key)?;
     let root_bytes =
         std::fs::read(root).with_context(|| format!("cannot read {}", root.display()))?;
     let mut parts: Vec<(String, FileData)> = vec![(ROOT_MEMBER.to_string(), root_bytes.into())];
@@ -79,4 +70,40 @@ pub fn write_update(
     drop(writer);
     out.commit()?;
     Ok(path)
+}
+
+/// The secret key must be the one whose public half the image carries: otherwise every update
+/// it signs is refused by the devices, which is found only in the field.
+fn check_pair(key: &signing::SigningKey, key_file: &Path, public_key: &Path) -> Result<()> {
+    let public = std::fs::read_to_string(public_key)
+        .ok()
+        .and_then(|text| signing::parse_public_key(&text).ok());
+    if public != Some(key.verifying_key()) {
+        anyhow::bail!(
+            "system_updates.signing_key {} is not the secret half of public_key {}: the device would refuse every update it signs; give the .key and .pub that one `edgeimg keygen` wrote",
+            key_file.display(),
+            public_key.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signing_key_from_another_pair_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+        let (our_key, our_pub) = crate::update::keygen(&ours).unwrap();
+        let (_, their_pub) = crate::update::keygen(&theirs).unwrap();
+        let key = signing::parse_secret_key(&std::fs::read_to_string(&our_key).unwrap()).unwrap();
+        check_pair(&key, &our_key, &our_pub).unwrap();
+        let e = check_pair(&key, &our_key, &their_pub)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ours.key") && e.contains("theirs.pub"), "{e}");
+        assert!(e.contains("not the secret half"), "{e}");
+    }
 }
