@@ -31,6 +31,7 @@ pub struct Latency {
     /// Median of (request - engine) per request: what HTTP, decoding, the engine's copies and
     /// encoding add.
     pub http_overhead_p50_ms: f64,
+    pub http_overhead_p99_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +100,7 @@ pub fn latency(endpoint: &Endpoint, warmup: usize, runs: usize) -> Result<Latenc
         engine_p50_ms: round3(percentile(&engine, 50.0)),
         engine_p99_ms: round3(percentile(&engine, 99.0)),
         http_overhead_p50_ms: round3(percentile(&overhead, 50.0)),
+        http_overhead_p99_ms: round3(percentile(&overhead, 99.0)),
     })
 }
 
