@@ -1,7 +1,7 @@
 //! Latency bench: `cargo bench -p edge-runtime --bench latency`.
 //!
 //! For each engine (tract, onnxruntime) and model (PP-OCR cls, PP-OCRv4 det and rec, tiny-mlp,
-//! the two-input small model) it measures p50/p99 of a direct `Model::run` and of the same
+//! the two-input small model) it measures p50/p99 of a direct `session.run` and of the same
 //! request through HTTP (JSON and binary tensor data); the difference is the server's per-request
 //! overhead. ort allows one backend per process, so each engine's direct runs happen in a child
 //! process of this bench, driven over a pipe. The three paths are interleaved run by run (direct,
@@ -147,7 +147,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// Child mode: loads every model on one engine, then for each model name read from stdin runs
-/// that model once and answers with the run's duration in nanoseconds.
+/// that model once and answers with the duration of its `session.run` in nanoseconds.
 fn direct(engine: Engine, benches: &[(&Bench, PathBuf)]) {
     let library = (engine == Engine::Onnxruntime).then(onnxruntime_library);
     let backend = init_backend(engine, library.as_deref()).expect("engine");
@@ -172,9 +172,8 @@ fn direct(engine: Engine, benches: &[(&Bench, PathBuf)]) {
             .iter()
             .find(|(n, _, _)| *n == name)
             .unwrap_or_else(|| panic!("no model {name:?}"));
-        let time = timed(|| {
-            model.run(input.clone()).expect("run");
-        });
+        // `session.run` alone, as the server's `server-timing` reports it.
+        let time = model.run(input.clone()).expect("run").session_time;
         writeln!(stdout, "{}", time.as_nanos()).unwrap();
         stdout.flush().unwrap();
     }

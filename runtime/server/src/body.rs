@@ -59,6 +59,8 @@ impl std::fmt::Display for ReadError {
 pub struct BodyReader {
     body: Body,
     chunk: Bytes,
+    /// The bytes the last `read_chunk` handed out.
+    taken: Bytes,
     received: u64,
     started: Instant,
     limits: Limits,
@@ -80,6 +82,7 @@ impl BodyReader {
         Ok(BodyReader {
             body,
             chunk: Bytes::new(),
+            taken: Bytes::new(),
             received: 0,
             started: Instant::now(),
             limits: limits.clone(),
@@ -88,11 +91,12 @@ impl BodyReader {
     }
 }
 
-impl Source for BodyReader {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+impl BodyReader {
+    /// Waits, within the limits, until some bytes are at hand (`chunk`) or the body has ended.
+    async fn fill(&mut self) -> Result<(), ReadError> {
         while self.chunk.is_empty() {
-            if self.ended || buf.is_empty() {
-                return Ok(0);
+            if self.ended {
+                return Ok(());
             }
             // The next bytes must come before the body falls below the minimum rate.
             let deadline = self.started + self.limits.body_allowance(self.received);
@@ -120,8 +124,28 @@ impl Source for BodyReader {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Source for BodyReader {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.fill().await?;
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
+    }
+
+    async fn read_chunk(&mut self, max: usize) -> Result<&[u8], ReadError> {
+        if max == 0 {
+            return Ok(&[]);
+        }
+        self.fill().await?;
+        let n = max.min(self.chunk.len());
+        self.taken = self.chunk.split_to(n);
+        Ok(&self.taken)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use edge_config::{Engine, ModelConfig};
@@ -160,8 +161,10 @@ impl Model {
         })
     }
 
-    /// Runs the model on validated inputs (in declared order) and returns every output.
-    pub fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+    /// Runs the model on validated inputs (in declared order) and returns every output, with
+    /// the time `session.run` itself took: building the engine's input values and copying its
+    /// outputs out are the server's own work, not the model's.
+    pub fn run(&self, inputs: Vec<Tensor>) -> Result<Run, EngineError> {
         let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for tensor in inputs {
             let shape = tensor.shape;
@@ -178,8 +181,10 @@ impl Model {
         }
         // A panic inside an earlier run poisons the lock but leaves the session usable.
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
         let outputs = session.run(values)?;
-        outputs
+        let session_time = started.elapsed();
+        let outputs = outputs
             .iter()
             .map(|(name, value)| {
                 let datatype = match value.dtype() {
@@ -204,8 +209,19 @@ impl Model {
                     data,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        Ok(Run {
+            outputs,
+            session_time,
+        })
     }
+}
+
+/// What one [`Model::run`] gave.
+pub struct Run {
+    pub outputs: Vec<Tensor>,
+    /// How long `session.run` took (the `infer` figure of the `server-timing` header).
+    pub session_time: Duration,
 }
 
 /// The datatypes engine "tract" does not run.

@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 
+// musl's malloc maps and faults in fresh pages for every request-sized buffer and unmaps them
+// on free: 26 us to allocate, copy and free 110 KB here against glibc's 0.5 us, several times
+// per request. dlmalloc keeps them (2 us); it is pure Rust, so the static build stays free of C.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 const USAGE: &str = "usage: edge-runtime [--config PATH]";
 
 // One flag: a hand-rolled parser keeps clap out of the device binary.

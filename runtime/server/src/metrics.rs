@@ -120,7 +120,7 @@ impl Default for Metrics {
         );
         edge.register(
             "inference_duration_seconds",
-            "Time spent in the engine per request",
+            "Time spent in the model run (session.run) per request",
             inference.clone(),
         );
         edge.register(

@@ -77,6 +77,11 @@ impl Strings {
             .map(|(start, &end)| &self.text[start..end])
     }
 
+    /// How many bytes [`Strings::write_le`] writes.
+    pub fn le_len(&self) -> usize {
+        self.text.len() + LENGTH_PREFIX * self.len()
+    }
+
     /// Each element as the binary tensor data extension lays it out: length, then bytes.
     pub fn write_le(&self, out: &mut Vec<u8>) {
         for s in self.iter() {

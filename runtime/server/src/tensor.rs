@@ -206,6 +206,11 @@ impl TensorData {
         )
     }
 
+    /// How many bytes [`TensorData::write_le`] writes.
+    pub fn le_len(&self) -> usize {
+        with_tensor_data!(self, v => le_len(v), Bytes(s) => s.le_len())
+    }
+
     /// Appends the elements as the binary tensor data extension lays them out: little-endian,
     /// each BYTES element after its length.
     pub fn write_le(&self, out: &mut Vec<u8>) {
@@ -221,6 +226,10 @@ impl Serialize for TensorData {
             Bytes(strings) => strings.serialize(s)
         )
     }
+}
+
+fn le_len<T: Element>(values: &[T]) -> usize {
+    values.len() * T::SIZE
 }
 
 fn extend_le<T: Element>(values: &mut Vec<T>, bytes: &[u8]) {
@@ -277,6 +286,24 @@ mod tests {
         }
         assert_eq!(DataType::from_name("fp32"), None);
         assert_eq!(DataType::from_name("BYTES"), Some(DataType::Bytes));
+    }
+
+    #[test]
+    fn le_len_is_what_write_le_writes() {
+        let mut strings = Strings::default();
+        strings.push("ab").unwrap();
+        strings.push("").unwrap();
+        for data in [
+            TensorData::Fp32(vec![1.0, 2.0]),
+            TensorData::Bool(vec![true]),
+            TensorData::Fp16(vec![f16::ONE; 3]),
+            TensorData::Int64(vec![]),
+            TensorData::Bytes(strings),
+        ] {
+            let mut out = Vec::new();
+            data.write_le(&mut out);
+            assert_eq!(data.le_len(), out.len(), "{}", data.datatype());
+        }
     }
 
     #[test]

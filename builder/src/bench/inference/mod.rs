@@ -3,6 +3,7 @@
 //! Python's onnxruntime on the same input. Each model's rows run back to back, so the pairs a
 //! ratio is made of see the same host load.
 
+mod client;
 mod guest;
 pub mod models;
 pub mod python;
@@ -22,8 +23,11 @@ pub use guest::{guest_plan, measure_guest, EngineCost, GUEST_MODEL};
 
 pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1.4.4 wheel, \
     dims frozen as an image carries them, one seeded input each, sent with the binary tensor \
-    extension. engine ms: the server's own time for the model run (server-timing header); \
-    request ms: the client's, request sent to answer read; HTTP ms: median of the difference. \
+    extension. engine ms: the model's session.run as the server times it (server-timing \
+    header); request ms: the client's, request sent to answer read, on one kept-alive \
+    connection; HTTP ms: median of the difference, everything else the server does (decoding, \
+    the engine's input and output copies, the hand-off to the engine thread, encoding) and the \
+    loopback. \
     Host: the device binaries on this machine with 1 intra-op thread, one request at a time \
     for latency, then as many clients as CPUs for throughput (edge-runtime runs one request \
     per model at a time). Python: onnxruntime in-process on the same file and input bytes, 1 \

@@ -1,12 +1,13 @@
 //! Timing inference requests against one served model: one client in a row for latency, the
-//! engine's share of each from its `server-timing` header, then concurrent clients for
-//! throughput.
+//! model's share of each from its `server-timing` header, then concurrent clients for
+//! throughput. Each client keeps one connection open.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use super::client::Connection;
 use crate::bench::round3;
 use crate::bench::stats::percentile;
 
@@ -24,11 +25,13 @@ pub struct Latency {
     /// Client-side, request sent to answer read, in ms.
     pub request_p50_ms: f64,
     pub request_p99_ms: f64,
-    /// The server's own figure for the model run (`server-timing: infer;dur=`), in ms.
+    /// The server's own figure for `session.run` (`server-timing: infer;dur=`), in ms.
     pub engine_p50_ms: f64,
     pub engine_p99_ms: f64,
-    /// Median of (request - engine) per request: what HTTP, decoding and encoding add.
+    /// Median of (request - engine) per request: what HTTP, decoding, the engine's copies and
+    /// encoding add.
     pub http_overhead_p50_ms: f64,
+    pub http_overhead_p99_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,37 +41,36 @@ pub struct Throughput {
     pub per_second: f64,
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(300)))
-        .http_status_as_error(false)
-        .build()
-        .into()
+impl Endpoint<'_> {
+    /// A kept-alive connection that sends this endpoint's request.
+    fn connect(&self) -> Result<Connection> {
+        let headers = [
+            ("Content-Type", "application/octet-stream".to_string()),
+            ("Inference-Header-Content-Length", self.json_len.to_string()),
+        ];
+        Connection::open(&self.url, &headers, self.request)
+            .with_context(|| format!("connecting for POST {}", self.url))
+    }
 }
 
 /// One request; (whole request, engine's share).
-fn send(agent: &ureq::Agent, endpoint: &Endpoint) -> Result<(Duration, Duration)> {
+fn send(connection: &mut Connection, endpoint: &Endpoint) -> Result<(Duration, Duration)> {
     let started = Instant::now();
-    let mut response = agent
-        .post(&endpoint.url)
-        .header("Content-Type", "application/octet-stream")
-        .header("Inference-Header-Content-Length", endpoint.json_len)
-        .send(endpoint.request)
+    let (answer, body) = connection
+        .send()
         .with_context(|| format!("POST {}", endpoint.url))?;
-    let body = response.body_mut().read_to_vec()?;
     let took = started.elapsed();
-    if !response.status().is_success() {
+    if !(200..300).contains(&answer.status) {
         bail!(
             "POST {} answered {}: {}",
             endpoint.url,
-            response.status(),
+            answer.status,
             String::from_utf8_lossy(&body[..body.len().min(300)])
         );
     }
-    let engine_ms: f64 = response
-        .headers()
-        .get("server-timing")
-        .and_then(|v| v.to_str().ok())
+    let engine_ms: f64 = answer
+        .server_timing
+        .as_deref()
         .and_then(|v| v.strip_prefix("infer;dur="))
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("{} sent no server-timing header", endpoint.url))?;
@@ -77,15 +79,15 @@ fn send(agent: &ureq::Agent, endpoint: &Endpoint) -> Result<(Duration, Duration)
 
 /// `warmup` untimed requests, then `runs` timed ones, one at a time.
 pub fn latency(endpoint: &Endpoint, warmup: usize, runs: usize) -> Result<Latency> {
-    let agent = agent();
+    let mut connection = endpoint.connect()?;
     for _ in 0..warmup {
-        send(&agent, endpoint)?;
+        send(&mut connection, endpoint)?;
     }
     let mut request = Vec::with_capacity(runs);
     let mut engine = Vec::with_capacity(runs);
     let mut overhead = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let (took, engine_took) = send(&agent, endpoint)?;
+        let (took, engine_took) = send(&mut connection, endpoint)?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         request.push(ms(took));
         engine.push(ms(engine_took));
@@ -98,6 +100,7 @@ pub fn latency(endpoint: &Endpoint, warmup: usize, runs: usize) -> Result<Latenc
         engine_p50_ms: round3(percentile(&engine, 50.0)),
         engine_p99_ms: round3(percentile(&engine, 99.0)),
         http_overhead_p50_ms: round3(percentile(&overhead, 50.0)),
+        http_overhead_p99_ms: round3(percentile(&overhead, 99.0)),
     })
 }
 
@@ -110,9 +113,9 @@ pub fn throughput(endpoint: &Endpoint, clients: usize, requests: usize) -> Resul
                 // Spread the remainder so exactly `requests` go out.
                 let share = requests / clients + usize::from(i < requests % clients);
                 scope.spawn(move || -> Result<()> {
-                    let agent = agent();
+                    let mut connection = endpoint.connect()?;
                     for _ in 0..share {
-                        send(&agent, endpoint)?;
+                        send(&mut connection, endpoint)?;
                     }
                     Ok(())
                 })

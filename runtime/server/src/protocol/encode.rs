@@ -41,18 +41,15 @@ pub fn encode_response(
     requested: &[RequestedOutput],
     tensors: &[Tensor],
 ) -> EncodedResponse {
-    let mut binary = Vec::new();
+    // The tensors whose bytes follow the JSON, in order; written once, straight into the body.
+    let mut binary: Vec<&TensorData> = Vec::new();
     let outputs = requested
         .iter()
         .filter_map(|r| tensors.iter().find(|t| t.name == r.name).map(|t| (r, t)))
         .map(|(r, t)| {
             let (parameters, data) = if r.binary {
-                let start = binary.len();
-                t.data.write_le(&mut binary);
-                (
-                    Some(json!({ "binary_data_size": binary.len() - start })),
-                    None,
-                )
+                binary.push(&t.data);
+                (Some(json!({ "binary_data_size": t.data.le_len() })), None)
             } else {
                 (None, Some(&t.data))
             };
@@ -73,7 +70,10 @@ pub fn encode_response(
     };
     let mut body = serde_json::to_vec(&response).expect("response types always serialise");
     let json_len = (!binary.is_empty()).then_some(body.len());
-    body.extend_from_slice(&binary);
+    body.reserve_exact(binary.iter().map(|d| d.le_len()).sum());
+    for data in binary {
+        data.write_le(&mut body);
+    }
     EncodedResponse { body, json_len }
 }
 

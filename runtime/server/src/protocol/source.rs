@@ -9,6 +9,10 @@ use crate::body::ReadError;
 pub trait Source {
     /// Reads the next bytes into `buf`: how many, 0 at the end of the body.
     fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = Result<usize, ReadError>> + Send;
+
+    /// The next bytes as they arrived, at most `max` of them, without copying them (binary
+    /// tensor data goes from here straight into its typed buffer); empty at the end of the body.
+    fn read_chunk(&mut self, max: usize) -> impl Future<Output = Result<&[u8], ReadError>> + Send;
 }
 
 impl Source for &[u8] {
@@ -17,6 +21,12 @@ impl Source for &[u8] {
         buf[..n].copy_from_slice(&self[..n]);
         *self = &self[n..];
         Ok(n)
+    }
+
+    async fn read_chunk(&mut self, max: usize) -> Result<&[u8], ReadError> {
+        let (chunk, rest) = self.split_at(max.min(self.len()));
+        *self = rest;
+        Ok(chunk)
     }
 }
 
@@ -32,5 +42,11 @@ impl<S: Source + Send> Source for Prefix<'_, S> {
         let n = self.source.read(&mut buf[..want]).await?;
         self.left -= n;
         Ok(n)
+    }
+
+    async fn read_chunk(&mut self, max: usize) -> Result<&[u8], ReadError> {
+        let chunk = self.source.read_chunk(max.min(self.left)).await?;
+        self.left -= chunk.len();
+        Ok(chunk)
     }
 }

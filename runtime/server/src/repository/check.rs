@@ -87,7 +87,8 @@ pub fn golden_inference(model: &Model, golden: Option<&GoldenCheck>) -> Result<S
         .collect::<Result<Vec<_>, String>>()?;
     let outputs = model
         .run(inputs)
-        .map_err(|e| format!("the golden inference failed: {e}"))?;
+        .map_err(|e| format!("the golden inference failed: {e}"))?
+        .outputs;
     let mut notes = Vec::new();
     for output in &outputs {
         let values = as_numbers(&output.data);

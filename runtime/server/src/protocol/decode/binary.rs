@@ -1,14 +1,11 @@
 //! The binary tensor data that follows the JSON: each claimed input's bytes, in the order the
-//! JSON listed them, converted into its typed buffer a read at a time.
+//! JSON listed them, converted into its typed buffer straight from the body's chunks.
 
 use super::input::{Claim, Claims};
 use super::{invalid, DecodeError};
 use crate::protocol::Source;
 use crate::strings::{Strings, LENGTH_PREFIX};
 use crate::tensor::{Tensor, TensorData};
-
-/// Bytes read from the body at once.
-const READ: usize = 16 << 10;
 
 /// Reads every claim's bytes from `source` into `decoded`, then checks nothing follows.
 /// `available` is the most the rest of the body can hold.
@@ -18,7 +15,6 @@ pub async fn read_claims<S: Source + Send>(
     decoded: &mut [Option<Tensor>],
     mut available: usize,
 ) -> Result<(), DecodeError> {
-    let mut buf = vec![0u8; READ];
     for claim in &claims.0 {
         if claim.bytes > available {
             return Err(short(&claim.name, claim.bytes, available));
@@ -26,16 +22,12 @@ pub async fn read_claims<S: Source + Send>(
         let mut sink = Sink::new(claim);
         let mut left = claim.bytes;
         while left > 0 {
-            let want = left.min(READ);
-            let n = source
-                .read(&mut buf[..want])
-                .await
-                .map_err(DecodeError::Body)?;
-            if n == 0 {
+            let chunk = source.read_chunk(left).await.map_err(DecodeError::Body)?;
+            if chunk.is_empty() {
                 return Err(short(&claim.name, claim.bytes, claim.bytes - left));
             }
-            left -= n;
-            sink.feed(&buf[..n], claim)?;
+            left -= chunk.len();
+            sink.feed(chunk, claim)?;
         }
         available -= claim.bytes;
         decoded[claim.index] = Some(Tensor {
@@ -46,7 +38,11 @@ pub async fn read_claims<S: Source + Send>(
     }
     let mut extra = 0usize;
     loop {
-        let n = source.read(&mut buf).await.map_err(DecodeError::Body)?;
+        let n = source
+            .read_chunk(usize::MAX)
+            .await
+            .map_err(DecodeError::Body)?
+            .len();
         if n == 0 {
             break;
         }

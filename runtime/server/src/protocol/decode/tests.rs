@@ -108,6 +108,13 @@ impl Source for Trickle<'_> {
         self.read += n;
         Ok(n)
     }
+
+    async fn read_chunk(&mut self, max: usize) -> Result<&[u8], ReadError> {
+        let (chunk, rest) = self.rest.split_at(max.min(self.step).min(self.rest.len()));
+        self.rest = rest;
+        self.read += chunk.len();
+        Ok(chunk)
+    }
 }
 
 fn decode_trickled(
