@@ -123,6 +123,7 @@ impl Model {
             )
         };
         let path = Path::new(&config.path);
+        let started = std::time::Instant::now();
         let session = build_session(&backend.environment, path, threads).map_err(|e| {
             // tract fails on such a model as a parse failure (an unknown string operator, an
             // unknown type); name the type and the way out.
@@ -134,6 +135,13 @@ impl Model {
                 });
             anyhow::Error::new(e).context(format!("{}{hint}", loading()))
         })?;
+        // On the console beside init's timeline: most of a server's start is this.
+        eprintln!(
+            "edge-runtime: model '{}' loaded and optimised in {} ms (engine {})",
+            config.name,
+            started.elapsed().as_millis(),
+            backend.engine.name()
+        );
         let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
             outlets
                 .iter()
