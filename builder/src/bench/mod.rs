@@ -216,13 +216,20 @@ impl Bench {
                 if system_update::update_case(plan).is_none() {
                     continue;
                 }
-                steps.step(&format!("system update on {}", plan.name));
-                report.system_updates.push(
-                    system_update::measure(plan, manifest, &self.cache_dir, self.ready_timeout)
-                        .with_context(|| {
-                            format!("benchmarking a system update on {}", plan.name)
-                        })?,
-                );
+                for board in system_update::BOARDS {
+                    let on = format!("{} on {}", plan.name, board.name());
+                    steps.step(&format!("system update of {on}"));
+                    report.system_updates.push(
+                        system_update::measure_on(
+                            plan,
+                            manifest,
+                            board,
+                            &self.cache_dir,
+                            self.ready_timeout,
+                        )
+                        .with_context(|| format!("benchmarking a system update of {on}"))?,
+                    );
+                }
             }
         }
         steps.finish();
@@ -404,7 +411,8 @@ impl Bench {
                 self.plans
                     .iter()
                     .filter(|p| system_update::update_case(p).is_some())
-                    .count(),
+                    .count()
+                    * system_update::BOARDS.len(),
             )
     }
 }

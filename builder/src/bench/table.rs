@@ -399,6 +399,7 @@ pub fn render(report: &BenchReport) -> String {
                 "accel",
                 "update",
                 "push s",
+                "write s",
                 "push to committed s",
             ],
             3,
@@ -411,6 +412,7 @@ pub fn render(report: &BenchReport) -> String {
                 u.accel.clone(),
                 bytes(u.update_bytes),
                 s(u.push_s),
+                u.write_s.map_or_else(|| "-".to_string(), s),
                 s(u.push_to_committed_s),
             ]);
         }

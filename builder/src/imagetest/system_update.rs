@@ -14,11 +14,8 @@ use crate::imagetest::qemu_boot::boot_spec;
 use crate::imagetest::reboot::{addr, client as connect};
 use crate::outputs::manifest::Manifest;
 use crate::pipeline::{build_if_stale, BuildOptions};
-use crate::plan::{Overrides, Plan};
-use crate::recipe::{
-    with_keys_set, KillPoint, LoadedRecipe, SystemUpdateCheck, SystemUpdateVerdict, Tamper,
-    TestCase,
-};
+use crate::plan::Plan;
+use crate::recipe::{KillPoint, SystemUpdateCheck, SystemUpdateVerdict, Tamper, TestCase};
 use crate::system_update::{self, UpdateResult};
 
 /// Writes during a `kill = "mid-write"` check: a 20 MB root takes 20 s.
@@ -61,6 +58,8 @@ pub struct Applied {
     pub push_s: f64,
     /// From the first byte sent to the outcome seen on the status endpoint.
     pub outcome_s: f64,
+    /// Init's write of the inactive slot and its read-back, by the guest's clock.
+    pub write_s: Option<f64>,
     /// QEMU boots after the first (the trial, the way back).
     pub boots: usize,
 }
@@ -159,6 +158,7 @@ pub fn apply(
             artifact_bytes,
             push_s,
             outcome_s: push_s,
+            write_s: None,
             boots: 0,
         });
     }
@@ -169,6 +169,7 @@ pub fn apply(
         );
     }
     let mut boots = 0;
+    let mut write_s = None;
     let mut kill_in_trial = check.kill == Some(KillPoint::Trial);
     let outcome = system_update::wait_for_outcome(
         &update.version,
@@ -177,6 +178,9 @@ pub fn apply(
         started,
         || {
             if !vm_alive(vm) {
+                if boots == 0 {
+                    write_s = written_seconds(&vm.console_tail(400));
+                }
                 boots += 1;
                 if boots > MAX_BOOTS {
                     bail!("the device rebooted {boots} times without an outcome");
@@ -220,12 +224,14 @@ pub fn apply(
         artifact_bytes,
         push_s,
         outcome_s: seconds,
+        write_s,
         boots,
     };
     match (outcome, check.expect) {
         (UpdateResult::Committed { version, seconds }, SystemUpdateVerdict::Committed) => Ok(applied(format!(
-            "version {} -> {version} committed {seconds:.1} s after the push began ({artifact_bytes} bytes, taken in {push_s:.1} s; {boots} boot(s)); /data kept (model {model} still version {model_version}); {} output(s) after",
+            "version {} -> {version} committed {seconds:.1} s after the push began ({artifact_bytes} bytes, taken in {push_s:.1} s; slot written and read back in {}; {boots} boot(s)); /data kept (model {model} still version {model_version}); {} output(s) after",
             before.version,
+            write_s.map_or("? s (no EDGEIMG-UPDATE switched line)".to_string(), |w| format!("{w:.1} s")),
             after.len()
         ), seconds)),
         (UpdateResult::RolledBack { version, running, reason, seconds }, SystemUpdateVerdict::RolledBack) => {
@@ -245,6 +251,20 @@ pub fn apply(
         }
         (got, expected) => bail!("expected {expected:?}, got {got:?}"),
     }
+}
+
+/// The `written_s=` of init's `EDGEIMG-UPDATE switched` line: how long the slot's write and
+/// read-back took.
+fn written_seconds(console: &str) -> Option<f64> {
+    let line = console
+        .lines()
+        .find(|l| l.contains("EDGEIMG-UPDATE switched"))?;
+    let value = line.split_once("written_s=")?.1;
+    value
+        .split(|c: char| c == ':' || c.is_whitespace())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// While the device installs one update, another upload must be turned away (409).
@@ -295,8 +315,6 @@ struct BuiltUpdate {
 /// This recipe with `check.set` applied, built beside the image (`OUT/updates/N/`).
 fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<BuiltUpdate> {
     let plan = device.plan;
-    let text = std::fs::read_to_string(&plan.recipe_path)
-        .with_context(|| format!("reading {}", plan.recipe_path.display()))?;
     let mut set = check.set.clone();
     if check.wrong_key {
         let stranger = plan.out_dir.join("updates").join(format!("{n}-stranger"));
@@ -313,19 +331,7 @@ fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<
             set.insert(format!("system_updates.{key}"), file);
         }
     }
-    let text = with_keys_set(&text, &set).map_err(anyhow::Error::msg)?;
-    // Parsed as if it were the recipe's own file: its relative paths mean the same.
-    let loaded = LoadedRecipe::parse(&plan.recipe_path, text)?;
-    let variant = Plan::new(
-        &loaded,
-        &Overrides {
-            out_dir: Some(plan.out_dir.join("updates").join(n.to_string())),
-            mirror: Some(plan.alpine.mirror.clone()),
-            trusted_keys: plan.alpine.extra_keys.clone(),
-            source_date_epoch: Some(plan.source_date_epoch),
-            lock: None,
-        },
-    )?;
+    let variant = plan.variant(&set, plan.out_dir.join("updates").join(n.to_string()))?;
     build_if_stale(
         &variant,
         &BuildOptions {
@@ -338,4 +344,20 @@ fn build_update(device: &Device, check: &SystemUpdateCheck, n: usize) -> Result<
         out_dir: variant.out_dir,
         version: variant.version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::written_seconds;
+
+    #[test]
+    fn the_slot_write_time_is_read_from_inits_switched_line() {
+        let console = "[    9.1] EDGEIMG-UPDATE installing version=2 slot=b\n\
+            [   12.4] EDGEIMG-UPDATE switched version=2 slot=b written_s=3.250: rebooting into the trial\n";
+        assert_eq!(written_seconds(console), Some(3.25));
+        assert_eq!(
+            written_seconds("EDGEIMG-UPDATE installing version=2 slot=b"),
+            None
+        );
+    }
 }

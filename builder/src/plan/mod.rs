@@ -3,6 +3,7 @@
 
 pub mod lockfile;
 mod runtime;
+mod variant;
 
 pub use runtime::{ModelUpdatesPlan, RuntimePlan, Secret, TlsPlan};
 

@@ -228,11 +228,12 @@ impl Slots {
             )) {
                 return Err("state.json could not be written".to_string());
             }
+            let writing = std::time::Instant::now();
             install::install(&staged, &key, &self.system, target, &devices)
-                .map(|m| (m, devices))
+                .map(|m| (m, devices, writing.elapsed()))
                 .map_err(|e| format!("version {}: {e}", manifest.version))
         });
-        let (manifest, devices) = match result {
+        let (manifest, devices, written_in) = match result {
             Ok(done) => done,
             Err(why) => {
                 self.refuse("unknown", &why);
@@ -253,8 +254,9 @@ impl Slots {
         }
         remove_durably(&staged);
         console::line(&format!(
-            "EDGEIMG-UPDATE switched version={} slot={target}: rebooting into the trial",
-            manifest.version
+            "EDGEIMG-UPDATE switched version={} slot={target} written_s={:.3}: rebooting into the trial",
+            manifest.version,
+            written_in.as_secs_f64()
         ));
         Some("update")
     }

@@ -1,0 +1,33 @@
+//! A plan's recipe with some keys changed: the update a `system_update` check builds, or the
+//! same appliance on another board for the benchmark.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::{Overrides, Plan};
+use crate::recipe::{with_keys_set, LoadedRecipe};
+
+impl Plan {
+    /// This plan's recipe with `set`'s dotted keys replaced, planned into `out_dir` with the
+    /// same mirror, trusted keys and build date.
+    pub fn variant(&self, set: &BTreeMap<String, toml::Value>, out_dir: PathBuf) -> Result<Plan> {
+        let text = std::fs::read_to_string(&self.recipe_path)
+            .with_context(|| format!("reading {}", self.recipe_path.display()))?;
+        let text = with_keys_set(&text, set).map_err(anyhow::Error::msg)?;
+        // Parsed as if it were the recipe's own file: its relative paths mean the same.
+        let loaded = LoadedRecipe::parse(&self.recipe_path, text)?;
+        Plan::new(
+            &loaded,
+            &Overrides {
+                out_dir: Some(out_dir),
+                mirror: Some(self.alpine.mirror.clone()),
+                trusted_keys: self.alpine.extra_keys.clone(),
+                source_date_epoch: Some(self.source_date_epoch),
+                lock: None,
+            },
+        )
+        .map_err(Into::into)
+    }
+}
