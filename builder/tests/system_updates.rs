@@ -44,6 +44,7 @@ fn passes(recipe: &Path, out: &Path) -> String {
         ("does not trust", "refused (HTTP 403)"),
         ("truncated update", "refused (HTTP 400)"),
         ("one byte of its root changed", "refused (HTTP 400)"),
+        ("bigger than this device's slots", "refused (HTTP 422)"),
     ] {
         let line = stdout
             .lines()
