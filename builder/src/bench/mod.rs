@@ -54,8 +54,8 @@ pub enum Phase {
     /// Model updates on the QEMU recipes that take them: upload-to-serving time, latency
     /// during a swap.
     Update,
-    /// A/B system updates on the recipes that test one: update size, push time,
-    /// push-to-committed time.
+    /// A/B system updates on the recipes that test one, on each board: update size, push
+    /// time, slot write time, push-to-committed time.
     SystemUpdate,
 }
 
@@ -291,6 +291,16 @@ impl Bench {
             .iter()
             .map(|p| (p.arch, p.runtime.engine))
             .collect();
+        if self.has(Phase::SystemUpdate) {
+            // The same recipes rebuilt for the other boards.
+            for plan in self.plans.iter() {
+                if system_update::update_case(plan).is_some() {
+                    targets.extend(
+                        system_update::BOARDS.map(|b| (b.profile().arch, plan.runtime.engine)),
+                    );
+                }
+            }
+        }
         if self.has(Phase::Inference) {
             let host = host_arch()?;
             for engine in [Engine::Tract, Engine::Onnxruntime] {
