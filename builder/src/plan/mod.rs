@@ -51,6 +51,9 @@ pub struct Plan {
     pub board: Board,
     pub arch: Arch,
     pub recipe_path: PathBuf,
+    /// Dotted keys replaced in the recipe read from `recipe_path` ([`Plan::variant`]); empty
+    /// for a recipe as written.
+    pub keys_set: std::collections::BTreeMap<String, toml::Value>,
     pub out_dir: PathBuf,
     /// Every timestamp in the image; fixed so that builds are reproducible.
     pub source_date_epoch: u64,
@@ -384,6 +387,7 @@ impl Plan {
         };
 
         Ok(Plan {
+            keys_set: Default::default(),
             hostname: r.image.hostname.clone().unwrap_or_else(|| name.clone()),
             out_dir: overrides
                 .out_dir

@@ -10,15 +10,18 @@ use super::{Overrides, Plan};
 use crate::recipe::{with_keys_set, LoadedRecipe};
 
 impl Plan {
-    /// This plan's recipe with `set`'s dotted keys replaced, planned into `out_dir` with the
-    /// same mirror, trusted keys and build date.
+    /// This plan's recipe with `set`'s dotted keys replaced (on top of those this plan
+    /// already replaced), planned into `out_dir` with the same mirror, trusted keys and build
+    /// date.
     pub fn variant(&self, set: &BTreeMap<String, toml::Value>, out_dir: PathBuf) -> Result<Plan> {
         let text = std::fs::read_to_string(&self.recipe_path)
             .with_context(|| format!("reading {}", self.recipe_path.display()))?;
-        let text = with_keys_set(&text, set).map_err(anyhow::Error::msg)?;
+        let mut keys_set = self.keys_set.clone();
+        keys_set.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let text = with_keys_set(&text, &keys_set).map_err(anyhow::Error::msg)?;
         // Parsed as if it were the recipe's own file: its relative paths mean the same.
         let loaded = LoadedRecipe::parse(&self.recipe_path, text)?;
-        Plan::new(
+        let mut plan = Plan::new(
             &loaded,
             &Overrides {
                 out_dir: Some(out_dir),
@@ -27,7 +30,8 @@ impl Plan {
                 source_date_epoch: Some(self.source_date_epoch),
                 lock: None,
             },
-        )
-        .map_err(Into::into)
+        )?;
+        plan.keys_set = keys_set;
+        Ok(plan)
     }
 }
