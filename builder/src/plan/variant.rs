@@ -35,3 +35,37 @@ impl Plan {
         Ok(plan)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_of_a_variant_keeps_the_keys_replaced_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        let text = "[image]\nname = \"d\"\nboard = \"qemu-aarch64\"\nversion = \"1\"\n\
+            [model]\npath = \"model.onnx\"\n";
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("model.onnx"), b"model").unwrap();
+        let loaded = LoadedRecipe::parse(&path, text.to_string()).unwrap();
+        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let value = |v: &str| toml::Value::String(v.to_string());
+        let on_x86 = plan
+            .variant(
+                &BTreeMap::from([("image.board".to_string(), value("qemu-x86_64"))]),
+                dir.path().join("x86"),
+            )
+            .unwrap();
+        let update = on_x86
+            .variant(
+                &BTreeMap::from([("image.version".to_string(), value("2"))]),
+                dir.path().join("x86-v2"),
+            )
+            .unwrap();
+        assert_eq!(update.board.name(), "qemu-x86_64");
+        assert_eq!(update.version, "2");
+        assert_eq!(update.out_dir, dir.path().join("x86-v2"));
+        assert_eq!(plan.board.name(), "qemu-aarch64");
+    }
+}
