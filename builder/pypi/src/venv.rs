@@ -11,7 +11,8 @@ use crate::pinned::{ONNXRUNTIME_VERSION, PYTHON_REQUIREMENTS};
 
 /// The venv's python, with onnxruntime, onnx, numpy, spdx-tools, tritonclient, pillow and onnxconverter-common installed (made or completed now when
 /// it is not). The venv is built beside its final place and renamed in, so a half-made venv is
-/// never seen by another process doing the same.
+/// never seen by another process doing the same. Its console scripts (`bin/pyspdxtools`, ...)
+/// then name the staging folder's python in their first line: run tools as `python -m`.
 pub fn python(cache_dir: &Path) -> Result<PathBuf> {
     let venv = cache_dir.join("venv");
     let python = venv.join("bin/python");

@@ -116,12 +116,14 @@ pub fn with_mirror(command: &str, recipe: &Path, extra: &[&str], cache: &Path) -
 
 /// The SPDX reference validator (PyPI's spdx-tools, `pyspdxtools`) accepts the SBOM `file`.
 pub fn assert_valid_spdx(file: &Path) {
-    let validator = edgeimg_test_support::wheels::python().with_file_name("pyspdxtools");
-    let checked = Command::new(&validator)
-        .arg("-i")
+    // As a module of the venv's python: the venv's console scripts name in their first line
+    // the staging folder it was made in, gone once it was renamed into place.
+    let python = edgeimg_test_support::wheels::python();
+    let checked = Command::new(&python)
+        .args(["-m", "spdx_tools.spdx.clitools.pyspdxtools", "-i"])
         .arg(file)
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {} (pyspdxtools): {e}", python.display()));
     assert!(
         checked.status.success(),
         "pyspdxtools rejects {}:\n{}{}",
