@@ -183,9 +183,10 @@ pub fn reusable_build(plan: &Plan, digest: &str) -> Option<Manifest> {
 }
 
 fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<()> {
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    std::io::copy(&mut file, hasher)?;
+    crate::writers::extents::copy_sparse_to(&file, hasher)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(())
 }
 

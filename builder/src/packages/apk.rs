@@ -15,7 +15,7 @@ use super::index::IndexEntry;
 use super::signature::{self, Keyring};
 
 /// An install/upgrade/remove script from the control stream (`.post-install`, `.trigger`...).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Script {
     /// `post-install`, `trigger`, ...
     pub kind: String,
@@ -29,8 +29,8 @@ pub struct ApkFile {
     /// `.PKGINFO` key/values in file order (keys may repeat: `depend`, `provides`...).
     pub pkginfo: Vec<(String, String)>,
     pub scripts: Vec<Script>,
-    /// The decompressed data tar.
-    pub data_tar: Vec<u8>,
+    /// The decompressed data tar; files in the tree are slices of it.
+    pub data_tar: bytes::Bytes,
     /// Which trusted key signed the package itself, if it carries a signature stream.
     pub signed_by: Option<String>,
 }
@@ -128,7 +128,7 @@ pub fn open_verified(
     let mut apk = ApkFile {
         pkginfo,
         scripts,
-        data_tar: Vec::new(),
+        data_tar: bytes::Bytes::new(),
         signed_by,
     };
     if members.is_done() {
@@ -146,7 +146,7 @@ pub fn open_verified(
             members.rest().start
         );
     }
-    apk.data_tar = data.data;
+    apk.data_tar = data.data.into();
     Ok(apk)
 }
 
@@ -224,7 +224,7 @@ fn read_control(tar_bytes: &[u8]) -> Result<Control> {
 /// The body of a regular tar entry. Other kinds are refused, not read: a GNU sparse entry
 /// reads as however many zeros its header claims. What is read is bounded by the archive
 /// itself (already capped), never by the size a header claims.
-pub fn read_regular(entry: &mut tar::Entry<'_, &[u8]>) -> std::io::Result<Vec<u8>> {
+pub fn read_regular<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Vec<u8>> {
     let invalid = |message| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let kind = entry.header().entry_type();
     if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
@@ -264,7 +264,7 @@ fn parse_pkginfo(text: &str) -> Vec<(String, String)> {
 }
 
 /// Extended attributes from pax `SCHILY.xattr.*` records.
-pub fn pax_xattrs(entry: &mut tar::Entry<'_, &[u8]>) -> Result<BTreeMap<String, Vec<u8>>> {
+pub fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut xattrs = BTreeMap::new();
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
@@ -278,7 +278,7 @@ pub fn pax_xattrs(entry: &mut tar::Entry<'_, &[u8]>) -> Result<BTreeMap<String, 
 }
 
 /// The `APK-TOOLS.checksum.SHA1` pax record (hex), which the installed db stores as `Z:Q1...`.
-pub fn pax_sha1(entry: &mut tar::Entry<'_, &[u8]>) -> Result<Option<Vec<u8>>> {
+pub fn pax_sha1<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Vec<u8>>> {
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;

@@ -11,6 +11,7 @@ use super::index::IndexEntry;
 use super::progress::Progress;
 use super::repository::{self, Repository};
 use super::signature::Keyring;
+use super::unpacked;
 
 /// A verified package, ready to unpack.
 #[derive(Debug)]
@@ -34,9 +35,25 @@ pub fn cache_path(cache_dir: &Path, entry: &IndexEntry) -> Result<PathBuf> {
         .join(format!("{}.apk", hex::encode(sha1))))
 }
 
-/// Get one package: from the cache if there, else from its repository. A cached file that
-/// fails verification is removed and reported; running again fetches it afresh.
+/// Get one package: unpacked from an earlier build if there, else from the .apk cache, else
+/// from its repository, verified and then cached unpacked. A cached .apk that fails
+/// verification is removed and reported; running again fetches it afresh.
 pub fn fetch(
+    entry: &IndexEntry,
+    repo: &Repository,
+    cache_dir: &Path,
+    keyring: &Keyring,
+    progress: &Progress,
+) -> Result<FetchedApk> {
+    if let Some(unpacked) = unpacked::load(cache_dir, entry) {
+        return Ok(unpacked);
+    }
+    let fetched = fetch_verified(entry, repo, cache_dir, keyring, progress)?;
+    unpacked::store(cache_dir, entry, &cache_path(cache_dir, entry)?, &fetched)?;
+    Ok(fetched)
+}
+
+fn fetch_verified(
     entry: &IndexEntry,
     repo: &Repository,
     cache_dir: &Path,

@@ -21,6 +21,7 @@ pub mod resolve;
 pub mod signature;
 pub mod source;
 mod unpack;
+mod unpacked;
 pub mod version;
 
 use std::collections::BTreeSet;
@@ -33,7 +34,7 @@ pub use apk::{MAX_CONTROL_BYTES, MAX_DATA_BYTES, MAX_SIGNATURE_BYTES};
 pub use dependency::Dependency;
 pub use index::{ApkIndex, IndexEntry};
 pub use progress::Progress;
-pub use repository::{RepoSpec, Repository, MAX_INDEX_BYTES};
+pub use repository::{store as store_in_cache, RepoSpec, Repository, MAX_INDEX_BYTES};
 pub use signature::Keyring;
 
 /// What to install, from the plan.

@@ -1,6 +1,8 @@
 //! Unpack an .apk's data stream into the rootfs tree, refusing anything that could reach
 //! outside the image or that an unprivileged, cross-arch build must not create.
 
+use std::io::Cursor;
+
 use anyhow::{anyhow, bail, Context, Result};
 use sha1::{Digest, Sha1};
 use tar::EntryType;
@@ -20,12 +22,16 @@ pub struct InstalledEntry {
     pub sha1: Option<Vec<u8>>,
 }
 
-/// Add every entry of the package's data tar to `tree`; returns what was installed.
+type DataEntry<'a> = tar::Entry<'a, Cursor<&'a [u8]>>;
+
+/// Add every entry of the package's data tar to `tree`; returns what was installed. A file's
+/// contents in the tree are a slice of the data tar, not a copy, and the entries are walked by
+/// seeking, so a file nobody reads later (most of a kernel package's modules) is never touched.
 pub fn unpack(apk: &ApkFile, tree: &mut RootfsTree, package: &str) -> Result<Vec<InstalledEntry>> {
-    let mut archive = tar::Archive::new(apk.data_tar.as_slice());
+    let mut archive = tar::Archive::new(Cursor::new(&apk.data_tar[..]));
     let mut installed = Vec::new();
     let entries = archive
-        .entries()
+        .entries_with_seek()
         .with_context(|| format!("package {package}: data stream is not a tar"))?;
     let mut previous: Option<String> = None;
     for entry in entries {
@@ -39,12 +45,32 @@ pub fn unpack(apk: &ApkFile, tree: &mut RootfsTree, package: &str) -> Result<Vec
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let fail =
             |e: anyhow::Error| e.context(format!("package {package}: refusing entry {raw_name:?}"));
-        if let Some(item) = unpack_entry(&mut entry, &raw_name, tree).map_err(fail)? {
+        if let Some(item) =
+            unpack_entry(&mut entry, &raw_name, &apk.data_tar, tree).map_err(fail)?
+        {
             installed.push(item);
         }
         previous = Some(raw_name);
     }
     Ok(installed)
+}
+
+/// A regular entry's contents as a slice of the data tar. As [`apk::read_regular`], only a
+/// regular entry is read (a GNU sparse one would read as the zeros its header claims), and
+/// never more than the archive holds.
+fn regular_contents(entry: &DataEntry<'_>, data_tar: &bytes::Bytes) -> Result<bytes::Bytes> {
+    let kind = entry.header().entry_type();
+    if !matches!(kind, EntryType::Regular | EntryType::Continuous) {
+        bail!("it is a {kind:?} entry where only a regular file may be");
+    }
+    let start = entry.raw_file_position();
+    let claimed = entry.size();
+    let available = (data_tar.len() as u64).saturating_sub(start);
+    if claimed > available {
+        bail!("its header claims {claimed} bytes but the archive ends after {available}");
+    }
+    // Both fit in usize: they are within data_tar.
+    Ok(data_tar.slice(start as usize..(start + claimed) as usize))
 }
 
 fn owner(name: Option<&str>, numeric: u64) -> Result<u32> {
@@ -56,8 +82,9 @@ fn owner(name: Option<&str>, numeric: u64) -> Result<u32> {
 }
 
 fn unpack_entry(
-    entry: &mut tar::Entry<'_, &[u8]>,
+    entry: &mut DataEntry<'_>,
     raw_name: &str,
+    data_tar: &bytes::Bytes,
     tree: &mut RootfsTree,
 ) -> Result<Option<InstalledEntry>> {
     let kind = entry.header().entry_type();
@@ -85,9 +112,9 @@ fn unpack_entry(
     let (node, sha1) = match kind {
         EntryType::Directory => (NodeKind::Dir, None),
         EntryType::Regular | EntryType::Continuous => {
-            let data = apk::read_regular(entry)?;
+            let data = regular_contents(entry, data_tar)?;
             let sha1 = pax_sha1.unwrap_or_else(|| Sha1::digest(&data).to_vec());
-            (NodeKind::File(data.into()), Some(sha1))
+            (NodeKind::File(data), Some(sha1))
         }
         EntryType::Symlink => {
             let target = entry

@@ -1,10 +1,10 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use super::path::RootPath;
 
-/// File contents, shared so that hardlinks, caches and writers never copy them.
-pub type FileData = Arc<[u8]>;
+/// File contents, shared so that hardlinks, caches and writers never copy them; a file
+/// unpacked from a package is a slice of the package's data stream, or of its cached copy.
+pub type FileData = bytes::Bytes;
 
 /// Ownership, permissions and times of one node. `mode` holds only the permission bits
 /// (`0o7777`, including setuid/setgid/sticky); the node kind supplies the file type.

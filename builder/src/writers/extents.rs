@@ -27,6 +27,38 @@ pub fn data_extents(file: &File) -> io::Result<Vec<Range<u64>>> {
     Ok(extents)
 }
 
+/// Feed the whole of `file` to `sink` (a hasher), reading only its data extents: a hole is
+/// fed as zeros from memory rather than read, which on a 320 MB disk image that maps 30 MB is
+/// most of the cost of hashing it. Returns the file's length.
+pub fn copy_sparse_to(file: &File, sink: &mut impl io::Write) -> io::Result<u64> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let len = file.metadata()?.len();
+    let mut at = 0;
+    let feed_zeros = |sink: &mut dyn io::Write, mut n: u64| -> io::Result<()> {
+        while n > 0 {
+            let chunk = n.min(ZEROS.len() as u64) as usize;
+            sink.write_all(&ZEROS[..chunk])?;
+            n -= chunk as u64;
+        }
+        Ok(())
+    };
+    let mut reader = file;
+    for extent in data_extents(file)? {
+        feed_zeros(sink, extent.start - at)?;
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(extent.start))?;
+        let copied = io::copy(&mut io::Read::take(reader, extent.end - extent.start), sink)?;
+        if copied != extent.end - extent.start {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was read",
+            ));
+        }
+        at = extent.end;
+    }
+    feed_zeros(sink, len - at)?;
+    Ok(len)
+}
+
 fn seek(fd: i32, offset: u64, whence: i32) -> io::Result<Option<u64>> {
     let off = i64::try_from(offset).map_err(|_| io::Error::other("file offset too large"))?;
     // SAFETY: lseek on a file descriptor we borrow for the duration of the call.

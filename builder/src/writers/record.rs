@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::extents::copy_sparse_to;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutputRecord {
     pub kind: String,
@@ -18,10 +20,11 @@ pub struct OutputRecord {
 impl OutputRecord {
     /// Hash a finished output file.
     pub fn of_file(kind: &str, path: &Path) -> Result<Self> {
-        let mut file =
+        let file =
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher)?;
+        let size = copy_sparse_to(&file, &mut hasher)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         Ok(OutputRecord {
             kind: kind.to_string(),
             file: path

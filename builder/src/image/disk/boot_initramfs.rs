@@ -176,6 +176,7 @@ mod tests {
         assert_eq!(regulator.because, "vqmmc-supply of /soc/mmc@7e340000");
         let kernel = BootKernel {
             image,
+            gzipped: None,
             packaged_path: RootPath::new("/boot/vmlinuz-test").unwrap(),
             version: KVER.into(),
             modules,

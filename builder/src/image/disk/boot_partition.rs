@@ -10,6 +10,7 @@ use edge_config::Arch;
 
 use super::{pi_boot, DiskPlan};
 use crate::image::boot_dir::BootDir;
+use crate::image::kernel::BootKernel;
 use crate::rootfs::{FileData, Meta, RootPath, RootfsTree};
 use crate::writers::disk::MIB;
 
@@ -45,7 +46,7 @@ impl SlotBoot {
         pi_firmware: bool,
         arch: Arch,
         boot_dir: &BootDir,
-        kernel: &[u8],
+        kernel: &BootKernel,
         initramfs: FileData,
     ) -> Result<SlotBoot> {
         let (top, mut shared, carried, kernel_name, config_body) = if pi_firmware {
@@ -70,7 +71,7 @@ impl SlotBoot {
             // is compressed already.
             let kernel = match arch {
                 Arch::Aarch64 => pi_boot::gzip_kernel(kernel)?,
-                _ => FileData::from(kernel),
+                _ => FileData::from(kernel.image.clone()),
             };
             let shared = vec![(QEMU_KERNEL.to_string(), kernel)];
             (Vec::new(), shared, Vec::new(), QEMU_KERNEL, body)

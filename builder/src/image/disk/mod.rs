@@ -260,7 +260,7 @@ pub fn write_disk_image(
             disk.pi_firmware,
             plan.arch,
             boot_dir,
-            &kernel.image,
+            kernel,
             initramfs_zst.into(),
         )
     })?;

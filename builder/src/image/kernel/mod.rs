@@ -17,7 +17,7 @@ pub use index_files::index_files;
 pub use moddep::ModuleName;
 pub use modules::{Loaded, Module, ModuleError, ModuleSet};
 pub use prepare::{prepare_kernel, BootKernel};
-pub use unwrap::{unwrap_kernel, KernelFormat};
+pub use unwrap::{packaged_gzip, unwrap_kernel, KernelFormat};
 
 #[cfg(test)]
 pub(crate) mod testdata;

@@ -6,14 +6,16 @@ use anyhow::{bail, Context, Result};
 
 use super::devicetree::DeviceTree;
 use super::select::{device_tree_requests, NodeDriver};
-use super::{unwrap_kernel, ModuleSet};
+use super::{packaged_gzip, unwrap_kernel, ModuleSet};
 use crate::image::kernel::drivers::{Driver, DriverIndex};
 use crate::plan::Plan;
-use crate::rootfs::{NodeKind, RootPath, RootfsTree};
+use crate::rootfs::{FileData, NodeKind, RootPath, RootfsTree};
 
 pub struct BootKernel {
     /// The bootable image (`-kernel`, or `kernel8.img` on a Pi).
     pub image: Vec<u8>,
+    /// The package's own gzip stream of `image`, where it ships one (see [`packaged_gzip`]).
+    pub gzipped: Option<FileData>,
     /// Where the package put it, e.g. `/boot/vmlinuz-virt`.
     pub packaged_path: RootPath,
     pub version: String,
@@ -48,6 +50,7 @@ pub fn prepare_kernel(plan: &Plan, tree: &mut RootfsTree) -> Result<BootKernel> 
         .file_data(&packaged_path)
         .expect("find_kernel returns a regular file");
     let image = unwrap_kernel(packaged).with_context(|| format!("kernel {packaged_path}"))?;
+    let gzipped = packaged_gzip(packaged);
     let version = kernel_version(tree, &plan.kernel.package)?;
     let context = || format!("kernel modules for {} {version}", plan.kernel.package);
     let trees = device_trees(tree, &plan.kernel.device_trees)?;
@@ -63,6 +66,7 @@ pub fn prepare_kernel(plan: &Plan, tree: &mut RootfsTree) -> Result<BootKernel> 
     let modules = ModuleSet::install(tree, &version, &requests).with_context(context)?;
     Ok(BootKernel {
         image,
+        gzipped,
         packaged_path,
         version,
         modules,

@@ -58,9 +58,24 @@ pub fn unwrap_kernel(bytes: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+/// The gzip stream a packaged kernel already carries its arm64 `Image` in (a gzip'd `vmlinuz`,
+/// or an EFI zboot's gzip payload), as a slice of `bytes`: where a gzip'd kernel is wanted,
+/// the package's own is used instead of compressing the Image again.
+pub fn packaged_gzip(bytes: &bytes::Bytes) -> Option<bytes::Bytes> {
+    match KernelFormat::detect(bytes) {
+        KernelFormat::Gzip => Some(bytes.clone()),
+        KernelFormat::EfiZboot => {
+            let (offset, size, comp) = zboot_header(bytes).ok()?;
+            (comp == "gzip" && offset.checked_add(size)? <= bytes.len())
+                .then(|| bytes.slice(offset..offset + size))
+        }
+        _ => None,
+    }
+}
+
 /// Linux's EFI zboot header: `MZ`, `zimg`, payload offset (u32 le @8), payload size
 /// (u32 le @12), compression name (NUL-terminated @24).
-fn unwrap_zboot(bytes: &[u8]) -> Result<Vec<u8>> {
+fn zboot_header(bytes: &[u8]) -> Result<(usize, usize, String)> {
     let word = |at: usize| -> Result<usize> {
         let b: [u8; 4] = bytes
             .get(at..at + 4)
@@ -68,14 +83,21 @@ fn unwrap_zboot(bytes: &[u8]) -> Result<Vec<u8>> {
             .context("the EFI zboot header is truncated")?;
         Ok(u32::from_le_bytes(b) as usize)
     };
-    let (offset, size) = (word(8)?, word(12)?);
-    let payload = bytes.get(offset..offset + size).with_context(|| {
-        format!("the EFI zboot payload ({size} bytes at {offset}) lies past the end of the {}-byte file", bytes.len())
-    })?;
     let comp = bytes.get(24..56).unwrap_or(&[]);
     let comp =
         String::from_utf8_lossy(&comp[..comp.iter().position(|&b| b == 0).unwrap_or(comp.len())])
             .into_owned();
+    Ok((word(8)?, word(12)?, comp))
+}
+
+fn unwrap_zboot(bytes: &[u8]) -> Result<Vec<u8>> {
+    let (offset, size, comp) = zboot_header(bytes)?;
+    let payload = offset
+        .checked_add(size)
+        .and_then(|end| bytes.get(offset..end))
+        .with_context(|| {
+            format!("the EFI zboot payload ({size} bytes at {offset}) lies past the end of the {}-byte file", bytes.len())
+        })?;
     let image = match comp.as_str() {
         "gzip" => gunzip(payload)?,
         "zstd" | "zstd22" => {
@@ -120,6 +142,26 @@ mod tests {
         assert_eq!(unwrap_kernel(&img).unwrap(), img);
         assert_eq!(unwrap_kernel(&gz(&img)).unwrap(), img);
         assert!(unwrap_kernel(b"definitely not a kernel").is_err());
+    }
+
+    #[test]
+    fn a_packaged_gzip_stream_is_reused_as_is() {
+        let img = fake_arm64_image();
+        let gzipped = bytes::Bytes::from(gz(&img));
+        assert_eq!(packaged_gzip(&gzipped), Some(gzipped.clone()));
+        assert_eq!(packaged_gzip(&bytes::Bytes::from(img.clone())), None);
+
+        let mut zboot = vec![0u8; 64];
+        zboot[..2].copy_from_slice(b"MZ");
+        zboot[4..8].copy_from_slice(b"zimg");
+        zboot[8..12].copy_from_slice(&64u32.to_le_bytes());
+        zboot[12..16].copy_from_slice(&(gzipped.len() as u32).to_le_bytes());
+        zboot[24..28].copy_from_slice(b"gzip");
+        zboot.extend_from_slice(&gzipped);
+        zboot.extend_from_slice(&[0u8; 32]); // the stub's padding after the payload
+        let zboot = bytes::Bytes::from(zboot);
+        assert_eq!(packaged_gzip(&zboot), Some(gzipped));
+        assert_eq!(unwrap_kernel(&zboot).unwrap(), img);
     }
 
     #[test]

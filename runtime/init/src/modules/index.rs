@@ -24,6 +24,66 @@ struct Entry {
     deps: Vec<String>,
 }
 
+/// One `modules.alias` line. A kernel has thousands; a lookup rules most out by their literal
+/// parts alone, and a pattern is compiled only once a lookup gets that far.
+#[derive(Debug)]
+struct Alias {
+    /// Normalised (see [`normalize`]).
+    pattern: String,
+    /// Up to the first wildcard: a modalias must start with it.
+    literal_prefix: String,
+    /// The longest run without wildcards: a modalias must contain it (for
+    /// `of:N*T*Cbrcm,bcm2711-emmc2C*`, the compatible).
+    longest_literal: String,
+    /// `None` for a pattern glob cannot read: it matches nothing, as kmod skips it.
+    compiled: std::cell::OnceCell<Option<glob::Pattern>>,
+    module: String,
+}
+
+impl Alias {
+    fn new(pattern: &str, module: &str) -> Alias {
+        let pattern = normalize(pattern);
+        let prefix_end = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
+        let longest_literal = literal_runs(&pattern)
+            .max_by_key(|run| run.len())
+            .unwrap_or_default()
+            .to_string();
+        Alias {
+            literal_prefix: pattern[..prefix_end].to_string(),
+            longest_literal,
+            pattern,
+            compiled: std::cell::OnceCell::new(),
+            module: module_name(module),
+        }
+    }
+
+    fn matches(&self, modalias: &str, options: glob::MatchOptions) -> bool {
+        modalias.starts_with(&self.literal_prefix)
+            && modalias.contains(&self.longest_literal)
+            && self
+                .compiled
+                .get_or_init(|| glob::Pattern::new(&self.pattern).ok())
+                .as_ref()
+                .is_some_and(|p| p.matches_with(modalias, options))
+    }
+}
+
+/// The parts of a glob pattern outside wildcards and bracket expressions.
+fn literal_runs(pattern: &str) -> impl Iterator<Item = &str> {
+    let mut in_brackets = false;
+    pattern
+        .split(move |c: char| {
+            let split = in_brackets || matches!(c, '*' | '?' | '[');
+            match c {
+                '[' => in_brackets = true,
+                ']' if in_brackets => in_brackets = false,
+                _ => {}
+            }
+            split
+        })
+        .filter(|run| !run.is_empty())
+}
+
 /// Modules to load before (`pre:`) and after (`post:`) a module; names or aliases.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SoftDeps {
@@ -36,7 +96,7 @@ pub struct ModuleIndex {
     dir: PathBuf,
     modules: HashMap<String, Entry>,
     /// In file order; the pattern is normalised like the lookups (see [`normalize`]).
-    aliases: Vec<(glob::Pattern, String)>,
+    aliases: Vec<Alias>,
     softdeps: HashMap<String, SoftDeps>,
     builtin: HashSet<String>,
 }
@@ -95,10 +155,7 @@ impl ModuleIndex {
             if let (Some("alias"), Some(pattern), Some(module)) =
                 (words.next(), words.next(), words.next())
             {
-                // A pattern glob cannot read matches nothing; kmod would skip it too.
-                if let Ok(pattern) = glob::Pattern::new(&normalize(pattern)) {
-                    index.aliases.push((pattern, module_name(module)));
-                }
+                index.aliases.push(Alias::new(pattern, module));
             }
         }
         for line in content_lines(softdep) {
@@ -131,9 +188,9 @@ impl ModuleIndex {
             require_literal_leading_dot: false,
         };
         let mut found: Vec<&str> = Vec::new();
-        for (pattern, module) in &self.aliases {
-            if pattern.matches_with(&wanted, options) && !found.contains(&module.as_str()) {
-                found.push(module);
+        for alias in &self.aliases {
+            if alias.matches(&wanted, options) && !found.contains(&alias.module.as_str()) {
+                found.push(&alias.module);
             }
         }
         found
@@ -248,6 +305,15 @@ alias crc32c crc32c_generic\n";
             .matching("of:NmmcT(null)Cbrcm,bcm2711-emmc3")
             .is_empty());
         assert!(index.matching("virtio:d00000002v00001AF4").is_empty());
+    }
+
+    #[test]
+    fn literal_runs_leave_out_wildcards_and_bracket_expressions() {
+        let runs: Vec<&str> = literal_runs("usb:v0BDAp8153d[0-2]*dc*in?x").collect();
+        assert_eq!(runs, ["usb:v0BDAp8153d", "dc", "in", "x"]);
+        let alias = Alias::new("of:N*T*Cbrcm,bcm2711-emmc2C*", "sdhci-iproc");
+        assert_eq!(alias.literal_prefix, "of:N");
+        assert_eq!(alias.longest_literal, "Cbrcm,bcm2711_emmc2C");
     }
 
     #[test]
