@@ -165,7 +165,7 @@ fn build_with(
     let mut placed = BTreeMap::from([(kernel.packaged_path.clone(), Placement::BootedKernel)]);
     if let Some(disk) = &disk {
         let written = timed("disk image", || {
-            write_disk_image(plan, disk, &tree, &boot_dir, &kernel)
+            write_disk_image(plan, disk, &tree, &boot_dir, &kernel, &opts.cache_dir)
         })?;
         outputs.extend(written.outputs);
         disk_record = Some(written.record);

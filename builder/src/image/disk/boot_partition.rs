@@ -4,6 +4,8 @@
 //! the same way, in the firmware's place. A fresh image boots slot a; `b/` is empty until an
 //! update writes it.
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 use edge_config::system::{slot_config_txt, SLOTS};
 use edge_config::Arch;
@@ -48,10 +50,11 @@ impl SlotBoot {
         boot_dir: &BootDir,
         kernel: &BootKernel,
         initramfs: FileData,
+        cache_dir: &Path,
     ) -> Result<SlotBoot> {
         let (top, mut shared, carried, kernel_name, config_body) = if pi_firmware {
             let (top, mut carried) = pi_boot::firmware(boot_dir)?;
-            let (shared, slot_carried) = pi_boot::slot_files(boot_dir, kernel)?;
+            let (shared, slot_carried) = pi_boot::slot_files(boot_dir, kernel, cache_dir)?;
             carried.extend(slot_carried);
             (
                 top,
@@ -70,7 +73,7 @@ impl SlotBoot {
             // An arm64 Image is 33 MB raw, 11 MB gzip'd, which QEMU unpacks; x86's bzImage
             // is compressed already.
             let kernel = match arch {
-                Arch::Aarch64 => pi_boot::gzip_kernel(kernel)?,
+                Arch::Aarch64 => pi_boot::gzip_kernel(kernel, cache_dir)?,
                 _ => FileData::from(kernel.image.clone()),
             };
             let shared = vec![(QEMU_KERNEL.to_string(), kernel)];

@@ -239,6 +239,7 @@ pub fn write_disk_image(
     tree: &RootfsTree,
     boot_dir: &BootDir,
     kernel: &BootKernel,
+    cache_dir: &Path,
 ) -> Result<WrittenDisk> {
     let t = plan.source_date_epoch;
     // Partition images are scratch files beside the outputs, removed when done.
@@ -262,6 +263,7 @@ pub fn write_disk_image(
             boot_dir,
             kernel,
             initramfs_zst.into(),
+            cache_dir,
         )
     })?;
     let mut partitions = Vec::new();

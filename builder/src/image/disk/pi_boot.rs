@@ -2,6 +2,8 @@
 //! `fixup*.dat`) in the boot partition's root, shared by both slots, and in each slot's folder
 //! the arm64 kernel (gzip'd), the boot initramfs and the device trees.
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 
@@ -59,7 +61,7 @@ pub fn firmware(boot_dir: &BootDir) -> Result<Carried> {
 
 /// A slot's kernel and device trees (overlays under `overlays/`), and which `/boot` files
 /// they are.
-pub fn slot_files(boot_dir: &BootDir, kernel: &BootKernel) -> Result<Carried> {
+pub fn slot_files(boot_dir: &BootDir, kernel: &BootKernel, cache_dir: &Path) -> Result<Carried> {
     let mut files = Vec::new();
     let mut carried = Vec::new();
     let mut dtbs = 0;
@@ -81,23 +83,21 @@ pub fn slot_files(boot_dir: &BootDir, kernel: &BootKernel) -> Result<Carried> {
     // The firmware gunzips an arm64 kernel it finds gzip'd (Raspberry Pi firmware since
     // September 2020; the config.txt documentation says so): 33 MB of Debian's arm64 Image
     // is 10 MB on the card.
-    files.push((KERNEL.to_string(), gzip_kernel(kernel)?));
+    files.push((KERNEL.to_string(), gzip_kernel(kernel, cache_dir)?));
     Ok((files, carried))
 }
 
 /// An arm64 `Image` gzip'd, as the Pi firmware and QEMU's `-kernel` both unpack it: the
 /// package's own gzip stream where it ships one, else the Image compressed here once and
-/// kept in the cache under its SHA-256 (half a second a build for the Pi's 33 MB Image).
-pub fn gzip_kernel(kernel: &BootKernel) -> Result<FileData> {
+/// kept in `cache_dir` under its SHA-256 (half a second a build for the Pi's 33 MB Image).
+pub fn gzip_kernel(kernel: &BootKernel, cache_dir: &Path) -> Result<FileData> {
     if let Some(gzipped) = &kernel.gzipped {
         return Ok(gzipped.clone());
     }
-    let cached = crate::packages::default_cache_dir()?
-        .join("kernel-gzip")
-        .join(format!(
-            "{}-{GZIP_FORMAT}.gz",
-            hex::encode(Sha256::digest(&kernel.image))
-        ));
+    let cached = cache_dir.join("kernel-gzip").join(format!(
+        "{}-{GZIP_FORMAT}.gz",
+        hex::encode(Sha256::digest(&kernel.image))
+    ));
     if let Ok(bytes) = std::fs::read(&cached) {
         return Ok(bytes.into());
     }
