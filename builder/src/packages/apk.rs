@@ -221,27 +221,39 @@ fn read_control(tar_bytes: &[u8]) -> Result<Control> {
     Ok((pkginfo.context("no .PKGINFO")?, scripts))
 }
 
-/// The body of a regular tar entry. Other kinds are refused, not read: a GNU sparse entry
-/// reads as however many zeros its header claims. What is read is bounded by the archive
-/// itself (already capped), never by the size a header claims.
+/// The body of a regular tar entry (see [`regular_only`]). What is read is bounded by the
+/// archive itself (already capped), never by the size a header claims.
 pub fn read_regular<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Vec<u8>> {
-    let invalid = |message| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    let kind = entry.header().entry_type();
-    if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
-        return Err(invalid(format!(
-            "it is a {kind:?} entry where only a regular file may be"
-        )));
-    }
-    let claimed = entry.size();
+    regular_only(entry.header().entry_type())?;
     let mut body = Vec::new();
     entry.read_to_end(&mut body)?;
-    if body.len() as u64 != claimed {
-        return Err(invalid(format!(
-            "its header claims {claimed} bytes but the archive ends after {}",
-            body.len()
-        )));
-    }
+    archive_holds(entry.size(), body.len() as u64)?;
     Ok(body)
+}
+
+/// Only a regular entry is read; other kinds are refused: a GNU sparse entry reads as however
+/// many zeros its header claims.
+pub fn regular_only(kind: tar::EntryType) -> std::io::Result<()> {
+    if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+        return Ok(());
+    }
+    Err(invalid_data(format!(
+        "it is a {kind:?} entry where only a regular file may be"
+    )))
+}
+
+/// An entry's body must be as long as its header claims (`held`: what the archive has).
+pub fn archive_holds(claimed: u64, held: u64) -> std::io::Result<()> {
+    if held >= claimed {
+        return Ok(());
+    }
+    Err(invalid_data(format!(
+        "its header claims {claimed} bytes but the archive ends after {held}"
+    )))
+}
+
+fn invalid_data(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
 const SCRIPT_KINDS: &[&str] = &[

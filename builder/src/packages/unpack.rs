@@ -55,20 +55,13 @@ pub fn unpack(apk: &ApkFile, tree: &mut RootfsTree, package: &str) -> Result<Vec
     Ok(installed)
 }
 
-/// A regular entry's contents as a slice of the data tar. As [`apk::read_regular`], only a
-/// regular entry is read (a GNU sparse one would read as the zeros its header claims), and
-/// never more than the archive holds.
+/// A regular entry's contents as a slice of the data tar, checked as [`apk::read_regular`]
+/// checks what it reads.
 fn regular_contents(entry: &DataEntry<'_>, data_tar: &bytes::Bytes) -> Result<bytes::Bytes> {
-    let kind = entry.header().entry_type();
-    if !matches!(kind, EntryType::Regular | EntryType::Continuous) {
-        bail!("it is a {kind:?} entry where only a regular file may be");
-    }
+    apk::regular_only(entry.header().entry_type())?;
     let start = entry.raw_file_position();
     let claimed = entry.size();
-    let available = (data_tar.len() as u64).saturating_sub(start);
-    if claimed > available {
-        bail!("its header claims {claimed} bytes but the archive ends after {available}");
-    }
+    apk::archive_holds(claimed, (data_tar.len() as u64).saturating_sub(start))?;
     // Both fit in usize: they are within data_tar.
     Ok(data_tar.slice(start as usize..(start + claimed) as usize))
 }
