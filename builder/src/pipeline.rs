@@ -199,7 +199,10 @@ fn build_with(
     manifest.left_out = installed
         .left_out
         .iter()
-        .map(|(package, deps)| LeftOut::dependencies(package, deps))
+        .map(|l| {
+            let why = plan.alpine.leave_out.get(&l.package).map(|r| r.reason());
+            LeftOut::dependencies(&l.name_version, &l.dependencies, why.unwrap_or_default())
+        })
         .chain(boot_dir.left_out(&placed))
         .collect();
     manifest.engine = Some(EngineRecord::new(
@@ -319,7 +322,12 @@ fn package_request(plan: &Plan, cache_dir: &Path) -> PackageRequest {
         repositories: plan.alpine.repo_specs(),
         extra_keys: plan.alpine.extra_keys.clone(),
         world: plan.alpine.world.clone(),
-        files_only: plan.alpine.files_only.clone(),
+        leave_out: plan
+            .alpine
+            .leave_out
+            .iter()
+            .map(|(package, rule)| (package.clone(), rule.leave_out()))
+            .collect(),
         cache_dir: cache_dir.to_path_buf(),
     }
 }

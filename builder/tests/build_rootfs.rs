@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    assert_valid_spdx, build_with_mirror, edgeimg, mirror, project_root, shared_cache, stderr,
-    tiny_mlp_recipe,
+    assert_valid_spdx, build_with_mirror, edgeimg, mirror, project_root, recipe_text, shared_cache,
+    stderr, tiny_mlp_recipe,
 };
 
 /// Entries of a tar archive: path -> (uid, gid, type byte).
@@ -51,15 +51,16 @@ fn tar_file(path: &Path, name: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("{name} is not in {}", path.display()))
 }
 
-/// Build a project recipe into a fresh folder, check its rootfs tar, and hand the folder back.
-fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::TempDir {
+/// Build a project recipe (none asks for a debug shell) into a fresh folder, check its rootfs
+/// tar, and hand the folder back.
+fn build_recipe(recipe: &str, kernel_flavor: &str) -> tempfile::TempDir {
+    build_recipe_at(&project_root().join("recipes").join(recipe), kernel_flavor)
+}
+
+fn build_recipe_at(recipe_path: &Path, kernel_flavor: &str) -> tempfile::TempDir {
+    let recipe = recipe_path.file_name().unwrap().to_string_lossy();
     let out = tempfile::tempdir().unwrap();
-    let result = build_with_mirror(
-        &project_root().join("recipes").join(recipe),
-        out.path(),
-        &shared_cache(),
-        &mirror().dir,
-    );
+    let result = build_with_mirror(recipe_path, out.path(), &shared_cache(), &mirror().dir);
     assert!(
         result.status.success(),
         "build {recipe} failed:\n{}",
@@ -73,13 +74,7 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         .expect("a rootfs tar");
     let tar_path = out.path().join(&name);
     let entries = tar_entries(&tar_path);
-    for wanted in [
-        "bin/busybox",
-        "bin/sh",
-        loader,
-        "lib/apk/db/installed",
-        "etc/apk/world",
-    ] {
+    for wanted in ["etc/passwd", "lib/apk/db/installed", "etc/apk/world"] {
         assert!(
             entries.contains_key(wanted),
             "{recipe}: {wanted} missing from {name}"
@@ -95,7 +90,12 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
         in_boot.is_empty(),
         "{recipe}: /boot is not empty: {in_boot:?}"
     );
+    // No shell and no C library: edge-init and edge-runtime are static.
+    let loader = entries.keys().find(|p| p.starts_with("lib/ld-musl"));
+    assert!(loader.is_none(), "{recipe}: {loader:?} is in the image");
     for never in [
+        "bin/busybox",
+        "bin/sh",
         "sbin/mkinitfs",
         "sbin/apk",
         "usr/lib/libcrypto.so.3",
@@ -125,6 +125,13 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
     assert!(
         said(&|what, reason| what.contains("dependencies of linux-") && reason.contains("mkinitfs")),
         "{recipe}: the kernel package's dependencies are not recorded: {left_out:?}"
+    );
+    assert!(
+        said(
+            &|what, reason| what.starts_with("/bin/sh (dependencies of alpine-baselayout-")
+                && reason.contains("runtime.debug_shell is off")
+        ),
+        "{recipe}: the shell's absence is not recorded: {left_out:?}"
     );
     assert!(
         entries.keys().any(|p| p.starts_with("lib/modules/")
@@ -161,19 +168,27 @@ fn build_recipe(recipe: &str, kernel_flavor: &str, loader: &str) -> tempfile::Te
     );
 
     let installed = String::from_utf8(tar_file(&tar_path, "lib/apk/db/installed")).unwrap();
+    assert!(
+        installed.starts_with("P:alpine-baselayout\n")
+            || installed.contains("\nP:alpine-baselayout\n"),
+        "alpine-baselayout not in the apk db"
+    );
     for pkg in ["busybox", "musl"] {
         assert!(
-            installed.contains(&format!("\nP:{pkg}\n"))
-                || installed.starts_with(&format!("P:{pkg}\n")),
-            "{pkg} not in the apk db"
+            !installed.contains(&format!("\nP:{pkg}\n"))
+                && !installed.starts_with(&format!("P:{pkg}\n")),
+            "{pkg} is in the apk db"
         );
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
     let packages = manifest["packages"].as_array().unwrap();
-    assert!(packages
-        .iter()
-        .any(|p| p["name"] == "busybox" && p["apk_sha256"].as_str().unwrap().len() == 64));
+    assert!(
+        packages
+            .iter()
+            .any(|p| p["name"] == "alpine-baselayout"
+                && p["apk_sha256"].as_str().unwrap().len() == 64)
+    );
     check_sbom(out.path(), &manifest);
     check_device_repositories(&tar_path);
     check_engine(&tar_path, &entries, &manifest);
@@ -447,8 +462,8 @@ fn check_device_repositories(tar_path: &Path) {
 }
 
 #[test]
-fn pi_rootfs_has_alpine_userland_kernel_and_db_and_its_card_every_pi4_driver() {
-    let out = build_recipe("pi.toml", "", "lib/ld-musl-aarch64.so.1");
+fn pi_rootfs_has_alpine_base_kernel_and_db_and_its_card_every_pi4_driver() {
+    let out = build_recipe("pi.toml", "");
     check_pi_sd_card(&out.path().join("edge-pi.img"));
 }
 
@@ -589,8 +604,8 @@ fn check_pi_sd_card(image: &Path) {
 }
 
 #[test]
-fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
-    let tar = build_recipe("qemu-x86_64.toml", "virt", "lib/ld-musl-x86_64.so.1");
+fn qemu_x86_64_rootfs_has_alpine_base_kernel_and_db() {
+    let tar = build_recipe("qemu-x86_64.toml", "virt");
     // Alpine's own apk, run from the real Alpine root through its musl loader, reads the
     // database we wrote and lists what we installed.
     let image = tempfile::tempdir().unwrap();
@@ -619,7 +634,7 @@ fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "apk info failed: {}", stderr(&out));
-    for pkg in ["busybox-1.", "musl-1.", "linux-virt-6.18"] {
+    for pkg in ["alpine-baselayout-3.", "linux-virt-6.18"] {
         assert!(
             listed.lines().any(|l| l.starts_with(pkg)),
             "apk does not list {pkg}:\n{listed}"
@@ -628,15 +643,49 @@ fn qemu_x86_64_rootfs_has_alpine_userland_kernel_and_db() {
 }
 
 #[test]
-fn qemu_aarch64_rootfs_has_alpine_userland_kernel_and_db() {
-    build_recipe("qemu-aarch64.toml", "virt", "lib/ld-musl-aarch64.so.1");
+fn qemu_aarch64_rootfs_has_alpine_base_kernel_and_db() {
+    build_recipe("qemu-aarch64.toml", "virt");
+}
+
+/// `runtime.debug_shell = true` is the one way busybox (the console's shell) and the musl
+/// loader it runs on enter an image; the manifest then lists them as installed, not left out.
+#[test]
+fn a_debug_shell_image_carries_busybox_and_its_c_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        recipe_text("qemu-aarch64.toml").replace("# debug_shell = true", "debug_shell = true");
+    assert!(
+        text.contains("\ndebug_shell = true"),
+        "the recipe's debug_shell line moved"
+    );
+    let recipe = dir.path().join("debug-shell.toml");
+    std::fs::write(&recipe, text).unwrap();
+    let out = dir.path().join("out");
+    let result = build_with_mirror(&recipe, &out, &shared_cache(), &mirror().dir);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let tar_path = out.join("edge-arm64.rootfs.tar");
+    let entries = tar_entries(&tar_path);
+    for wanted in ["bin/busybox", "bin/sh", "lib/ld-musl-aarch64.so.1"] {
+        assert!(entries.contains_key(wanted), "{wanted} missing");
+    }
+    let installed = String::from_utf8(tar_file(&tar_path, "lib/apk/db/installed")).unwrap();
+    for pkg in ["busybox", "musl"] {
+        assert!(
+            installed.contains(&format!("\nP:{pkg}\n")),
+            "{pkg} not in the apk db"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let left_out = manifest["left_out"].to_string();
+    assert!(!left_out.contains("alpine-baselayout"), "{left_out}");
 }
 
 /// The OCR recipe: three models taken from one pinned PyPI wheel (fetched over https), each
 /// in the image as the manifest says, and named in the SBOM with the wheel's URL.
 #[test]
 fn ocr_recipe_holds_its_three_models_from_the_pinned_wheel() {
-    let out = build_recipe("ocr-aarch64.toml", "virt", "lib/ld-musl-aarch64.so.1");
+    let out = build_recipe("ocr-aarch64.toml", "virt");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
     let models = manifest["models"].as_array().unwrap();
@@ -786,7 +835,7 @@ fn corrupt_cached_package_is_refused_and_evicted() {
         .filter(|p| p.extension().is_some_and(|e| e == "apk"))
         .collect();
     assert!(!apks.is_empty(), "no .apk in the cache");
-    // The busybox package is in every image; damage its data, past the control stream.
+    // Damage the largest package (the kernel) past its control stream.
     let victim = apks
         .iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())

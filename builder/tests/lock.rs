@@ -86,31 +86,36 @@ fn a_locked_build_installs_exactly_the_lock_and_refuses_drift() {
     );
 
     // The mirror no longer has the locked version.
-    let busybox = locked_packages.iter().find(|p| p.0 == "busybox").unwrap();
+    let base = locked_packages
+        .iter()
+        .find(|p| p.0 == "alpine-baselayout")
+        .unwrap();
     let gone = lock_text.replace(
-        &format!("name = \"busybox\"\nversion = \"{}\"", busybox.1),
-        "name = \"busybox\"\nversion = \"9.9.9-r0\"",
+        &format!("name = \"alpine-baselayout\"\nversion = \"{}\"", base.1),
+        "name = \"alpine-baselayout\"\nversion = \"9.9.9-r0\"",
     );
     assert_ne!(
         gone, lock_text,
-        "the lock lists busybox as name then version"
+        "the lock lists alpine-baselayout as name then version"
     );
     std::fs::write(&lock_file, &gone).unwrap();
     let failed = run("build", &recipe, &out, &[]);
     assert!(!failed.status.success());
     let err = stderr(&failed);
     assert!(
-        err.contains("device.toml.lock") && err.contains("busybox") && err.contains("edgeimg lock"),
+        err.contains("device.toml.lock")
+            && err.contains("alpine-baselayout")
+            && err.contains("edgeimg lock"),
         "{err}"
     );
 
     // Same version, different bytes: a replaced package is refused.
-    let replaced = lock_text.replace(&busybox.2, &"0".repeat(64));
+    let replaced = lock_text.replace(&base.2, &"0".repeat(64));
     std::fs::write(&lock_file, &replaced).unwrap();
     let failed = run("build", &recipe, &out, &[]);
     assert!(!failed.status.success());
     let err = stderr(&failed);
-    assert!(err.contains("is not the locked busybox"), "{err}");
+    assert!(err.contains("is not the locked alpine-baselayout"), "{err}");
 
     // The recipe serves with the real ONNX Runtime: its library and private glibc are locked
     // too, and a different library on this machine is refused.

@@ -71,7 +71,7 @@ impl Fixture {
             )],
             extra_keys: self.extra_keys.clone(),
             world: world.iter().map(|s| s.to_string()).collect(),
-            files_only: Default::default(),
+            leave_out: Default::default(),
             cache_dir: self.cache.clone(),
         }
     }
@@ -534,7 +534,7 @@ fn installs_from_the_offline_mirror_for_both_arches() {
                 "busybox".into(),
                 "apk-tools".into(),
             ],
-            files_only: Default::default(),
+            leave_out: Default::default(),
             cache_dir: cache.path().to_path_buf(),
         };
         let mut tree = RootfsTree::new(0);

@@ -85,13 +85,13 @@ pub struct LeftOut {
 }
 
 impl LeftOut {
-    /// The dependencies a files-only package was installed without.
-    pub fn dependencies(package: &str, dependencies: &[String]) -> LeftOut {
+    /// The dependencies a files-only package was installed without, and why.
+    pub fn dependencies(package: &str, dependencies: &[String], reason: &str) -> LeftOut {
         LeftOut {
             what: format!("{} (dependencies of {package})", dependencies.join(", ")),
             files: None,
             bytes: None,
-            reason: "a boot package is installed for its kernel, modules and firmware only: its dependencies (mkinitfs and, through it, apk-tools, OpenSSL, cryptsetup, kmod) rebuild initramfs images on a device, which an edgeimg image never does; edge-init loads the modules itself".into(),
+            reason: reason.to_string(),
         }
     }
 }

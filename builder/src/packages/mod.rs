@@ -24,7 +24,7 @@ mod unpack;
 mod unpacked;
 pub mod version;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -35,6 +35,7 @@ pub use dependency::Dependency;
 pub use index::{ApkIndex, IndexEntry};
 pub use progress::Progress;
 pub use repository::{store as store_in_cache, RepoSpec, Repository, MAX_INDEX_BYTES};
+pub use resolve::{DependenciesLeftOut, LeaveOut};
 pub use signature::Keyring;
 
 /// What to install, from the plan.
@@ -48,8 +49,9 @@ pub struct PackageRequest {
     pub extra_keys: Vec<PathBuf>,
     /// apk world entries: `busybox`, `musl>=1.2`, `so:libz.so.1`, `!foo`.
     pub world: Vec<String>,
-    /// Packages installed for their files alone, without their dependencies (the kernel).
-    pub files_only: BTreeSet<String>,
+    /// Dependencies not followed, per package (all of the kernel's; the skeleton's `/bin/sh`
+    /// in an image without a shell).
+    pub leave_out: BTreeMap<String, LeaveOut>,
     /// Indexes and packages are cached here (see [`default_cache_dir`]).
     pub cache_dir: PathBuf,
 }
@@ -83,8 +85,8 @@ pub struct InstalledSet {
     pub warnings: Vec<String>,
     /// How many busybox applet symlinks were created.
     pub busybox_links: usize,
-    /// Per files-only package (`name-version`), the dependencies that were not installed.
-    pub left_out: Vec<(String, Vec<String>)>,
+    /// The dependencies `leave_out` kept out of the image.
+    pub left_out: Vec<DependenciesLeftOut>,
 }
 
 /// The edgeimg cache ([`edge_config::cache_dir`]: `$EDGEIMG_CACHE`, else
@@ -148,7 +150,7 @@ pub fn install(
             c.entry.arch == request.arch || c.entry.arch == "noarch" || c.entry.arch.is_empty()
         })
         .collect();
-    let resolution = resolve::resolve(&cands, &world, &request.files_only).with_context(|| {
+    let resolution = resolve::resolve(&cands, &world, &request.leave_out).with_context(|| {
         let names: Vec<String> = request
             .repositories
             .iter()

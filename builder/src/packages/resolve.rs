@@ -80,7 +80,34 @@ struct Resolver<'a> {
     chosen: BTreeMap<&'a str, usize>,
     conflicts: Vec<(Dependency, Requirer)>,
     queue: VecDeque<(Dependency, Requirer)>,
-    files_only: &'a BTreeSet<String>,
+    leave_out: &'a BTreeMap<String, LeaveOut>,
+}
+
+/// Which dependencies of a package are not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveOut {
+    /// All of them: the package is installed for its files alone.
+    All,
+    /// Those naming one of these (`/bin/sh`).
+    Named(Vec<String>),
+}
+
+impl LeaveOut {
+    fn covers(&self, dep: &Dependency) -> bool {
+        match self {
+            LeaveOut::All => true,
+            LeaveOut::Named(names) => names.contains(&dep.name),
+        }
+    }
+}
+
+/// Dependencies of one package that were not installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependenciesLeftOut {
+    pub package: String,
+    pub name_version: String,
+    /// In the index's words (`alpine-baselayout-data=3.7.2-r0`, `/bin/sh`).
+    pub dependencies: Vec<String>,
 }
 
 /// What [`resolve`] chose.
@@ -88,21 +115,20 @@ struct Resolver<'a> {
 pub struct Resolution {
     /// Candidate positions, dependencies before dependents (ties by name).
     pub order: Vec<usize>,
-    /// Dependencies of files-only packages that were not installed, per package
-    /// (`name-version`), in the index's words.
-    pub left_out: Vec<(String, Vec<String>)>,
+    /// Dependencies `leave_out` kept out that nothing else brought in, per package.
+    pub left_out: Vec<DependenciesLeftOut>,
 }
 
-/// Resolve `world` against `cands`. Packages named in `files_only` are installed for their
-/// files alone: their dependencies are not followed (a kernel package's `mkinitfs` pulls in
-/// apk-tools, OpenSSL and cryptsetup, none of which an image that never rebuilds its
-/// initramfs runs). A dependency something else needs is still installed.
+/// Resolve `world` against `cands`. The dependencies `leave_out` names for a package are not
+/// followed (a kernel package's `mkinitfs` pulls in apk-tools, OpenSSL and cryptsetup, none of
+/// which an image that never rebuilds its initramfs runs). A dependency something else needs
+/// is still installed.
 pub fn resolve(
     cands: &[Candidate<'_>],
     world: &[Dependency],
-    files_only: &BTreeSet<String>,
+    leave_out: &BTreeMap<String, LeaveOut>,
 ) -> Result<Resolution, ResolveError> {
-    let mut r = Resolver::new(cands, files_only);
+    let mut r = Resolver::new(cands, leave_out);
     for dep in world {
         r.queue.push_back((dep.clone(), Requirer::World));
     }
@@ -116,7 +142,7 @@ pub fn resolve(
 }
 
 impl<'a> Resolver<'a> {
-    fn new(cands: &'a [Candidate<'a>], files_only: &'a BTreeSet<String>) -> Self {
+    fn new(cands: &'a [Candidate<'a>], leave_out: &'a BTreeMap<String, LeaveOut>) -> Self {
         let mut providers: HashMap<&str, Vec<Provide>> = HashMap::new();
         for (i, c) in cands.iter().enumerate() {
             providers.entry(&c.entry.name).or_default().push(Provide {
@@ -137,7 +163,7 @@ impl<'a> Resolver<'a> {
             chosen: BTreeMap::new(),
             conflicts: Vec::new(),
             queue: VecDeque::new(),
-            files_only,
+            leave_out,
         }
     }
 
@@ -193,26 +219,40 @@ impl<'a> Resolver<'a> {
         } else {
             Requirer::Package(e.name_version())
         };
-        let files_only = self.files_only.contains(&e.name);
-        for d in e.depends.iter().filter(|d| d.conflict || !files_only) {
-            self.queue.push_back((d.clone(), by.clone()));
-        }
+        let followed: Vec<Dependency> = e
+            .depends
+            .iter()
+            .filter(|d| d.conflict || !self.left_out_of(e, d))
+            .cloned()
+            .collect();
+        self.queue
+            .extend(followed.into_iter().map(|d| (d, by.clone())));
     }
 
-    /// The dependencies of files-only packages that nothing else brought in.
-    fn left_out(&self) -> Vec<(String, Vec<String>)> {
+    fn left_out_of(&self, package: &IndexEntry, dep: &Dependency) -> bool {
+        self.leave_out
+            .get(&package.name)
+            .is_some_and(|rule| rule.covers(dep))
+    }
+
+    /// The dependencies `leave_out` kept out that nothing else brought in.
+    fn left_out(&self) -> Vec<DependenciesLeftOut> {
         self.chosen
             .values()
             .map(|&i| self.entry(i))
-            .filter(|e| self.files_only.contains(&e.name))
             .filter_map(|e| {
                 let missing: Vec<String> = e
                     .depends
                     .iter()
-                    .filter(|d| !d.conflict && self.chosen_provider(d).is_none())
+                    .filter(|d| !d.conflict && self.left_out_of(e, d))
+                    .filter(|d| self.chosen_provider(d).is_none())
                     .map(|d| d.to_string())
                     .collect();
-                (!missing.is_empty()).then(|| (e.name_version(), missing))
+                (!missing.is_empty()).then(|| DependenciesLeftOut {
+                    package: e.name.clone(),
+                    name_version: e.name_version(),
+                    dependencies: missing,
+                })
             })
             .collect()
     }
@@ -455,7 +495,7 @@ P:busybox-openrc\nV:1.37.0-r30\nA:x86_64\ni:openrc busybox=1.37.0-r30\n
 P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
 
     fn run(world: &[&str]) -> Result<Vec<String>, ResolveError> {
-        Ok(run_files_only(world, &[])?.0)
+        Ok(run_leaving_out(world, &[])?.0)
     }
 
     type LeftOut = Vec<(String, Vec<String>)>;
@@ -463,6 +503,14 @@ P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
     fn run_files_only(
         world: &[&str],
         files_only: &[&str],
+    ) -> Result<(Vec<String>, LeftOut), ResolveError> {
+        let rules: Vec<(&str, LeaveOut)> = files_only.iter().map(|p| (*p, LeaveOut::All)).collect();
+        run_leaving_out(world, &rules)
+    }
+
+    fn run_leaving_out(
+        world: &[&str],
+        rules: &[(&str, LeaveOut)],
     ) -> Result<(Vec<String>, LeftOut), ResolveError> {
         let idx = ApkIndex::parse(INDEX).unwrap();
         let cands: Vec<Candidate> = idx
@@ -474,14 +522,45 @@ P:evil\nV:1-r0\nA:x86_64\nD:!busybox\n";
             .iter()
             .map(|w| Dependency::parse(w).unwrap())
             .collect();
-        let files_only = files_only.iter().map(|s| s.to_string()).collect();
-        let got = resolve(&cands, &world, &files_only)?;
+        let rules = rules
+            .iter()
+            .map(|(p, rule)| (p.to_string(), rule.clone()))
+            .collect();
+        let got = resolve(&cands, &world, &rules)?;
         let names = got
             .order
             .iter()
             .map(|&i| cands[i].entry.name_version())
             .collect();
-        Ok((names, got.left_out))
+        let left_out = got
+            .left_out
+            .into_iter()
+            .map(|l| (l.name_version, l.dependencies))
+            .collect();
+        Ok((names, left_out))
+    }
+
+    /// An image without a shell: the skeleton's data comes, its `/bin/sh` (busybox and musl
+    /// through it) does not.
+    #[test]
+    fn named_dependencies_alone_are_left_out() {
+        let rule = LeaveOut::Named(vec!["/bin/sh".to_string()]);
+        let (got, left_out) =
+            run_leaving_out(&["alpine-baselayout"], &[("alpine-baselayout", rule)]).unwrap();
+        assert_eq!(
+            got,
+            [
+                "alpine-baselayout-data-3.7.2-r0",
+                "alpine-baselayout-3.7.2-r0"
+            ]
+        );
+        assert_eq!(
+            left_out,
+            [(
+                "alpine-baselayout-3.7.2-r0".to_string(),
+                vec!["/bin/sh".to_string()]
+            )]
+        );
     }
 
     #[test]

@@ -13,14 +13,19 @@ use std::path::{Path, PathBuf};
 use edge_config::Arch;
 
 use crate::model::fetch::ModelDownload;
+use crate::packages::LeaveOut;
 use crate::recipe::{
     parse_mode, parse_size, recipe_dir, Board, LoadedRecipe, ModelSection, OutputKind, RecipeError,
     TestCase, DEFAULT_MIRROR,
 };
 use crate::rootfs::RootPath;
 
-/// Packages every image gets: the file-system skeleton, the C library and busybox.
-pub const BASE_PACKAGES: &[&str] = &["alpine-baselayout", "busybox", "musl"];
+/// The file-system skeleton every image gets.
+pub const BASE_PACKAGE: &str = "alpine-baselayout";
+/// The shell an image with `runtime.debug_shell = true` starts on its console, and its C
+/// library. edge-init and edge-runtime are static, so an image without that shell has no use
+/// for either: the skeleton is installed without its `/bin/sh` dependency.
+pub const SHELL_PACKAGES: &[&str] = &["busybox", "musl"];
 
 /// What the command line (or environment) may change without editing the recipe.
 #[derive(Debug, Clone, Default)]
@@ -97,12 +102,38 @@ pub struct AlpinePlan {
     pub third_party: Vec<ThirdPartyPlan>,
     /// Everything asked for: base packages, kernel, firmware, the recipe's packages.
     pub world: Vec<String>,
-    /// The boot packages (kernel, firmware): installed for their files only. Their
-    /// dependencies are userspace for rebuilding an initramfs on the device, which this image
-    /// never does.
-    pub files_only: BTreeSet<String>,
+    /// Packages installed without some or all of their dependencies, and why.
+    pub leave_out: BTreeMap<String, LeaveOutRule>,
     /// Keys to trust besides Alpine's built-in ones.
     pub extra_keys: Vec<PathBuf>,
+}
+
+/// Why a package is installed without some of its dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutRule {
+    /// A kernel or firmware package, installed for its files alone: its dependencies are
+    /// userspace for rebuilding an initramfs on the device, which this image never does.
+    BootPackage,
+    /// The file-system skeleton of an image without a debug shell: all but its `/bin/sh`.
+    NoShell,
+}
+
+impl LeaveOutRule {
+    /// Which dependencies the resolver does not follow.
+    pub fn leave_out(self) -> LeaveOut {
+        match self {
+            LeaveOutRule::BootPackage => LeaveOut::All,
+            LeaveOutRule::NoShell => LeaveOut::Named(vec!["/bin/sh".to_string()]),
+        }
+    }
+
+    /// The reason the manifest and SBOM give for the dependencies left out.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LeaveOutRule::BootPackage => "a boot package is installed for its kernel, modules and firmware only: its dependencies (mkinitfs and, through it, apk-tools, OpenSSL, cryptsetup, kmod) rebuild initramfs images on a device, which an edgeimg image never does; edge-init loads the modules itself",
+            LeaveOutRule::NoShell => "no shell in this image (runtime.debug_shell is off): alpine-baselayout's /bin/sh, busybox with its C library, would only serve someone who got onto the device; edge-init and edge-runtime are static and run nothing else",
+        }
+    }
 }
 
 /// A third-party repository: where the build reads it, and what the device is told.
@@ -225,10 +256,20 @@ impl Plan {
             .package
             .clone()
             .unwrap_or_else(|| profile.kernel_package.to_string());
-        let mut world: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
-        world.push(kernel_package.clone());
-        world.extend(profile.firmware_packages.iter().map(|s| s.to_string()));
-        let files_only: BTreeSet<String> = world[BASE_PACKAGES.len()..].iter().cloned().collect();
+        let boot_packages: Vec<String> = std::iter::once(kernel_package.clone())
+            .chain(profile.firmware_packages.iter().map(|s| s.to_string()))
+            .collect();
+        let mut leave_out: BTreeMap<String, LeaveOutRule> = boot_packages
+            .iter()
+            .map(|p| (p.clone(), LeaveOutRule::BootPackage))
+            .collect();
+        let mut world = vec![BASE_PACKAGE.to_string()];
+        if r.runtime.debug_shell {
+            world.extend(SHELL_PACKAGES.iter().map(|s| s.to_string()));
+        } else {
+            leave_out.insert(BASE_PACKAGE.to_string(), LeaveOutRule::NoShell);
+        }
+        world.extend(boot_packages);
         world.extend(r.alpine.packages.iter().map(|p| p.get_ref().clone()));
         dedup_keep_order(&mut world);
         if let Some(locked) = &overrides.lock {
@@ -408,7 +449,7 @@ impl Plan {
                 device_mirror,
                 third_party,
                 world,
-                files_only,
+                leave_out,
                 extra_keys,
             },
             kernel: KernelPlan {
