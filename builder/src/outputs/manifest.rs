@@ -85,7 +85,7 @@ pub struct LeftOut {
 }
 
 impl LeftOut {
-    /// The dependencies a files-only package was installed without, and why.
+    /// The dependencies a package was installed without, and why.
     pub fn dependencies(package: &str, dependencies: &[String], reason: &str) -> LeftOut {
         LeftOut {
             what: format!("{} (dependencies of {package})", dependencies.join(", ")),
