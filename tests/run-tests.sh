@@ -11,6 +11,8 @@ cargo fmt --check --manifest-path tests/fuzz/Cargo.toml   # its own workspace
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 eval "$(tests/mirror.sh)"
-# Two cores: two tests at a time keeps QEMU boots (TCG) within their timeouts.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
-cargo test --workspace --no-fail-fast "$@"
+# cargo-nextest runs all test binaries' tests from one queue; .config/nextest.toml says how
+# many at a time and in what order.
+cargo nextest run --workspace "$@"
+# nextest does not run doc tests.
+cargo test --workspace --doc --quiet

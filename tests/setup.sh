@@ -78,4 +78,12 @@ rustup toolchain list | grep -q "^$toolchain" || rustup toolchain install "$tool
 rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
   x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >/dev/null 2>&1
 
+# The suite's runner (tests/run-tests.sh). Machines of this kind come with it; elsewhere it is
+# built from crates.io, pinned, once.
+NEXTEST_VERSION=0.9.143
+if ! cargo nextest --version >/dev/null 2>&1; then
+  say "installing cargo-nextest $NEXTEST_VERSION from crates.io"
+  cargo install --locked --quiet cargo-nextest --version "$NEXTEST_VERSION"
+fi
+
 say "ready"
