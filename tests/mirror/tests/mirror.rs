@@ -15,19 +15,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// Builds the mirror once per test run into the target's scratch space (wiped first), reusing
-/// the wheel/Debian/extraction cache, which the builder fills when it is missing.
+/// Builds the mirror once per test run into the target's scratch space, reusing the
+/// wheel/Debian/extraction cache, which the builder fills when it is missing. nextest runs each
+/// test in a process of its own: the first builds (its run's folder, older runs' wiped), the
+/// others wait on the lock and read that build.
 fn mirror_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("edgeimg-mirror-test");
-        let _ = fs::remove_dir_all(&dir);
-        let out = run_builder(&dir);
-        assert!(
-            out.status.success(),
-            "mirror build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let lock = fs::File::create(scratch.join("edgeimg-mirror-test.lock")).unwrap();
+        lock.lock().unwrap();
+        let run =
+            std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| std::process::id().to_string());
+        let dir = scratch.join(format!("edgeimg-mirror-test-{run}"));
+        let built = dir.join(".built");
+        if !built.exists() {
+            for entry in fs::read_dir(&scratch).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy();
+                if name.starts_with("edgeimg-mirror-test") && path.is_dir() {
+                    fs::remove_dir_all(&path).unwrap();
+                }
+            }
+            let out = run_builder(&dir);
+            assert!(
+                out.status.success(),
+                "mirror build failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            fs::write(&built, "").unwrap();
+        }
         dir
     })
 }
