@@ -9,7 +9,7 @@ use edgeimg_qemu::{Board as QemuBoard, Qemu, RunningVm, SpawnOptions};
 
 use crate::imagetest::checks::command::run_command;
 use crate::imagetest::checks::device::{
-    check_audit, check_console, AUDIT_MARKER, CONSOLE_ANSWER, CONSOLE_PROBE,
+    audit_lines, check_audit, check_console, CONSOLE_ANSWER, CONSOLE_PROBE,
 };
 use crate::imagetest::checks::{run_case, CheckOutcome, InferClient, UpdateContext};
 use crate::imagetest::files;
@@ -371,7 +371,7 @@ fn device_checks(
     let debug_shell = plan.runtime.debug_shell;
     // Init prints the audit right after each READY; the API may have answered a moment sooner.
     wait_in_log(log, Duration::from_secs(15), |text| {
-        text.matches(AUDIT_MARKER).count() >= text.matches("EDGEIMG-READY").count()
+        audit_lines(text).len() >= text.matches("EDGEIMG-READY").count()
     });
     let audit = check_audit(&read_console_log(log), debug_shell);
     let console = match probe {

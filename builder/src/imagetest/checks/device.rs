@@ -13,12 +13,23 @@ pub const AUDIT_MARKER: &str = "EDGEIMG-AUDIT";
 pub const CONSOLE_PROBE: &str = "echo shell-probe-$((6*7))\n";
 pub const CONSOLE_ANSWER: &str = "shell-probe-42";
 
+/// The `EDGEIMG-AUDIT` lines of `console` that have ended. The console is read while the device
+/// still prints (a Pi's emulated UART, byte by byte, under load): a line the read cut short is
+/// not an audit yet.
+pub fn audit_lines(console: &str) -> Vec<&str> {
+    console
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .filter_map(|l| {
+            l.find(AUDIT_MARKER)
+                .map(|at| l[at..].trim_end_matches('\r'))
+        })
+        .collect()
+}
+
 /// Every `EDGEIMG-AUDIT` line of `console` (one per server start) against the defaults.
 pub fn check_audit(console: &str, debug_shell: bool) -> CheckOutcome {
-    let audits: Vec<&str> = console
-        .lines()
-        .filter_map(|l| l.find(AUDIT_MARKER).map(|at| &l[at..]))
-        .collect();
+    let audits = audit_lines(console);
     let mut problems: Vec<String> = Vec::new();
     if audits.is_empty() {
         problems.push(format!(
@@ -139,7 +150,7 @@ cap_amb=0000000000000000 no_new_privs=1 root=ro console_shell=none";
             .replace("no_new_privs=1", "no_new_privs=0")
             .replace("root=ro", "root=rw")
             .replace("console_shell=none", "console_shell=97:sh");
-        let outcome = check_audit(&bad, false);
+        let outcome = check_audit(&format!("{bad}\n"), false);
         assert!(!outcome.passed);
         for needle in [
             "uid 1000,0,0,0",
@@ -168,10 +179,24 @@ cap_amb=0000000000000000 no_new_privs=1 root=ro console_shell=none";
     }
 
     #[test]
+    fn a_line_still_being_printed_is_not_read_as_an_audit() {
+        // Read in the middle of the line: the cut-off part is no deviation, and no audit.
+        let cut = &GOOD[..GOOD.find("groups=none").unwrap() + "groups=non".len()];
+        let outcome = check_audit(&format!("EDGEIMG-READY model=m\r\n{cut}"), false);
+        assert!(!outcome.passed);
+        assert!(
+            outcome.detail.contains("printed no EDGEIMG-AUDIT line"),
+            "{}",
+            outcome.detail
+        );
+        assert_eq!(audit_lines(&format!("{GOOD}\r\n{cut}")), vec![GOOD]);
+    }
+
+    #[test]
     fn a_debug_shell_is_expected_exactly_when_the_recipe_asks() {
         let with_shell = GOOD.replace("console_shell=none", "console_shell=97:sh");
-        assert!(check_audit(&with_shell, true).passed);
-        assert!(!check_audit(GOOD, true).passed);
+        assert!(check_audit(&format!("{with_shell}\n"), true).passed);
+        assert!(!check_audit(&format!("{GOOD}\n"), true).passed);
         assert!(check_console(false, false).passed);
         assert!(check_console(true, true).passed);
         assert!(!check_console(true, false).passed);
