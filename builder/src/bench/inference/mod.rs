@@ -4,6 +4,7 @@
 //! ratio is made of see the same host load.
 
 mod client;
+mod floor;
 mod guest;
 pub mod models;
 pub mod python;
@@ -27,7 +28,8 @@ pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1
     header); request ms: the client's, request sent to answer read, on one kept-alive \
     connection; HTTP ms: median of the difference, everything else the server does (decoding, \
     the engine's input and output copies, the hand-off to the engine thread, encoding) and the \
-    loopback. \
+    loopback; the HTTP target's floor: the same request and client against a server that only \
+    reads it, keeps a CPU busy for the engine's p50 and answers. \
     Host: the device binaries on this machine with 1 intra-op thread, one request at a time \
     for latency, then as many clients as CPUs for throughput (edge-runtime runs one request \
     per model at a time). Python: onnxruntime in-process on the same file and input bytes, 1 \
@@ -116,25 +118,37 @@ pub fn measure_host(
                 request: &model.request,
                 json_len: model.json_len,
             };
-            figures.push(
-                served_figures(
-                    &place,
-                    *engine,
-                    model,
-                    &endpoint,
+            let context = || {
+                format!(
+                    "{} on {} with {}",
+                    model.spec.name,
+                    place,
+                    engine_name(*engine)
+                )
+            };
+            let mut served = served_figures(
+                &place,
+                *engine,
+                model,
+                &endpoint,
+                warmup,
+                model.spec.host_runs,
+                clients,
+            )
+            .with_context(context)?;
+            if let Some(latency) = served.latency.as_mut() {
+                let engine_p50 = std::time::Duration::from_secs_f64(latency.engine_p50_ms / 1e3);
+                let floor = floor::overhead_p50_ms(
+                    &model.request,
+                    model.json_len,
+                    engine_p50,
                     warmup,
                     model.spec.host_runs,
-                    clients,
                 )
-                .with_context(|| {
-                    format!(
-                        "{} on {} with {}",
-                        model.spec.name,
-                        place,
-                        engine_name(*engine)
-                    )
-                })?,
-            );
+                .with_context(|| format!("the HTTP floor for {}", context()))?;
+                latency.http_floor_p50_ms = Some(floor);
+            }
+            figures.push(served);
         }
         let py = python::measure(cache_dir, model, warmup, clients, model.spec.host_runs)?;
         figures.push(InferenceFigures {

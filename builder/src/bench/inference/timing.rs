@@ -32,6 +32,9 @@ pub struct Latency {
     /// encoding add.
     pub http_overhead_p50_ms: f64,
     pub http_overhead_p99_ms: f64,
+    /// The same overhead against a server that only reads, waits the engine's p50 and
+    /// answers (host only): what this host's loopback and wake-ups cost any server.
+    pub http_floor_p50_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +104,7 @@ pub fn latency(endpoint: &Endpoint, warmup: usize, runs: usize) -> Result<Latenc
         engine_p99_ms: round3(percentile(&engine, 99.0)),
         http_overhead_p50_ms: round3(percentile(&overhead, 50.0)),
         http_overhead_p99_ms: round3(percentile(&overhead, 99.0)),
+        http_floor_p50_ms: None,
     })
 }
 
