@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 
 /// How long one request may take, model run included.
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// The most header bytes an answer may have.
-const MAX_HEAD: usize = 64 << 10;
+/// The most header bytes an answer (or, to the floor server, a request) may have.
+pub(super) const MAX_HEAD: usize = 64 << 10;
 /// The most body bytes an answer may have (a det output map is 1.6 MB).
 const MAX_BODY: usize = 256 << 20;
 

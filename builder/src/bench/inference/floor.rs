@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::client::MAX_HEAD;
 use super::timing::{self, Endpoint};
-
-/// The most header bytes the floor server reads.
-const MAX_HEAD: usize = 64 << 10;
 
 /// The HTTP overhead p50, ms, of `request` against a server that takes `engine` per request.
 pub fn overhead_p50_ms(
@@ -65,7 +63,8 @@ fn serve(mut stream: TcpStream, engine: Duration) -> Result<()> {
         };
         let mut left = (head_len + body_len).saturating_sub(read.len());
         while left > 0 {
-            let n = stream.read(&mut chunk[..left.min(64 << 10)])?;
+            let take = left.min(chunk.len());
+            let n = stream.read(&mut chunk[..take])?;
             if n == 0 {
                 bail!("the client left in the middle of a request");
             }
