@@ -1,6 +1,11 @@
 //! Coldplug, as udev/mdev do it at boot: load the driver of every device already in sysfs,
 //! then look again, since a driver brings new devices (a USB controller its USB devices, an
 //! MDIO bus its PHYs), until the caller has what it waits for or nothing new appears.
+//!
+//! A look that loaded something is followed by another at once: a driver probes the devices it
+//! finds while it loads, so what it brought is in sysfs by then. Only a look that found nothing
+//! new waits before the next (a slow bus still enumerating); devices later than that are the
+//! hotplug listener's, which was opened before the first look.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::loader::Loader;
 use super::sysfs;
 
-/// Between two looks at sysfs.
+/// Between two looks at sysfs that found nothing new, while the caller still waits.
 const RESCAN: Duration = Duration::from_millis(150);
 
 /// How a coldplug run went, for the boot's progress line.
@@ -74,6 +79,8 @@ pub fn run(loader: &mut Loader, sys_devices: &Path, until: Until, deadline: Inst
                 elapsed: started.elapsed(),
             };
         }
-        std::thread::sleep(RESCAN.min(deadline.saturating_duration_since(Instant::now())));
+        if !changed {
+            std::thread::sleep(RESCAN.min(deadline.saturating_duration_since(Instant::now())));
+        }
     }
 }
