@@ -26,7 +26,6 @@ use crate::rootfs::{Meta, RootfsTree};
 use crate::stage::timed;
 use crate::writers;
 use crate::writers::atomic::AtomicFile;
-use crate::writers::compression::Compression;
 use crate::writers::record::OutputRecord;
 
 /// What a finished build produced.
@@ -149,7 +148,7 @@ fn build_with(
     }
     if plan.outputs.contains(&OutputKind::Initramfs) {
         let (mut record, files) = timed("kernel + initramfs", || {
-            write_direct_boot(plan, &tree, &kernel)
+            write_direct_boot(plan, &tree, &kernel, opts)
         })?;
         outputs.extend(files);
         if data_disk {
@@ -264,6 +263,7 @@ fn write_direct_boot(
     plan: &Plan,
     tree: &RootfsTree,
     kernel: &BootKernel,
+    opts: &BuildOptions,
 ) -> Result<(BootRecord, Vec<OutputRecord>)> {
     let kernel_file = format!("{}.kernel", plan.name);
     let initrd_file = format!("{}.initramfs.cpio.zst", plan.name);
@@ -273,7 +273,7 @@ fn write_direct_boot(
     out.commit()?;
 
     let initrd_path = plan.out_dir.join(&initrd_file);
-    writers::cpio::write_cpio(tree, &initrd_path, Compression::Zstd)?;
+    writers::initramfs::write_initramfs(tree, &initrd_path, &opts.cache_dir, &opts.progress)?;
     Ok((
         BootRecord {
             kernel: kernel_file,

@@ -8,7 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::ready::{
-    ReadyLine, ERROR_MARKER, PANIC_END_MARKER, PANIC_MARKER, POWEROFF_MARKER, READY_MARKER,
+    ReadyLine, ERROR_MARKER, INITRAMFS_FAILED_MARKER, PANIC_END_MARKER, PANIC_MARKER,
+    POWEROFF_MARKER, READY_MARKER,
 };
 
 /// Lines kept in memory for error reports and line searches (a kernel's boot log is a few
@@ -52,7 +53,7 @@ impl ConsoleState {
         if self.failure.is_none() {
             if line.contains(PANIC_MARKER) {
                 self.failure = Some((GuestFailure::Panic(line.clone()), Instant::now()));
-            } else if line.contains(ERROR_MARKER) {
+            } else if line.contains(ERROR_MARKER) || line.contains(INITRAMFS_FAILED_MARKER) {
                 self.failure = Some((GuestFailure::Error(line.clone()), Instant::now()));
                 self.failure_complete = true;
             }
@@ -225,6 +226,18 @@ mod tests {
         assert!(matches!(s.failure, Some((GuestFailure::Panic(_), _))));
         assert!(!s.failure_complete);
         s.take_bytes(b"---[ end Kernel panic - not syncing: No working init found. ]---\n");
+        assert!(s.failure_complete);
+    }
+
+    #[test]
+    fn an_initramfs_the_kernel_could_not_unpack_fails_the_boot() {
+        let mut s = ConsoleState::default();
+        s.take_bytes(
+            b"[    1.2] Initramfs unpacking failed: junk at the end of compressed archive\n",
+        );
+        assert!(
+            matches!(&s.failure, Some((GuestFailure::Error(line), _)) if line.contains("junk at the end"))
+        );
         assert!(s.failure_complete);
     }
 }

@@ -12,6 +12,9 @@ pub const POWEROFF_MARKER: &str = "EDGEIMG-POWEROFF";
 pub const PANIC_MARKER: &str = "Kernel panic";
 /// The kernel's last words of a panic report: the tail is complete after it.
 pub const PANIC_END_MARKER: &str = "end Kernel panic";
+/// The kernel could not unpack all of the initramfs; it boots on with what it got, so the
+/// image is broken even when init happens to start.
+pub const INITRAMFS_FAILED_MARKER: &str = "Initramfs unpacking failed";
 
 /// `EDGEIMG-READY model=<name> listen=<addr> ms_since_boot=<n>`, as printed by the device.
 #[derive(Debug, Clone, PartialEq, Eq)]

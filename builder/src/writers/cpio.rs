@@ -31,10 +31,20 @@ pub fn write_cpio(tree: &RootfsTree, out: &Path, compression: Compression) -> Re
 
 /// The uncompressed newc archive of `tree`.
 pub fn write_newc(tree: &RootfsTree, w: &mut dyn Write) -> Result<()> {
+    write_newc_of(tree, |_| true, w)
+}
+
+/// The newc archive of the entries of `tree` that `keep` selects, in tree order. A hardlink
+/// group must be kept whole or not at all: its data goes with the group's last name.
+pub(crate) fn write_newc_of(
+    tree: &RootfsTree,
+    keep: impl Fn(&RootPath) -> bool,
+    w: &mut dyn Write,
+) -> Result<()> {
     let links = LinkGroups::of(tree);
     let mut next_ino = 1u32;
     let mut ino_of_group: HashMap<&RootPath, u32> = HashMap::new();
-    for (path, node) in tree.iter() {
+    for (path, node) in tree.iter().filter(|(path, _)| keep(path)) {
         let name = if path.is_root() { "." } else { path.as_str() };
         let group = links.group_of(path);
         let ino = match group {
@@ -90,7 +100,7 @@ fn take(n: &mut u32) -> u32 {
 }
 
 /// Which paths are names of the same file: every hardlink and the file it points at.
-struct LinkGroups<'a> {
+pub(super) struct LinkGroups<'a> {
     /// path -> the regular file that owns the data
     group: HashMap<&'a RootPath, &'a RootPath>,
     /// owner -> (member count, last member in tree order)
@@ -98,7 +108,7 @@ struct LinkGroups<'a> {
 }
 
 impl<'a> LinkGroups<'a> {
-    fn of(tree: &'a RootfsTree) -> Self {
+    pub(super) fn of(tree: &'a RootfsTree) -> Self {
         let mut group = HashMap::new();
         for (path, node) in tree.iter() {
             if let NodeKind::Hardlink(target) = &node.kind {
@@ -120,7 +130,7 @@ impl<'a> LinkGroups<'a> {
         LinkGroups { group, members }
     }
 
-    fn group_of(&self, path: &RootPath) -> Option<&'a RootPath> {
+    pub(super) fn group_of(&self, path: &RootPath) -> Option<&'a RootPath> {
         self.group.get(path).copied()
     }
 

@@ -15,6 +15,7 @@ pub mod extents;
 pub mod fat;
 mod fat_fixups;
 pub mod ids;
+pub mod initramfs;
 pub mod qcow2;
 pub mod record;
 pub mod squashfs;

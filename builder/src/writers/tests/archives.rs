@@ -74,3 +74,118 @@ fn cpio_is_deterministic_and_zstd_decodes_to_the_same_archive() {
     assert_eq!(decoded, plain);
     assert_eq!(&plain[..6], b"070701");
 }
+
+/// Each newc archive of a concatenation, as (name, data) in order.
+fn newc_archives(mut bytes: &[u8]) -> Vec<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let mut archives = vec![Vec::new()];
+    while !bytes.is_empty() {
+        let mut reader = cpio::newc::Reader::new(bytes).expect("a newc entry");
+        if reader.entry().is_trailer() {
+            bytes = reader.finish().unwrap();
+            if !bytes.is_empty() {
+                archives.push(Vec::new());
+            }
+            continue;
+        }
+        let name = reader.entry().name().to_string();
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).unwrap();
+        archives.last_mut().unwrap().push((name, data));
+        bytes = reader.finish().unwrap();
+    }
+    archives
+}
+
+/// The sample tree with a large binary, a file just under the threshold, and a large file
+/// with two names.
+fn tree_with_large_files() -> RootfsTree {
+    use crate::writers::initramfs::LARGE_FILE;
+    let mut t = sample_tree();
+    let binary: Vec<u8> = (0..LARGE_FILE + 4321)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    t.add_file(p("usr/bin/edge-runtime"), binary, Meta::root(0o755, T + 6))
+        .unwrap();
+    t.add_file(
+        p("usr/share/model"),
+        vec![3; LARGE_FILE - 1],
+        Meta::root(0o644, T + 7),
+    )
+    .unwrap();
+    t.add_file(p("lib/big"), vec![5; LARGE_FILE], Meta::root(0o644, T + 8))
+        .unwrap();
+    t.insert(
+        p("lib/big-too"),
+        Node {
+            kind: NodeKind::Hardlink(p("lib/big")),
+            meta: Meta::root(0o644, T + 8),
+        },
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn initramfs_puts_each_large_file_first_in_an_archive_of_its_own() {
+    use crate::packages::Progress;
+    use crate::writers::initramfs::write_initramfs;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("i.cpio.zst"), dir.path().join("cache"));
+    let tree = tree_with_large_files();
+    write_initramfs(&tree, &out, &cache, &Progress::hidden()).unwrap();
+
+    let decoded = zstd::decode_all(std::fs::File::open(&out).unwrap()).unwrap();
+    let archives = newc_archives(&decoded);
+    assert_eq!(archives.len(), 2, "the binary's archive, then the rest");
+    let names = |a: &[(String, Vec<u8>)]| a.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    // Its directories come with it: the kernel creates a file only in a directory that exists.
+    assert_eq!(
+        names(&archives[0]),
+        ["usr", "usr/bin", "usr/bin/edge-runtime"]
+    );
+    assert_eq!(
+        archives[0][2].1,
+        tree.file_data(&p("usr/bin/edge-runtime")).unwrap()[..]
+    );
+    // The rest: everything else, the directories again (their final modes and times), the
+    // file under the threshold and both names of the linked one.
+    let mut rest = Vec::new();
+    write_newc_of_all_but(&tree, "usr/bin/edge-runtime", &mut rest);
+    assert_eq!(newc_archives(&rest)[0], archives[1]);
+    for name in ["usr/bin", "usr/share/model", "lib/big", "lib/big-too"] {
+        assert!(names(&archives[1]).iter().any(|n| n == name), "{name}");
+    }
+}
+
+#[test]
+fn initramfs_members_are_compressed_once_and_a_bad_cached_one_is_not_used() {
+    use crate::packages::Progress;
+    use crate::writers::initramfs::write_initramfs;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let tree = tree_with_large_files();
+    let write = |name: &str| {
+        let out = dir.path().join(name);
+        write_initramfs(&tree, &out, &cache, &Progress::hidden()).unwrap();
+        std::fs::read(out).unwrap()
+    };
+    let first = write("a.zst");
+    let members: Vec<_> = std::fs::read_dir(cache.join("initramfs-members"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(write("b.zst"), first, "from the cache: the same bytes");
+
+    // A member that does not decompress to its archive is compressed again and replaced.
+    std::fs::write(&members[0], zstd::encode_all(&b"not it"[..], 3).unwrap()).unwrap();
+    assert_eq!(write("c.zst"), first);
+    let repaired = zstd::decode_all(std::fs::File::open(&members[0]).unwrap()).unwrap();
+    assert_eq!(newc_archives(&repaired)[0][2].0, "usr/bin/edge-runtime");
+}
+
+/// The newc archive of `tree` without `skip`, as the writer's own selection makes it.
+fn write_newc_of_all_but(tree: &RootfsTree, skip: &str, out: &mut Vec<u8>) {
+    crate::writers::cpio::write_newc_of(tree, |path| path.as_str() != skip, out).unwrap();
+}
