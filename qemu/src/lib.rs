@@ -16,7 +16,8 @@
 //! ```
 //!
 //! The device prints one line when it is ready, `EDGEIMG-READY model=<name> listen=<addr>
-//! ms_since_boot=<n>`; `EDGEIMG-ERROR ...` or a kernel panic fail the boot at once, and
+//! ms_since_boot=<n>`; `EDGEIMG-ERROR ...`, a kernel panic or an initramfs the kernel could
+//! not unpack whole fail the boot at once, and
 //! `EDGEIMG-POWEROFF` announces a power-off. KVM is used only after a probe guest ran under
 //! it (`EDGEIMG_ACCEL=tcg|kvm` overrides); otherwise TCG.
 
