@@ -14,8 +14,9 @@ use crate::pipeline::{build, BuildOptions};
 use crate::plan::Plan;
 
 pub const MEASURES: &str = "wall seconds of the whole `edgeimg build` pipeline (index, packages, \
-    kernel, rootfs, writers, manifest). cold: a fresh, empty package cache (the mirror itself \
-    may be local); warm: the same build again with that cache. The device binaries were built \
+    kernel, rootfs, writers, manifest). cold: a fresh, empty cache, so packages are fetched (the \
+    mirror itself may be local) and an initramfs' large files compressed at zstd 19; warm: the \
+    same build again with that cache. The device binaries were built \
     beforehand and are not part of either figure. Sizes: each output file as written; bmap \
     mapped: the bytes of the disk image that hold data (what `edgeimg flash` writes).";
 
