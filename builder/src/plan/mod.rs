@@ -202,6 +202,11 @@ impl ModuleRequest {
         }
     }
 
+    /// Model updates live on an ext4 data disk beside the kernel + initramfs boot.
+    fn model_updates_disk() -> Self {
+        ModuleRequest::at_boot("ext4", "model updates: the data disk's file system")
+    }
+
     fn board(module: &crate::recipe::BoardModule, used: ModuleUse, boot: bool) -> Self {
         ModuleRequest {
             name: module.name.to_string(),
@@ -237,6 +242,15 @@ pub enum FileSource {
 }
 
 impl Plan {
+    /// The same image without model updates: no update store, nor the data disk driver only
+    /// the store asked for (a recipe's own request for it stays).
+    pub fn without_model_updates(mut self) -> Plan {
+        self.runtime.model_updates = None;
+        let disk_driver = ModuleRequest::model_updates_disk();
+        self.kernel.modules.retain(|m| *m != disk_driver);
+        self
+    }
+
     /// `path` (one the recipe names) as the recipe wrote it: relative to the recipe's folder
     /// when it lies there. What outputs record, so they carry no path of the build host.
     pub fn recipe_relative(&self, path: &Path) -> PathBuf {
@@ -413,13 +427,7 @@ impl Plan {
             .as_ref()
             .is_some_and(|on| *on.get_ref())
         {
-            // Model updates live on an ext4 data disk beside the kernel + initramfs boot.
-            modules.push(ModuleRequest {
-                name: "ext4".into(),
-                why: "model updates: the data disk's file system".into(),
-                used: ModuleUse::AtBoot,
-                in_boot_initramfs: false,
-            });
+            modules.push(ModuleRequest::model_updates_disk());
         }
 
         let size = |s: &Option<toml::Spanned<String>>| {

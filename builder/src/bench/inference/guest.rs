@@ -36,9 +36,13 @@ pub struct EngineCost {
 }
 
 /// `plan` serving `model` with `engine`, in its own output folder beside the plan's.
+///
+/// An image for timing inference alone, as the Pi recipe serves: no token and no model
+/// updates (the update phase measures those on the recipe's own image), so no data disk nor
+/// the file system driver only the update store needs.
 pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
     let name = format!("{}-{}-{}", plan.name, model.spec.name, engine_name(engine));
-    let mut variant = plan.clone();
+    let mut variant = plan.clone().without_model_updates();
     variant.out_dir = plan.out_dir.with_file_name(&name);
     variant.name = name;
     variant.runtime.engine = engine;
@@ -50,10 +54,7 @@ pub fn guest_plan(plan: &Plan, engine: Engine, model: &PreparedModel) -> Plan {
         inputs: model.spec.frozen_inputs(),
     }];
     variant.tests = Vec::new();
-    // An image for timing inference alone, as the Pi recipe serves: no token and no model
-    // updates (the update phase measures those on the recipe's own image).
     variant.runtime.bearer_token = None;
-    variant.runtime.model_updates = None;
     variant
 }
 
@@ -115,4 +116,47 @@ pub fn measure_guest(
         guest_ready_ms: ready.line.ms_since_boot,
     };
     Ok((figures, cost))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Overrides;
+    use crate::recipe::LoadedRecipe;
+
+    #[test]
+    fn the_guest_image_has_no_model_updates_nor_the_data_disk_driver_they_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        let text = "[image]\nname = \"d\"\nboard = \"qemu-aarch64\"\n\
+            [model]\npath = \"model.onnx\"\n[runtime]\nmodel_updates = true\nbearer_token_env = \"EDGE_TOKEN\"\n";
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("model.onnx"), b"model").unwrap();
+        let loaded = LoadedRecipe::parse(&path, text.to_string()).unwrap();
+        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let has_ext4 = |p: &Plan| p.kernel.modules.iter().any(|m| m.name == "ext4");
+        assert!(plan.runtime.model_updates.is_some() && has_ext4(&plan));
+
+        let model = PreparedModel {
+            spec: &super::super::models::MODELS[0],
+            source: dir.path().join("cls.onnx"),
+            frozen: dir.path().join("cls-frozen.onnx"),
+            input_file: dir.path().join("input.bin"),
+            request: Vec::new(),
+            json_len: 0,
+        };
+        let guest = guest_plan(&plan, Engine::Onnxruntime, &model);
+        assert!(guest.runtime.model_updates.is_none());
+        assert!(!has_ext4(&guest), "{:?}", guest.kernel.modules);
+        assert_eq!(guest.runtime.engine, Engine::Onnxruntime);
+        assert_eq!(guest.models[0].path, model.source);
+        assert_eq!(guest.out_dir, plan.out_dir.with_file_name(&guest.name));
+
+        // A recipe that asks for the driver itself keeps it.
+        let text = format!("{text}[kernel]\nmodules = [\"ext4\"]\n");
+        let loaded = LoadedRecipe::parse(&path, text).unwrap();
+        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let guest = guest_plan(&plan, Engine::Tract, &model);
+        assert!(has_ext4(&guest), "{:?}", guest.kernel.modules);
+    }
 }

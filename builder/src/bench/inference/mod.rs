@@ -34,7 +34,8 @@ pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1
     for latency, then as many clients as CPUs for throughput (edge-runtime runs one request \
     per model at a time). Python: onnxruntime in-process on the same file and input bytes, 1 \
     intra-op thread, its throughput from as many threads sharing one session. Guests: the QEMU \
-    recipes' images with the cls model and each engine, the image's own thread setting, \
+    recipes' images with the cls model and each engine and without model updates (so without \
+    their data disk and its driver), the image's own thread setting, \
     measured through the forwarded port under emulation (figures many times the hardware's).";
 
 /// One engine serving one model somewhere.
