@@ -28,7 +28,8 @@ pub const LARGE_FILE: usize = 1 << 20;
 /// kernel's zstd decompressor accepts.
 const LARGE_LEVEL: i32 = 19;
 
-/// Where compressed members are kept: `<cache>/initramfs-members/<sha256 of the archive>-<format>.zst`.
+/// Where compressed members are kept:
+/// `<cache>/initramfs-members/<sha256 of the archive>-<format>.zst`.
 const CACHE_FOLDER: &str = "initramfs-members";
 
 /// Names the compressor in the cache: a change to it must not reuse another's output.
