@@ -12,8 +12,10 @@ type LineFilter<'a> = Box<dyn Fn(&str) -> bool + 'a>;
 /// The `modules.*` files of `/lib/modules/<kver>/` in `tree`, cut down to `kept` and naming
 /// them by their decompressed `.ko` files, ready to be written beside them: modules.dep,
 /// modules.order, modules.alias, modules.symbols, modules.softdep, modules.devname and
-/// modules.weakdep are filtered; modules.builtin* are kept whole; the other depmod `.bin`
-/// indexes would name absent modules and are left out (the text files say the same).
+/// modules.weakdep are filtered; modules.builtin is kept whole (edge-init reads it, to know a
+/// module it is asked for is built in). The depmod `.bin` indexes would name absent modules and
+/// are left out (the text files say the same), and so is modules.builtin.modinfo: only kmod
+/// reads those, and no image carries kmod (the builder reads the package's own modinfo).
 pub fn index_files<'m>(
     tree: &RootfsTree,
     kver: &str,
@@ -75,16 +77,10 @@ pub fn index_files<'m>(
         }
         files.insert(file.to_string(), (out.into_bytes(), meta));
     }
-    for file in [
-        "modules.builtin",
-        "modules.builtin.modinfo",
-        "modules.builtin.bin",
-        "modules.builtin.alias.bin",
-    ] {
-        let at = module_path(&dir, file)?;
-        if let (Some(node), Some(data)) = (tree.get(&at), tree.file_data(&at)) {
-            files.insert(file.to_string(), (data.to_vec(), node.meta.clone()));
-        }
+    let builtin = "modules.builtin";
+    let at = module_path(&dir, builtin)?;
+    if let (Some(node), Some(data)) = (tree.get(&at), tree.file_data(&at)) {
+        files.insert(builtin.to_string(), (data.to_vec(), node.meta.clone()));
     }
     Ok(files)
 }

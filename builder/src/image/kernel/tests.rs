@@ -64,8 +64,19 @@ fn virtio_net_closure_loads_failover_first() {
 fn prune_keeps_only_the_closure_decompressed() {
     let mut tree = modules_tree(Arch::Aarch64);
     let before = tree.len();
-    let set = ModuleSet::install(&mut tree, KVER, &by_name(&["virtio_net", "ext4"])).unwrap();
     let dir = RootPath::new(&format!("lib/modules/{KVER}")).unwrap();
+    let kmod_only = [
+        "modules.builtin.modinfo",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+    ];
+    for file in kmod_only {
+        assert!(
+            tree.contains(&dir.join(file).unwrap()),
+            "the package has {file}"
+        );
+    }
+    let set = ModuleSet::install(&mut tree, KVER, &by_name(&["virtio_net", "ext4"])).unwrap();
     let kos: Vec<_> = tree
         .iter()
         .filter(|(p, _)| p.starts_with(&dir) && p.as_str().contains(".ko"))
@@ -107,6 +118,12 @@ fn prune_keeps_only_the_closure_decompressed() {
         !tree.contains(&dir.join("modules.dep.bin").unwrap()),
         "stale index dropped"
     );
+    for file in kmod_only {
+        assert!(
+            !tree.contains(&dir.join(file).unwrap()),
+            "{file} is kmod's alone"
+        );
+    }
     assert!(tree.len() < before);
 }
 
