@@ -241,6 +241,16 @@ pub enum FileSource {
     Inline(String),
 }
 
+/// A plan of `recipe`, written as `r.toml` in `dir` beside the `model.onnx` it may name.
+#[cfg(test)]
+pub(crate) fn plan_of_recipe(dir: &Path, recipe: &str) -> Plan {
+    let path = dir.join("r.toml");
+    std::fs::write(&path, recipe).unwrap();
+    std::fs::write(dir.join("model.onnx"), b"model").unwrap();
+    let loaded = LoadedRecipe::parse(&path, recipe.to_string()).unwrap();
+    Plan::new(&loaded, &Overrides::default()).unwrap()
+}
+
 impl Plan {
     /// The same image without model updates: no update store, nor the data disk driver only
     /// the store asked for (a recipe's own request for it stays).

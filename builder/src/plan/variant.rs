@@ -43,13 +43,11 @@ mod tests {
     #[test]
     fn a_variant_of_a_variant_keeps_the_keys_replaced_before() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.toml");
-        let text = "[image]\nname = \"d\"\nboard = \"qemu-aarch64\"\nversion = \"1\"\n\
-            [model]\npath = \"model.onnx\"\n";
-        std::fs::write(&path, text).unwrap();
-        std::fs::write(dir.path().join("model.onnx"), b"model").unwrap();
-        let loaded = LoadedRecipe::parse(&path, text.to_string()).unwrap();
-        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let plan = crate::plan::plan_of_recipe(
+            dir.path(),
+            "[image]\nname = \"d\"\nboard = \"qemu-aarch64\"\nversion = \"1\"\n\
+            [model]\npath = \"model.onnx\"\n",
+        );
         let value = |v: &str| toml::Value::String(v.to_string());
         let on_x86 = plan
             .variant(

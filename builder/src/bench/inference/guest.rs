@@ -121,19 +121,14 @@ pub fn measure_guest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Overrides;
-    use crate::recipe::LoadedRecipe;
+    use crate::plan::plan_of_recipe;
 
     #[test]
     fn the_guest_image_has_no_model_updates_nor_the_data_disk_driver_they_needed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.toml");
         let text = "[image]\nname = \"d\"\nboard = \"qemu-aarch64\"\n\
             [model]\npath = \"model.onnx\"\n[runtime]\nmodel_updates = true\nbearer_token_env = \"EDGE_TOKEN\"\n";
-        std::fs::write(&path, text).unwrap();
-        std::fs::write(dir.path().join("model.onnx"), b"model").unwrap();
-        let loaded = LoadedRecipe::parse(&path, text.to_string()).unwrap();
-        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let plan = plan_of_recipe(dir.path(), text);
         let has_ext4 = |p: &Plan| p.kernel.modules.iter().any(|m| m.name == "ext4");
         assert!(plan.runtime.model_updates.is_some() && has_ext4(&plan));
 
@@ -153,9 +148,10 @@ mod tests {
         assert_eq!(guest.out_dir, plan.out_dir.with_file_name(&guest.name));
 
         // A recipe that asks for the driver itself keeps it.
-        let text = format!("{text}[kernel]\nmodules = [\"ext4\"]\n");
-        let loaded = LoadedRecipe::parse(&path, text).unwrap();
-        let plan = Plan::new(&loaded, &Overrides::default()).unwrap();
+        let plan = plan_of_recipe(
+            dir.path(),
+            &format!("{text}[kernel]\nmodules = [\"ext4\"]\n"),
+        );
         let guest = guest_plan(&plan, Engine::Tract, &model);
         assert!(has_ext4(&guest), "{:?}", guest.kernel.modules);
     }
