@@ -277,8 +277,11 @@ fn default_version() -> String {
     "1".to_string()
 }
 
+/// Why [`DeviceConfig::from_toml`] refused a text (readers name it without depending on toml).
+pub type TomlError = toml::de::Error;
+
 impl DeviceConfig {
-    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+    pub fn from_toml(text: &str) -> Result<Self, TomlError> {
         toml::from_str(text)
     }
 

@@ -15,7 +15,7 @@ pub enum ConfigError {
     #[error("{path} is not a valid device config: {source}")]
     Parse {
         path: String,
-        source: Box<toml::de::Error>,
+        source: Box<edge_config::TomlError>,
     },
     #[error("{path}: {problem}")]
     Invalid { path: String, problem: String },
@@ -42,7 +42,7 @@ pub fn load(path: &Path) -> Result<DeviceConfig, ConfigError> {
 
 #[derive(Debug)]
 pub enum ParseError {
-    Toml(Box<toml::de::Error>),
+    Toml(Box<edge_config::TomlError>),
     Invalid(String),
 }
 
