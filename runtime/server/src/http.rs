@@ -293,9 +293,10 @@ async fn run_infer(
         .await
         .map_err(|_| ApiError::internal("the engine slots were closed"))?;
 
-    // A blocking-pool thread, not block_in_place on a multi-thread runtime: that saved tract
-    // 47 us a request on cls but cost onnxruntime 37 us (its run moves between two threads),
-    // binary tensors, the device builds, 5 paired runs each on the 2-core host.
+    // A blocking-pool thread. block_in_place on a multi-thread runtime, which skips this hop,
+    // was no faster on the 2-core host (cls, binary tensors, device builds): 5 paired
+    // latency-bench runs gave tract -47 us and onnxruntime +37 us a request, and one `edgeimg
+    // bench` each put the HTTP overhead at 229 / 208 us against this hop's 192 / 163 us.
     let runner = model.clone();
     let run = tokio::task::spawn_blocking(move || runner.run(request.inputs))
         .await
