@@ -40,6 +40,6 @@ pub use binary::{find_qemu, find_qemu_for};
 pub use board::{Arch, Board, DiskInterface, MachineProfile, UefiFirmware};
 pub use error::{Error, Result};
 pub use launch::Qemu;
-pub use ready::{Ready, ReadyLine};
+pub use ready::{OptimisedLine, Ready, ReadyLine};
 pub use spec::{BootSpec, ConsoleMode, Disk, DiskFormat, Nic, SpawnOptions};
 pub use vm::{RunningVm, ShutdownRequest};

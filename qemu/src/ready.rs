@@ -7,6 +7,7 @@ use crate::accel::Accel;
 use crate::error::{Error, Result};
 
 pub const READY_MARKER: &str = "EDGEIMG-READY";
+pub use edge_config::OPTIMISED_MARKER;
 pub const ERROR_MARKER: &str = "EDGEIMG-ERROR";
 pub const POWEROFF_MARKER: &str = "EDGEIMG-POWEROFF";
 pub const PANIC_MARKER: &str = "Kernel panic";
@@ -34,15 +35,14 @@ impl ReadyLine {
             line: line.to_string(),
             reason: reason.to_string(),
         };
-        let start = line
-            .find(READY_MARKER)
-            .ok_or_else(|| bad("no EDGEIMG-READY marker"))?;
         let (mut model, mut listen, mut ms) = (None, None, None);
-        for field in line[start + READY_MARKER.len()..].split_whitespace() {
-            match field.split_once('=') {
-                Some(("model", v)) => model = Some(v.to_string()),
-                Some(("listen", v)) => listen = Some(v),
-                Some(("ms_since_boot", v)) => ms = Some(v),
+        for field in
+            marker_fields(line, READY_MARKER).ok_or_else(|| bad("no EDGEIMG-READY marker"))?
+        {
+            match field {
+                ("model", v) => model = Some(v.to_string()),
+                ("listen", v) => listen = Some(v),
+                ("ms_since_boot", v) => ms = Some(v),
                 _ => {}
             }
         }
@@ -51,10 +51,7 @@ impl ReadyLine {
             .ok_or_else(|| bad("missing listen="))?
             .parse()
             .map_err(|_| bad("listen= is not an IP:port address"))?;
-        let ms_since_boot = ms
-            .ok_or_else(|| bad("missing ms_since_boot="))?
-            .parse()
-            .map_err(|_| bad("ms_since_boot= is not a whole number"))?;
+        let ms_since_boot = parse_ms(ms, &bad)?;
         Ok(ReadyLine {
             model,
             listen,
@@ -65,6 +62,59 @@ impl ReadyLine {
     pub fn guest_boot_time(&self) -> Duration {
         Duration::from_millis(self.ms_since_boot)
     }
+}
+
+/// `EDGEIMG-OPTIMISED model=<name> ms=<n> ms_since_boot=<n>`: the server swapped a model's
+/// optimised plan in for the quick one it started on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptimisedLine {
+    pub model: String,
+    /// Guest-measured time from kernel start to the optimised plan serving.
+    pub ms_since_boot: u64,
+}
+
+impl OptimisedLine {
+    pub fn parse(line: &str) -> Result<OptimisedLine> {
+        let bad = |reason: &str| Error::BadReadyLine {
+            line: line.to_string(),
+            reason: reason.to_string(),
+        };
+        let (mut model, mut ms) = (None, None);
+        for field in marker_fields(line, OPTIMISED_MARKER)
+            .ok_or_else(|| bad("no EDGEIMG-OPTIMISED marker"))?
+        {
+            match field {
+                ("model", v) => model = Some(v.to_string()),
+                ("ms_since_boot", v) => ms = Some(v),
+                _ => {}
+            }
+        }
+        Ok(OptimisedLine {
+            model: model.ok_or_else(|| bad("missing model="))?,
+            ms_since_boot: parse_ms(ms, &bad)?,
+        })
+    }
+}
+
+/// The `key=value` fields after `marker` in `line` (anything before the marker is ignored, so
+/// a line interleaved with kernel output still counts), or None without the marker.
+fn marker_fields<'a>(
+    line: &'a str,
+    marker: &str,
+) -> Option<impl Iterator<Item = (&'a str, &'a str)>> {
+    let start = line.find(marker)?;
+    Some(
+        line[start + marker.len()..]
+            .split_whitespace()
+            .filter_map(|field| field.split_once('=')),
+    )
+}
+
+fn parse_ms(value: Option<&str>, bad: &impl Fn(&str) -> Error) -> Result<u64> {
+    value
+        .ok_or_else(|| bad("missing ms_since_boot="))?
+        .parse()
+        .map_err(|_| bad("ms_since_boot= is not a whole number"))
 }
 
 /// A guest that reported ready.
@@ -101,5 +151,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing model="), "{err}");
+    }
+
+    #[test]
+    fn parses_the_optimised_line_the_server_prints() {
+        let line = format!("{OPTIMISED_MARKER} model=ppocr-cls ms=1700 ms_since_boot=4100");
+        let parsed = OptimisedLine::parse(&format!("[  2.1] noise {line}")).unwrap();
+        assert_eq!(parsed.model, "ppocr-cls");
+        assert_eq!(parsed.ms_since_boot, 4100);
+        let err = OptimisedLine::parse(&format!("{OPTIMISED_MARKER} model=m ms_since_boot=x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ms_since_boot= is not a whole number"),
+            "{err}"
+        );
     }
 }

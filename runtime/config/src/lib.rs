@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 /// Where the builder puts the device configuration inside the image.
 pub const DEVICE_CONFIG_PATH: &str = "/etc/edgeimg/device.toml";
 
+/// The console line edge-runtime prints when a model's optimised plan takes over from the quick
+/// plan it started on: `EDGEIMG-OPTIMISED model=<name> ms=<build ms> ms_since_boot=<n>`.
+pub const OPTIMISED_MARKER: &str = "EDGEIMG-OPTIMISED";
+
 /// In a disk boot's initramfs: the modules it loads whatever the hardware (the root's file
 /// system), one absolute path per line in load order; the drivers of the devices on the way to
 /// the root are loaded by their modalias. A plain list, since that initramfs holds nothing else

@@ -2,7 +2,7 @@
 //! time by installing its `OrtApi` table: ort-tract's (pure Rust) or the one exported by a real
 //! libonnxruntime loaded with `ort::init_from`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,17 @@ pub enum EngineError {
     UnsupportedOutput(String),
 }
 
+/// How much work a model's graph gets before its session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Typed but not optimised. On the host tract builds cls's in 13 ms against 75 ms for the
+    /// optimised plan, and runs it in 17 ms against 1.7 ms: a plan to serve while the
+    /// optimised one is built.
+    Quick,
+    /// Decluttered and optimised (ONNX Runtime's level 3).
+    Optimised,
+}
+
 /// A loaded model: its declared inputs and outputs, and one session (runs are serialised on it;
 /// the engine parallelises inside a run with its intra-op threads).
 pub struct Model {
@@ -109,11 +120,34 @@ pub struct Model {
     pub version: String,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    pub plan: Plan,
+    /// The ONNX file the session was built from.
+    path: PathBuf,
     session: Mutex<Session>,
 }
 
 impl Model {
+    /// The model with its optimised plan.
     pub fn load(backend: &Backend, config: &ModelConfig, threads: usize) -> anyhow::Result<Model> {
+        Model::load_plan(backend, config, threads, Plan::Optimised)
+    }
+
+    /// The same model file and version with the optimised plan.
+    pub fn optimised(&self, backend: &Backend, threads: usize) -> anyhow::Result<Model> {
+        let config = ModelConfig {
+            name: self.name.clone(),
+            path: self.path.to_string_lossy().into_owned(),
+            version: self.version.clone(),
+        };
+        Model::load_plan(backend, &config, threads, Plan::Optimised)
+    }
+
+    pub fn load_plan(
+        backend: &Backend,
+        config: &ModelConfig,
+        threads: usize,
+        plan: Plan,
+    ) -> anyhow::Result<Model> {
         let loading = || {
             format!(
                 "loading model '{}' from {} with engine \"{}\"",
@@ -124,7 +158,7 @@ impl Model {
         };
         let path = Path::new(&config.path);
         let started = std::time::Instant::now();
-        let session = build_session(&backend.environment, path, threads).map_err(|e| {
+        let session = build_session(&backend.environment, path, threads, plan).map_err(|e| {
             // tract fails on such a model as a parse failure (an unknown string operator, an
             // unknown type); name the type and the way out.
             let hint = (backend.engine == Engine::Tract)
@@ -137,8 +171,12 @@ impl Model {
         })?;
         // On the console beside init's timeline: most of a server's start is this.
         eprintln!(
-            "edge-runtime: model '{}' loaded and optimised in {} ms (engine {})",
+            "edge-runtime: model '{}' loaded {} in {} ms (engine {})",
             config.name,
+            match plan {
+                Plan::Quick => "with its quick plan",
+                Plan::Optimised => "and optimised",
+            },
             started.elapsed().as_millis(),
             backend.engine.name()
         );
@@ -165,6 +203,8 @@ impl Model {
             version: config.version.clone(),
             inputs,
             outputs,
+            plan,
+            path: path.to_path_buf(),
             session: Mutex::new(session),
         })
     }
@@ -284,11 +324,21 @@ fn engine_lacks(engine: Engine, datatype: DataType) -> String {
     )
 }
 
-fn build_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
+fn build_session(
+    environment: &Environment,
+    path: &Path,
+    threads: usize,
+    plan: Plan,
+) -> ort::Result<Session> {
     // Level3 for both engines: tract relies on it for speed (its decluttering and fusing).
+    // ort-tract optimises at any level but Disable, where it only types the graph.
     // ort-tract accepts and ignores the thread count: tract runs a model on the calling thread.
+    let level = match plan {
+        Plan::Quick => GraphOptimizationLevel::Disable,
+        Plan::Optimised => GraphOptimizationLevel::Level3,
+    };
     Session::builder(environment)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_optimization_level(level)?
         .with_intra_threads(threads)?
         .commit_from_file(path)
 }

@@ -22,17 +22,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edge_config::{DeviceConfig, RuntimeConfig};
+use edge_config::{DeviceConfig, Engine, RuntimeConfig};
 
-use crate::engine::{Backend, Model};
+use crate::engine::{Backend, Model, Plan};
 use crate::http::AppState;
 use crate::limits::Limits;
 use crate::repository::Repository;
 
 /// Initialises the configured engine, loads every model, reads the secrets and derives the
 /// limits: everything that can fail before the server opens its port.
-/// With model updates on, each model serves the version its store's `current` names.
-pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> {
+/// With model updates on, each model serves the version its store's `current` names. Each model
+/// starts on `plan`.
+pub fn load(config: &RuntimeConfig, plan: Plan) -> anyhow::Result<(Arc<Backend>, AppState)> {
     let backend = Arc::new(engine::init_backend(
         config.engine,
         config.onnxruntime_library.as_deref().map(Path::new),
@@ -41,9 +42,10 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> 
     for model in &config.models {
         let loaded = match &config.model_updates {
             Some(updates) => {
-                repository::boot_model(&backend, model, Path::new(&updates.store), config.threads)?
+                let store = Path::new(&updates.store);
+                repository::boot_model(&backend, model, store, config.threads, plan)?
             }
-            None => Model::load(&backend, model, config.threads)?,
+            None => Model::load_plan(&backend, model, config.threads, plan)?,
         };
         models.insert(model.name.clone(), ArcSwap::from_pointee(loaded));
     }
@@ -70,17 +72,121 @@ pub fn load(config: &RuntimeConfig) -> anyhow::Result<(Arc<Backend>, AppState)> 
 }
 
 /// [`load`], plus the system update routes when `[system]` takes updates.
-pub fn load_device(config: &DeviceConfig) -> anyhow::Result<(Arc<Backend>, AppState)> {
-    let (backend, mut state) = load(&config.runtime)?;
+pub fn load_device(config: &DeviceConfig, plan: Plan) -> anyhow::Result<(Arc<Backend>, AppState)> {
+    let (backend, mut state) = load(&config.runtime, plan)?;
     state.system = system::SystemUpdates::new(config.system.as_ref())?;
     Ok((backend, state))
+}
+
+/// The plan the models start serving on. Optimising is most of tract's start (cls: 1.8 s of
+/// the server's 2.0 s under QEMU TCG), so tract serves its quick plan at once and
+/// [`optimise_in_background`] swaps the optimised one in. ONNX Runtime starts optimised: its
+/// start is bound by loading the library, not by optimising. A system on trial starts
+/// optimised too, so its golden check runs the plan it will serve.
+pub fn start_plan(engine: Engine, on_trial: bool) -> Plan {
+    match engine {
+        Engine::Tract if !on_trial => Plan::Quick,
+        _ => Plan::Optimised,
+    }
+}
+
+/// Builds the optimised plan of each model that serves a quick one, on its own thread, and
+/// swaps it in; a model update that replaced the quick plan meanwhile is left serving. A model
+/// whose optimised plan fails to build keeps its quick plan, and says why on stderr.
+pub fn optimise_in_background(
+    backend: Arc<Backend>,
+    state: Arc<AppState>,
+    threads: usize,
+) -> std::io::Result<()> {
+    let quick: Vec<(String, Arc<Model>)> = state
+        .models
+        .iter()
+        .map(|(name, slot)| (name.clone(), slot.load_full()))
+        .filter(|(_, model)| model.plan == Plan::Quick)
+        .collect();
+    if quick.is_empty() {
+        return Ok(());
+    }
+    let optimise = move || {
+        for (name, model) in quick {
+            let started = std::time::Instant::now();
+            let optimised = match model.optimised(&backend, threads) {
+                Ok(optimised) => Arc::new(optimised),
+                Err(e) => {
+                    eprintln!(
+                        "edge-runtime: model '{name}' keeps serving its quick plan, about ten times slower: its optimised plan failed: {e:#}"
+                    );
+                    continue;
+                }
+            };
+            if replace_if_serving(&state.models[&name], &model, optimised) {
+                eprintln!(
+                    "{} model={name} ms={} ms_since_boot={}",
+                    edge_config::OPTIMISED_MARKER,
+                    started.elapsed().as_millis(),
+                    ms_since_boot()
+                );
+            }
+        }
+    };
+    std::thread::Builder::new()
+        .name("optimise".into())
+        .spawn(optimise)
+        .map(drop)
+}
+
+/// Puts `next` in `slot` if `current` still serves there; false if something else (a model
+/// update) replaced it meanwhile, which then stays.
+fn replace_if_serving<T>(slot: &ArcSwap<T>, current: &Arc<T>, next: Arc<T>) -> bool {
+    Arc::ptr_eq(&slot.compare_and_swap(current, next), current)
+}
+
+/// Milliseconds since the kernel started (CLOCK_BOOTTIME), as init's EDGEIMG lines count them.
+fn ms_since_boot() -> i64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut time) };
+    time.tv_sec * 1000 + time.tv_nsec / 1_000_000
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    net::serve(listener, Arc::new(state), shutdown).await
+    net::serve(listener, state, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optimised_plan_never_replaces_a_model_update_that_came_first() {
+        let quick = Arc::new("quick plan of version 1");
+        let slot = ArcSwap::new(quick.clone());
+        assert!(replace_if_serving(
+            &slot,
+            &quick,
+            Arc::new("optimised version 1")
+        ));
+        assert_eq!(**slot.load(), "optimised version 1");
+
+        let quick = Arc::new("quick plan of version 1");
+        let slot = ArcSwap::new(quick.clone());
+        slot.store(Arc::new("version 2, pushed while version 1 was optimised"));
+        assert!(!replace_if_serving(
+            &slot,
+            &quick,
+            Arc::new("optimised version 1")
+        ));
+        assert_eq!(
+            **slot.load(),
+            "version 2, pushed while version 1 was optimised"
+        );
+    }
 }

@@ -54,12 +54,13 @@ const GOLDEN_FAILED: u8 = 3;
 
 fn run() -> anyhow::Result<ExitCode> {
     let device = edge_runtime::config::load_device(&config_path()?)?;
-    let (_backend, state) = edge_runtime::load_device(&device)?;
-    if let Some(system) = device
+    let trial = device
         .system
         .as_ref()
-        .filter(|s| edge_runtime::system::on_trial(s))
-    {
+        .filter(|s| edge_runtime::system::on_trial(s));
+    let plan = edge_runtime::start_plan(device.runtime.engine, trial.is_some());
+    let (backend, state) = edge_runtime::load_device(&device, plan)?;
+    if let Some(system) = trial {
         match edge_runtime::system::golden_check(system, &state) {
             Some(Err(why)) => {
                 eprintln!("edge-runtime: the start-up golden check failed, not serving: {why}");
@@ -97,6 +98,9 @@ fn run() -> anyhow::Result<ExitCode> {
                     "by default: a model has dimensions of any size or BYTES inputs, set max_body_bytes",
             }
         );
+        let state = std::sync::Arc::new(state);
+        edge_runtime::optimise_in_background(backend, state.clone(), config.threads)
+            .context("starting the thread that optimises the models")?;
         edge_runtime::serve(listener, state, terminated())
             .await
             .context("serving HTTP")

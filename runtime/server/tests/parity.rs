@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use edge_config::Engine;
+use edge_config::{Engine, OPTIMISED_MARKER};
 use serde_json::{json, Value};
 
 const TOLERANCE: f64 = 1e-4;
@@ -71,6 +71,29 @@ fn tract_matches_onnxruntime_on_ppocr_cls() {
         let total: f64 = b[0].1.iter().filter_map(Value::as_f64).sum();
         assert!((total - 1.0).abs() < 1e-3, "softmax sums to {total}");
     }
+}
+
+/// tract serves from its quick plan as soon as it listens, then swaps its optimised plan in and
+/// says so; its answers agree with ONNX Runtime's before and after. ONNX Runtime starts
+/// optimised.
+#[test]
+fn tract_serves_at_once_and_optimises_while_it_serves() {
+    let model = cls_model();
+    let (tract, onnxruntime) = engines(&[("cls", &model)]);
+    let wait = std::time::Duration::from_secs(60);
+    tract.wait_for_stderr("model 'cls' loaded with its quick plan", wait);
+    onnxruntime.wait_for_stderr("model 'cls' loaded and optimised", wait);
+    let count: usize = CLS_SHAPE.iter().product();
+    let body = json!({"inputs": [{
+        "name": "x", "shape": CLS_SHAPE, "datatype": "FP32", "data": pseudo_random(count, 7),
+    }]});
+    let expected = outputs(&onnxruntime, "cls", &body);
+    assert_close(&outputs(&tract, "cls", &body), &expected);
+    let line = tract.wait_for_stderr(OPTIMISED_MARKER, wait);
+    assert!(line.contains("model=cls ms="), "{line}");
+    assert_close(&outputs(&tract, "cls", &body), &expected);
+    let log = onnxruntime.stderr();
+    assert!(!log.contains(OPTIMISED_MARKER), "{log}");
 }
 
 #[test]

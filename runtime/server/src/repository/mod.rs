@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 
 use crate::body::BodyReader;
-use crate::engine::{Backend, Model};
+use crate::engine::{Backend, Model, Plan};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::protocol::Source;
@@ -92,6 +92,7 @@ pub fn boot_model(
     factory: &ModelConfig,
     store_root: &Path,
     threads: usize,
+    plan: Plan,
 ) -> anyhow::Result<Model> {
     let store = ModelStore::new(store_root, &factory.name);
     let chosen = store.current_file().and_then(|file| {
@@ -103,7 +104,10 @@ pub fn boot_model(
             path: path.to_string_lossy().into_owned(),
             version: version.to_string(),
         };
-        Ok(Some((version, Model::load(backend, &config, threads)?)))
+        Ok(Some((
+            version,
+            Model::load_plan(backend, &config, threads, plan)?,
+        )))
     });
     let (keep, model) = match chosen {
         Ok(Some((version, model))) => {
@@ -114,14 +118,20 @@ pub fn boot_model(
             );
             (vec![version], model)
         }
-        Ok(None) => (Vec::new(), Model::load(backend, factory, threads)?),
+        Ok(None) => (
+            Vec::new(),
+            Model::load_plan(backend, factory, threads, plan)?,
+        ),
         Err(why) => {
             eprintln!(
                 "edge-runtime: model '{}': {}/current names a version that cannot serve ({why:#}); serving the factory version {FACTORY_VERSION}",
                 factory.name,
                 store.dir().display()
             );
-            (Vec::new(), Model::load(backend, factory, threads)?)
+            (
+                Vec::new(),
+                Model::load_plan(backend, factory, threads, plan)?,
+            )
         }
     };
     if store.dir().exists() {

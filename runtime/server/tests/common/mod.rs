@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use edge_config::{DeviceConfig, Engine, InitConfig, ModelConfig, NetworkConfig, RuntimeConfig};
 use edgeimg_pypi::pinned::RAPIDOCR;
@@ -286,6 +287,8 @@ pub fn runtime_config(engine: Engine, models: &[(&str, &Path)]) -> RuntimeConfig
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Everything it printed on stderr so far (also passed on to the test's own stderr).
+    stderr: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -303,8 +306,20 @@ impl Server {
             .arg("--config")
             .arg(&config)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("starting edge-runtime");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let kept = stderr.clone();
+        std::thread::spawn(move || {
+            for line in pipe.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)
@@ -320,12 +335,34 @@ impl Server {
         Server {
             child,
             base: format!("http://{address}"),
+            stderr,
             _dir: dir,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// What the server printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for a line with `needle` on the server's stderr; panics after `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let stderr = self.stderr();
+            if let Some(line) = stderr.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} on the server's stderr in {timeout:?}:\n{stderr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
