@@ -160,22 +160,26 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // tract serves a quick plan from ready on (edge-runtime's `start_plan`): references and
-    // benchmarks want the plan it keeps.
-    if spec.engine == Engine::Tract {
-        loop {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if log.matches(OPTIMISED_MARKER).count() >= spec.models.len() {
-                break;
-            }
-            if let Some(status) = server.child.try_wait()? {
-                bail!("the host edge-runtime (tract) exited ({status}):\n{log}");
-            }
-            if Instant::now() > deadline {
-                bail!("the host edge-runtime (tract) did not optimise its models in 60 s:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    // The server answers from a quick plan from ready on (edge-runtime's `start_plan`):
+    // references and benchmarks want the plan it keeps.
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.matches(OPTIMISED_MARKER).count() >= spec.models.len() {
+            break;
         }
+        if let Some(status) = server.child.try_wait()? {
+            bail!(
+                "the host edge-runtime ({:?}) exited ({status}):\n{log}",
+                spec.engine
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the host edge-runtime ({:?}) did not optimise its models in 60 s:\n{log}",
+                spec.engine
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(server)
 }

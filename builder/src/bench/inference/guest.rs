@@ -34,9 +34,9 @@ pub struct EngineCost {
     /// Boot to the EDGEIMG-READY line: host clock, and the guest's own from kernel start.
     pub host_ready_s: f64,
     pub guest_ready_ms: u64,
-    /// Boot to the optimised plan serving (EDGEIMG-OPTIMISED), guest clock: tract serves a
-    /// quick plan from ready on and swaps this one in; onnxruntime starts optimised (none).
-    pub guest_optimised_ms: Option<u64>,
+    /// Boot to the optimised plan serving (EDGEIMG-OPTIMISED), guest clock: the server answers
+    /// from a quick plan from ready on and swaps this one in.
+    pub guest_optimised_ms: u64,
 }
 
 /// `plan` serving `model` with `engine`, in its own output folder beside the plan's.
@@ -75,15 +75,10 @@ pub fn measure_guest(
         .find(|m| m.profile().nic.is_some())
         .with_context(|| format!("no QEMU machine with a network boots {}", plan.board))?;
     let (mut vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
-    // Timed on the plan it serves for good: tract starts on a quick one (edge-runtime's
+    // Timed on the plan it serves for good: a server starts on a quick one (edge-runtime's
     // `start_plan`).
-    let optimised = match plan.runtime.engine {
-        Engine::Tract => {
-            let line = vm.wait_for_line(OPTIMISED_MARKER, true, ready_timeout)?;
-            Some(OptimisedLine::parse(&line)?.ms_since_boot)
-        }
-        Engine::Onnxruntime => None,
-    };
+    let line = vm.wait_for_line(OPTIMISED_MARKER, true, ready_timeout)?;
+    let optimised = OptimisedLine::parse(&line)?.ms_since_boot;
     let addr = vm.api_addr().context("the API port was not forwarded")?;
     let place = format!(
         "guest {} ({}, {})",
