@@ -68,7 +68,7 @@ pub fn switch_to(root: &str) -> ! {
     };
     let coldplug = modules::coldplug::run(
         &mut loader,
-        Path::new(modules::sysfs::SYS_DEVICES),
+        Path::new(modules::sysfs::SYS),
         Until::Found(&mut root_found),
         Instant::now() + ROOT_PATIENCE,
     );

@@ -8,7 +8,7 @@
 //! hotplug listener's, which was opened before the first look.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::loader::Loader;
@@ -50,22 +50,27 @@ pub enum Until<'a> {
     Found(&'a mut dyn FnMut() -> bool),
 }
 
-/// Loads drivers for the devices under `sys_devices` until `until` or `deadline`.
-pub fn run(loader: &mut Loader, sys_devices: &Path, until: Until, deadline: Instant) -> Summary {
+/// Loads drivers for the devices sysfs (mounted at `sys`) lists until `until` or `deadline`.
+pub fn run(loader: &mut Loader, sys: &Path, until: Until, deadline: Instant) -> Summary {
     let started = Instant::now();
     let first_loaded = loader.newly_loaded.len();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // Devices by their index entry: a second look reads only the modaliases of new ones.
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut devices = 0;
     let mut until = until;
     loop {
         let mut changed = false;
         if loader.has_index() {
-            for modalias in sysfs::modaliases(sys_devices) {
-                if seen.contains(&modalias) {
+            for link in sysfs::device_links(sys) {
+                if seen.contains(&link) {
                     continue;
                 }
-                loader.load_for_modalias(&modalias);
-                seen.insert(modalias);
-                changed = true;
+                if let Some(modalias) = sysfs::device_modalias(&link) {
+                    loader.load_for_modalias(&modalias);
+                    devices += 1;
+                    changed = true;
+                }
+                seen.insert(link);
             }
         }
         let done = match &mut until {
@@ -74,7 +79,7 @@ pub fn run(loader: &mut Loader, sys_devices: &Path, until: Until, deadline: Inst
         };
         if done || Instant::now() >= deadline {
             return Summary {
-                devices: seen.len(),
+                devices,
                 loaded: loader.newly_loaded[first_loaded..].to_vec(),
                 elapsed: started.elapsed(),
             };

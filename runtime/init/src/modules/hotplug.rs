@@ -49,7 +49,7 @@ impl Listener {
                         std::thread::sleep(RESCAN_EVERY);
                         coldplug::run(
                             &mut loader,
-                            std::path::Path::new(sysfs::SYS_DEVICES),
+                            std::path::Path::new(sysfs::SYS),
                             coldplug::Until::NothingNew,
                             Instant::now(),
                         );
@@ -93,7 +93,7 @@ fn listen(fd: &OwnedFd, loader: &mut Loader) {
             Err(nix::errno::Errno::ENOBUFS) => {
                 coldplug::run(
                     loader,
-                    std::path::Path::new(sysfs::SYS_DEVICES),
+                    std::path::Path::new(sysfs::SYS),
                     coldplug::Until::NothingNew,
                     Instant::now(),
                 );

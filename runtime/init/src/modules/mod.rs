@@ -27,7 +27,7 @@ pub fn load_at_boot(listed: &[String]) -> Summary {
     let mut loader = Loader::for_running_kernel();
     let summary = coldplug::run(
         &mut loader,
-        Path::new(sysfs::SYS_DEVICES),
+        Path::new(sysfs::SYS),
         Until::NothingNew,
         Instant::now() + ROOT_DEADLINE,
     );
