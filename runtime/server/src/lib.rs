@@ -111,17 +111,25 @@ pub fn optimise_in_background(
     let optimise = move || {
         lower_this_threads_priority();
         for (name, model) in quick {
+            let slot = &state.models[&name];
+            // A model update that came first serves optimised already; its quick plan's file
+            // may be gone too.
+            if !serves(slot, &model) {
+                continue;
+            }
             let started = std::time::Instant::now();
             let optimised = match model.optimised(&backend, threads) {
                 Ok(optimised) => Arc::new(optimised),
                 Err(e) => {
-                    eprintln!(
-                        "edge-runtime: model '{name}' keeps serving its quick plan, which runs slower: its optimised plan failed: {e:#}"
-                    );
+                    if serves(slot, &model) {
+                        eprintln!(
+                            "edge-runtime: model '{name}' keeps serving its quick plan, which runs slower: its optimised plan failed: {e:#}"
+                        );
+                    }
                     continue;
                 }
             };
-            if replace_if_serving(&state.models[&name], &model, optimised) {
+            if replace_if_serving(slot, &model, optimised) {
                 eprintln!(
                     "{} model={name} ms={} ms_since_boot={}",
                     edge_config::OPTIMISED_MARKER,
@@ -144,6 +152,11 @@ pub fn optimise_in_background(
 fn lower_this_threads_priority() {
     // SAFETY: setpriority takes plain integers; who = 0 is the calling thread.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
+
+/// Whether `model` is what `slot` serves now.
+fn serves<T>(slot: &ArcSwap<T>, model: &Arc<T>) -> bool {
+    Arc::ptr_eq(&slot.load(), model)
 }
 
 /// Puts `next` in `slot` if `current` still serves there; false if something else (a model
@@ -189,7 +202,10 @@ mod tests {
 
         let quick = Arc::new("quick plan of version 1");
         let slot = ArcSwap::new(quick.clone());
+        assert!(serves(&slot, &quick));
         slot.store(Arc::new("version 2, pushed while version 1 was optimised"));
+        // Nor is the quick plan said to serve on when its optimised plan fails.
+        assert!(!serves(&slot, &quick));
         assert!(!replace_if_serving(
             &slot,
             &quick,
