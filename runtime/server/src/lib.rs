@@ -81,8 +81,8 @@ pub fn load_device(config: &DeviceConfig, plan: Plan) -> anyhow::Result<(Arc<Bac
 /// The plan the models start serving on. Optimising is most of tract's start (cls: 1.6-1.9 s of
 /// the server's 2.0 s under QEMU TCG) and about 40 % of an ONNX Runtime session (cls: 16-18 ms
 /// natively, 8-11 ms without its optimisations), so both serve their quick plan at once and
-/// [`optimise_in_background`] swaps the optimised one in. A system on trial starts optimised, so its golden check runs
-/// the plan it will serve.
+/// [`optimise_in_background`] swaps the optimised one in. A system on trial starts optimised,
+/// so its golden check runs the plan it will serve.
 pub fn start_plan(on_trial: bool) -> Plan {
     if on_trial {
         Plan::Optimised
