@@ -17,6 +17,20 @@ pub fn median(samples: &[f64]) -> f64 {
     percentile(samples, 50.0)
 }
 
+/// The samples behind a median, in the order they were taken: `1530/1480/1500`.
+pub fn each_ms(each: &[u64]) -> String {
+    each.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The median of whole milliseconds, rounded.
+pub fn median_ms(samples: &[u64]) -> u64 {
+    let samples: Vec<f64> = samples.iter().map(|&ms| ms as f64).collect();
+    median(&samples).round() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,6 +40,7 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+        assert_eq!(median_ms(&[1747, 2170, 1701]), 1747);
     }
 
     #[test]

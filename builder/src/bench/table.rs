@@ -3,6 +3,7 @@
 use bytesize::ByteSize;
 
 use super::report::BenchReport;
+use super::stats::each_ms;
 use super::{boot, build, flash, floor, inference, stock_alpine, system_update, update};
 
 /// Column-aligned text: the first `text_columns` columns left-aligned, the rest (figures)
@@ -183,6 +184,7 @@ pub fn render(report: &BenchReport) -> String {
                 "accel",
                 "initramfs",
                 "guest ms to init",
+                "each boot",
             ],
             3,
         );
@@ -193,6 +195,7 @@ pub fn render(report: &BenchReport) -> String {
                 f.accel.clone(),
                 bytes(f.initramfs_bytes),
                 f.guest_init_ms.to_string(),
+                each_ms(&f.guest_init_ms_each),
             ]);
         }
         section(&mut sections, t, floor::MEASURES);

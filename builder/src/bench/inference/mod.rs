@@ -36,7 +36,9 @@ pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1
     intra-op thread, its throughput from as many threads sharing one session. Guests: the QEMU \
     recipes' images with the cls model and each engine and without model updates (so without \
     their data disk and its driver), the image's own thread setting, \
-    measured through the forwarded port under emulation (figures many times the hardware's).";
+    measured through the forwarded port under emulation (figures many times the hardware's). \
+    Engine cost: ready guest ms is the median of three boots, the other figures the last boot's, \
+    on which the inference ran.";
 
 /// One engine serving one model somewhere.
 #[derive(Debug, Clone, Serialize)]
