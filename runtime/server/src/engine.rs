@@ -171,14 +171,15 @@ impl Model {
         })?;
         // On the console beside init's timeline: most of a server's start is this.
         eprintln!(
-            "edge-runtime: model '{}' loaded {} in {} ms (engine {})",
+            "edge-runtime: model '{}' loaded {} in {} ms (engine {}), at {} ms since boot",
             config.name,
             match plan {
                 Plan::Quick => "with its quick plan",
                 Plan::Optimised => "and optimised",
             },
             started.elapsed().as_millis(),
-            backend.engine.name()
+            backend.engine.name(),
+            crate::ms_since_boot()
         );
         let specs = |outlets: &[Outlet], kind: &str| -> anyhow::Result<Vec<TensorSpec>> {
             outlets

@@ -166,7 +166,7 @@ fn replace_if_serving<T>(slot: &ArcSwap<T>, current: &Arc<T>, next: Arc<T>) -> b
 }
 
 /// Milliseconds since the kernel started (CLOCK_BOOTTIME), as init's EDGEIMG lines count them.
-fn ms_since_boot() -> i64 {
+pub fn ms_since_boot() -> i64 {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -53,6 +53,11 @@ async fn terminated() {
 const GOLDEN_FAILED: u8 = 3;
 
 fn run() -> anyhow::Result<ExitCode> {
+    // The first line of the server's part of the boot timeline on the console.
+    eprintln!(
+        "edge-runtime: started at {} ms since boot",
+        edge_runtime::ms_since_boot()
+    );
     let device = edge_runtime::config::load_device(&config_path()?)?;
     let trial = device
         .system
@@ -87,7 +92,7 @@ fn run() -> anyhow::Result<ExitCode> {
         let limits = &state.limits;
         // One line on stdout that tests and the console can wait for.
         println!(
-            "edge-runtime listening on {address} (engine {}, models {names:?}, {}, max_body {} bytes {})",
+            "edge-runtime listening on {address} (engine {}, models {names:?}, {}, max_body {} bytes {}), at {} ms since boot",
             state.engine,
             if state.tls.is_some() { "https" } else { "http" },
             limits.max_body_bytes,
@@ -96,7 +101,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 edge_runtime::limits::BodyLimitOrigin::Derived => "from the models' largest request",
                 edge_runtime::limits::BodyLimitOrigin::DynamicShapes =>
                     "by default: a model has dimensions of any size or BYTES inputs, set max_body_bytes",
-            }
+            },
+            edge_runtime::ms_since_boot()
         );
         let state = std::sync::Arc::new(state);
         edge_runtime::optimise_in_background(backend, state.clone(), config.threads)
