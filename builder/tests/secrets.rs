@@ -66,7 +66,7 @@ fn secrets_are_the_servers_alone_and_nowhere_else() {
         format!(
             "[image]\nname = \"edge-secret\"\nboard = \"qemu-x86_64\"\noutputs = [\"rootfs-tar\"]\n\
              [model]\npath = {:?}\ninputs = {{ x = [1, 16] }}\n\
-             [runtime]\nbearer_token_file = \"secrets/token\"\n\
+             [runtime]\nbearer_token_file = \"secrets/token\"\nstart_plan = \"optimised\"\n\
              tls = {{ cert = \"secrets/cert.pem\", key = \"secrets/key.pem\" }}\n",
             model.display().to_string()
         ),
@@ -132,6 +132,8 @@ fn secrets_are_the_servers_alone_and_nowhere_else() {
         config.contains("key = \"/etc/edgeimg/secrets/tls-key.pem\""),
         "{config}"
     );
+    // The recipe's other runtime keys reach the server too.
+    assert!(config.contains("start_plan = \"optimised\""), "{config}");
     for (name, (_, _, _, data)) in &files {
         if name != "etc/edgeimg/secrets/bearer-token" && name != "etc/edgeimg/secrets/tls-key.pem" {
             assert!(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use edge_config::{Engine, Limits, DEFAULT_MAX_MODEL_BYTES};
+use edge_config::{Engine, Limits, StartPlan, DEFAULT_MAX_MODEL_BYTES};
 
 use crate::recipe::{parse_size, LoadedRecipe, RuntimeSection};
 
@@ -21,6 +21,7 @@ pub struct RuntimePlan {
     pub bearer_token: Option<Secret>,
     pub tls: Option<TlsPlan>,
     pub model_updates: Option<ModelUpdatesPlan>,
+    pub start_plan: StartPlan,
     pub debug_shell: bool,
 }
 
@@ -145,6 +146,7 @@ impl RuntimePlan {
                         .as_ref()
                         .map(|key| loaded.resolve(key.get_ref())),
                 }),
+            start_plan: r.start_plan,
             debug_shell: r.debug_shell,
         }
     }
@@ -186,6 +188,26 @@ mod tests {
         assert_eq!(p.limits.max_connections, 8);
         assert_eq!(p.limits.body_timeout_ms, Limits::default().body_timeout_ms);
         assert_eq!(p.max_body_bytes, None);
+    }
+
+    #[test]
+    fn the_start_plan_is_quick_unless_the_recipe_asks_for_the_optimised_one() {
+        assert_eq!(plan("").start_plan, StartPlan::Quick);
+        assert_eq!(
+            plan("start_plan = \"optimised\"").start_plan,
+            StartPlan::Optimised
+        );
+        let text =
+            "[image]\nname = \"x\"\nboard = \"qemu-x86_64\"\n[runtime]\nstart_plan = \"fast\"\n";
+        let error = LoadedRecipe::parse(std::path::Path::new("recipes/r.toml"), text.into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("start_plan")
+                && error.contains("`quick`")
+                && error.contains("`optimised`"),
+            "{error}"
+        );
     }
 
     #[test]

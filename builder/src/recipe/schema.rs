@@ -14,7 +14,7 @@ pub use super::system_updates::{
 };
 pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};
-pub use edge_config::Engine;
+pub use edge_config::{Engine, StartPlan};
 
 /// Alpine's CDN: the mirror used unless the recipe, `--mirror` or `EDGEIMG_ALPINE_MIRROR` say otherwise.
 pub const DEFAULT_MIRROR: &str = "https://dl-cdn.alpinelinux.org/alpine";
@@ -181,6 +181,10 @@ pub struct RuntimeSection {
     /// An ed25519 public key file from `edgeimg keygen`, relative to the recipe: once named,
     /// the device takes only models signed with its secret key (`edgeimg sign-model`).
     pub model_public_key: Option<Spanned<PathBuf>>,
+    /// "quick": ready on each model's quick plan, the optimised one swapped in when built;
+    /// "optimised": ready once the optimised plan is built.
+    #[serde(default)]
+    pub start_plan: StartPlan,
     /// Give a shell on the console (for debugging only: off by default).
     #[serde(default)]
     pub debug_shell: bool,
@@ -216,6 +220,7 @@ impl Default for RuntimeSection {
             model_updates: None,
             max_model: None,
             model_public_key: None,
+            start_plan: StartPlan::Quick,
             debug_shell: false,
         }
     }

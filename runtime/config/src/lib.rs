@@ -124,6 +124,19 @@ impl Engine {
     }
 }
 
+/// The plan each model serves on when the server starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPlan {
+    /// Open the port on the quick plan (typed, not optimised) and swap the optimised plan in
+    /// from a background thread: ready sooner, the first answers slower.
+    #[default]
+    Quick,
+    /// Build the optimised plan before opening the port: ready later, every answer from it.
+    #[serde(alias = "optimized")]
+    Optimised,
+}
+
 /// What the inference server serves and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +164,9 @@ pub struct RuntimeConfig {
     /// A file holding the bearer token (readable by the server's account only).
     #[serde(default)]
     pub bearer_token_file: Option<String>,
+    /// The plan the models serve on at start (a system on trial starts optimised anyway).
+    #[serde(default)]
+    pub start_plan: StartPlan,
     // Tables after plain values, as TOML writes them.
     /// Timeouts and caps on what clients may hold.
     #[serde(default)]
@@ -304,7 +320,9 @@ mod tests {
         let mut config = DeviceConfig::from_toml(minimal).unwrap();
         assert_eq!(config.runtime.limits, Limits::default());
         assert_eq!(config.runtime.max_body_bytes, None);
+        assert_eq!(config.runtime.start_plan, StartPlan::Quick);
         let runtime = &mut config.runtime;
+        runtime.start_plan = StartPlan::Optimised;
         runtime.bearer_token_file = Some("/etc/edgeimg/secrets/bearer-token".into());
         runtime.limits.header_timeout_ms = 2500;
         runtime.tls = Some(TlsFiles {
@@ -335,5 +353,15 @@ mod tests {
         let partial = text.replace("header_timeout_ms = 2500\n", "");
         let read = DeviceConfig::from_toml(&partial).unwrap();
         assert_eq!(read.runtime.limits, Limits::default(), "{partial}");
+        // Either spelling of the optimised start; nothing else.
+        let american = text.replace("start_plan = \"optimised\"", "start_plan = \"optimized\"");
+        let read = DeviceConfig::from_toml(&american).unwrap();
+        assert_eq!(read.runtime.start_plan, StartPlan::Optimised, "{american}");
+        let fast = text.replace("start_plan = \"optimised\"", "start_plan = \"fast\"");
+        let error = DeviceConfig::from_toml(&fast).unwrap_err().to_string();
+        assert!(
+            error.contains("quick") && error.contains("optimised"),
+            "{error}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edge_config::{DeviceConfig, RuntimeConfig};
+use edge_config::{DeviceConfig, RuntimeConfig, StartPlan};
 
 use crate::engine::{Backend, Model, Plan};
 use crate::http::AppState;
@@ -81,13 +81,13 @@ pub fn load_device(config: &DeviceConfig, plan: Plan) -> anyhow::Result<(Arc<Bac
 /// The plan the models start serving on. Optimising is most of tract's start (cls: 1.6-1.9 s of
 /// the server's 2.0 s under QEMU TCG) and about 40 % of an ONNX Runtime session (cls: 16-18 ms
 /// natively, 8-11 ms without its optimisations), so both serve their quick plan at once and
-/// [`optimise_in_background`] swaps the optimised one in. A system on trial starts optimised,
-/// so its golden check runs the plan it will serve.
-pub fn start_plan(on_trial: bool) -> Plan {
-    if on_trial {
-        Plan::Optimised
-    } else {
-        Plan::Quick
+/// [`optimise_in_background`] swaps the optimised one in, unless the config asks to start
+/// optimised. A system on trial starts optimised, so its golden check runs the plan it will
+/// serve.
+pub fn start_plan(configured: StartPlan, on_trial: bool) -> Plan {
+    match (configured, on_trial) {
+        (StartPlan::Quick, false) => Plan::Quick,
+        (StartPlan::Optimised, _) | (_, true) => Plan::Optimised,
     }
 }
 

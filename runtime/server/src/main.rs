@@ -63,7 +63,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .system
         .as_ref()
         .filter(|s| edge_runtime::system::on_trial(s));
-    let plan = edge_runtime::start_plan(trial.is_some());
+    let plan = edge_runtime::start_plan(device.runtime.start_plan, trial.is_some());
     let (backend, state) = edge_runtime::load_device(&device, plan)?;
     if let Some(system) = trial {
         match edge_runtime::system::golden_check(system, &state) {

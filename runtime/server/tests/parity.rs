@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use edge_config::{Engine, OPTIMISED_MARKER};
+use edge_config::{Engine, StartPlan, OPTIMISED_MARKER};
 use serde_json::{json, Value};
 
 const TOLERANCE: f64 = 1e-4;
@@ -102,6 +102,33 @@ fn both_engines_serve_at_once_and_optimise_while_they_serve() {
     );
     assert_close(&after.0, &after.1);
     assert_close(&before.0, &after.1);
+}
+
+/// Told to start optimised (`start_plan = "optimised"`), a server builds each model's
+/// optimised plan before it opens its port: no quick plan, nothing left to swap in, and its
+/// answers are ONNX Runtime's.
+#[test]
+fn a_server_told_to_start_optimised_never_serves_a_quick_plan() {
+    let model = cls_model();
+    let mut config = runtime_config(Engine::Tract, &[("cls", &model)]);
+    config.start_plan = StartPlan::Optimised;
+    let tract = Server::start(config);
+    let onnxruntime = Server::start(runtime_config(Engine::Onnxruntime, &[("cls", &model)]));
+    tract.wait_for_stderr(
+        "model 'cls' loaded and optimised",
+        std::time::Duration::from_secs(60),
+    );
+    let count: usize = CLS_SHAPE.iter().product();
+    let body = json!({"inputs": [{
+        "name": "x", "shape": CLS_SHAPE, "datatype": "FP32", "data": pseudo_random(count, 11),
+    }]});
+    assert_close(
+        &outputs(&tract, "cls", &body),
+        &outputs(&onnxruntime, "cls", &body),
+    );
+    let said = tract.stderr();
+    assert!(!said.contains("quick plan"), "{said}");
+    assert!(!said.contains(OPTIMISED_MARKER), "{said}");
 }
 
 #[test]

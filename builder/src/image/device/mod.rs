@@ -151,6 +151,7 @@ fn device_config(
             // Secrets are named by path; their files are the server's alone.
             bearer_token: None,
             bearer_token_file: secrets.bearer_token_file,
+            start_plan: r.start_plan,
             limits: r.limits.clone(),
             tls: secrets.tls,
             model_updates: None,
