@@ -101,7 +101,7 @@ pub fn start_host_server(cache_dir: &Path, spec: &HostServerSpec) -> Result<Host
             max_concurrency: spec.max_concurrency,
             bearer_token: None,
             bearer_token_file: None,
-            start_plan: edge_config::StartPlan::Quick,
+            start_plan: edge_config::Plan::Quick,
             limits: Default::default(),
             tls: None,
             model_updates: None,

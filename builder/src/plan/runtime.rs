@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use edge_config::{Engine, Limits, StartPlan, DEFAULT_MAX_MODEL_BYTES};
+use edge_config::{Engine, Limits, DEFAULT_MAX_MODEL_BYTES};
 
 use crate::recipe::{parse_size, LoadedRecipe, RuntimeSection};
 
@@ -21,7 +21,8 @@ pub struct RuntimePlan {
     pub bearer_token: Option<Secret>,
     pub tls: Option<TlsPlan>,
     pub model_updates: Option<ModelUpdatesPlan>,
-    pub start_plan: StartPlan,
+    /// The plan the server opens its port on (the engine's, not this build plan).
+    pub start_plan: edge_config::Plan,
     pub debug_shell: bool,
 }
 
@@ -192,10 +193,10 @@ mod tests {
 
     #[test]
     fn the_start_plan_is_quick_unless_the_recipe_asks_for_the_optimised_one() {
-        assert_eq!(plan("").start_plan, StartPlan::Quick);
+        assert_eq!(plan("").start_plan, edge_config::Plan::Quick);
         assert_eq!(
             plan("start_plan = \"optimised\"").start_plan,
-            StartPlan::Optimised
+            edge_config::Plan::Optimised
         );
         let text =
             "[image]\nname = \"x\"\nboard = \"qemu-x86_64\"\n[runtime]\nstart_plan = \"fast\"\n";

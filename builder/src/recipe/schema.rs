@@ -14,7 +14,7 @@ pub use super::system_updates::{
 };
 pub use super::update::{RebootCheck, UpdateCheck, UpdateVerdict};
 use super::{Board, LoadedRecipe, RecipeError};
-pub use edge_config::{Engine, StartPlan};
+pub use edge_config::Engine;
 
 /// Alpine's CDN: the mirror used unless the recipe, `--mirror` or `EDGEIMG_ALPINE_MIRROR` say otherwise.
 pub const DEFAULT_MIRROR: &str = "https://dl-cdn.alpinelinux.org/alpine";
@@ -184,7 +184,7 @@ pub struct RuntimeSection {
     /// "quick": ready on each model's quick plan, the optimised one swapped in when built;
     /// "optimised": ready once the optimised plan is built.
     #[serde(default)]
-    pub start_plan: StartPlan,
+    pub start_plan: edge_config::Plan,
     /// Give a shell on the console (for debugging only: off by default).
     #[serde(default)]
     pub debug_shell: bool,
@@ -220,7 +220,7 @@ impl Default for RuntimeSection {
             model_updates: None,
             max_model: None,
             model_public_key: None,
-            start_plan: StartPlan::Quick,
+            start_plan: edge_config::Plan::Quick,
             debug_shell: false,
         }
     }

@@ -124,15 +124,18 @@ impl Engine {
     }
 }
 
-/// The plan each model serves on when the server starts.
+/// How much work a model's graph gets before its session serves; `start_plan` picks the one
+/// the server opens its port on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StartPlan {
-    /// Open the port on the quick plan (typed, not optimised) and swap the optimised plan in
-    /// from a background thread: ready sooner, the first answers slower.
+pub enum Plan {
+    /// Typed but not optimised. On the host tract builds cls's in 13 ms against 75 ms for the
+    /// optimised plan, and runs it in 17 ms against 1.7 ms: a plan to serve while the
+    /// optimised one is built (the default start: ready sooner, the first answers slower).
     #[default]
     Quick,
-    /// Build the optimised plan before opening the port: ready later, every answer from it.
+    /// Decluttered and optimised (ONNX Runtime's level 3). As the start plan: ready later,
+    /// every answer from it.
     #[serde(alias = "optimized")]
     Optimised,
 }
@@ -166,7 +169,7 @@ pub struct RuntimeConfig {
     pub bearer_token_file: Option<String>,
     /// The plan the models serve on at start (a system on trial starts optimised anyway).
     #[serde(default)]
-    pub start_plan: StartPlan,
+    pub start_plan: Plan,
     // Tables after plain values, as TOML writes them.
     /// Timeouts and caps on what clients may hold.
     #[serde(default)]
@@ -320,9 +323,9 @@ mod tests {
         let mut config = DeviceConfig::from_toml(minimal).unwrap();
         assert_eq!(config.runtime.limits, Limits::default());
         assert_eq!(config.runtime.max_body_bytes, None);
-        assert_eq!(config.runtime.start_plan, StartPlan::Quick);
+        assert_eq!(config.runtime.start_plan, Plan::Quick);
         let runtime = &mut config.runtime;
-        runtime.start_plan = StartPlan::Optimised;
+        runtime.start_plan = Plan::Optimised;
         runtime.bearer_token_file = Some("/etc/edgeimg/secrets/bearer-token".into());
         runtime.limits.header_timeout_ms = 2500;
         runtime.tls = Some(TlsFiles {
@@ -356,7 +359,7 @@ mod tests {
         // Either spelling of the optimised start; nothing else.
         let american = text.replace("start_plan = \"optimised\"", "start_plan = \"optimized\"");
         let read = DeviceConfig::from_toml(&american).unwrap();
-        assert_eq!(read.runtime.start_plan, StartPlan::Optimised, "{american}");
+        assert_eq!(read.runtime.start_plan, Plan::Optimised, "{american}");
         let fast = text.replace("start_plan = \"optimised\"", "start_plan = \"fast\"");
         let error = DeviceConfig::from_toml(&fast).unwrap_err().to_string();
         assert!(

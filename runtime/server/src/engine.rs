@@ -102,16 +102,7 @@ pub enum EngineError {
     UnsupportedOutput(String),
 }
 
-/// How much work a model's graph gets before its session serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// Typed but not optimised. On the host tract builds cls's in 13 ms against 75 ms for the
-    /// optimised plan, and runs it in 17 ms against 1.7 ms: a plan to serve while the
-    /// optimised one is built.
-    Quick,
-    /// Decluttered and optimised (ONNX Runtime's level 3).
-    Optimised,
-}
+pub use edge_config::Plan;
 
 /// A loaded model: its declared inputs and outputs, and one session (runs are serialised on it;
 /// the engine parallelises inside a run with its intra-op threads).

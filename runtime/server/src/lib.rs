@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edge_config::{DeviceConfig, RuntimeConfig, StartPlan};
+use edge_config::{DeviceConfig, RuntimeConfig};
 
 use crate::engine::{Backend, Model, Plan};
 use crate::http::AppState;
@@ -84,10 +84,11 @@ pub fn load_device(config: &DeviceConfig, plan: Plan) -> anyhow::Result<(Arc<Bac
 /// [`optimise_in_background`] swaps the optimised one in, unless the config asks to start
 /// optimised. A system on trial starts optimised, so its golden check runs the plan it will
 /// serve.
-pub fn start_plan(configured: StartPlan, on_trial: bool) -> Plan {
-    match (configured, on_trial) {
-        (StartPlan::Quick, false) => Plan::Quick,
-        (StartPlan::Optimised, _) | (_, true) => Plan::Optimised,
+pub fn start_plan(configured: Plan, on_trial: bool) -> Plan {
+    if on_trial {
+        Plan::Optimised
+    } else {
+        configured
     }
 }
 

@@ -131,7 +131,7 @@ pub(crate) mod tests {
             max_concurrency: 4,
             bearer_token: None,
             bearer_token_file: None,
-            start_plan: edge_config::StartPlan::Quick,
+            start_plan: edge_config::Plan::Quick,
             limits: edge_config::Limits::default(),
             tls: None,
             model_updates: None,

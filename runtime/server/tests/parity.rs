@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use edge_config::{Engine, StartPlan, OPTIMISED_MARKER};
+use edge_config::{Engine, Plan, OPTIMISED_MARKER};
 use serde_json::{json, Value};
 
 const TOLERANCE: f64 = 1e-4;
@@ -111,7 +111,7 @@ fn both_engines_serve_at_once_and_optimise_while_they_serve() {
 fn a_server_told_to_start_optimised_never_serves_a_quick_plan() {
     let model = cls_model();
     let mut config = runtime_config(Engine::Tract, &[("cls", &model)]);
-    config.start_plan = StartPlan::Optimised;
+    config.start_plan = Plan::Optimised;
     let tract = Server::start(config);
     let onnxruntime = Server::start(runtime_config(Engine::Onnxruntime, &[("cls", &model)]));
     tract.wait_for_stderr(

@@ -29,7 +29,7 @@ pub fn device_config(init: InitConfig) -> DeviceConfig {
             max_concurrency: 1,
             bearer_token: None,
             bearer_token_file: None,
-            start_plan: edge_config::StartPlan::Quick,
+            start_plan: edge_config::Plan::Quick,
             limits: Default::default(),
             tls: None,
             model_updates: None,

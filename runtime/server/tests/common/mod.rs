@@ -269,7 +269,7 @@ pub fn runtime_config(engine: Engine, models: &[(&str, &Path)]) -> RuntimeConfig
         max_concurrency: 2,
         bearer_token: None,
         bearer_token_file: None,
-        start_plan: edge_config::StartPlan::Quick,
+        start_plan: edge_config::Plan::Quick,
         limits: edge_config::Limits::default(),
         tls: None,
         model_updates: None,
