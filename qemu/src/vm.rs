@@ -25,6 +25,11 @@ const PANIC_REPORT_GRACE: Duration = Duration::from_secs(2);
 /// On boards whose power-off only halts: how long after `EDGEIMG-POWEROFF` the kernel gets
 /// to finish (it prints `reboot: ...`) before the harness ends QEMU.
 const HALT_GRACE: Duration = Duration::from_secs(3);
+/// How long after a ctrl-alt-delete the harness presses it again while the guest has not
+/// powered off: a guest may not hear the first press (the Pi 3's USB keyboard is bound after
+/// READY under TCG, and a press before that is lost), and a guest already powering off has
+/// blocked the signal a second press sends.
+const PRESS_AGAIN: Duration = Duration::from_secs(2);
 
 /// How to ask the guest to power off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,23 +302,19 @@ impl RunningVm {
     pub fn shutdown(&mut self, request: ShutdownRequest, timeout: Duration) -> Result<Duration> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let sent = match request {
-            ShutdownRequest::PowerButton => self.qmp("system_powerdown", None).map(drop),
-            ShutdownRequest::CtrlAltDelete => self.qmp_client()?.send_ctrl_alt_delete(),
-            ShutdownRequest::ConsoleInput(text) => self.write_console(&text),
-            ShutdownRequest::AlreadyRequested => Ok(()),
-        };
-        if let Err(e) = sent {
-            // A guest that powered off by itself has nothing left to ask.
-            if !self.has_exited()? {
-                return Err(e);
-            }
-        }
+        let press_again = request == ShutdownRequest::CtrlAltDelete;
+        self.ask_to_power_off(request)?;
+        let mut pressed = Instant::now();
         let mut quit_sent = false;
         loop {
             if self.has_exited()? {
                 self.join_readers();
                 return Ok(start.elapsed());
+            }
+            let powering_off = self.console.lock().poweroff_seen.is_some();
+            if press_again && !powering_off && pressed.elapsed() >= PRESS_AGAIN {
+                self.ask_to_power_off(ShutdownRequest::CtrlAltDelete)?;
+                pressed = Instant::now();
             }
             let state = self.console.lock();
             let halted = match state.poweroff_seen {
@@ -336,6 +337,20 @@ impl RunningVm {
                 // QEMU may exit before it answers; has_exited() is what counts.
                 let _ = self.qmp("quit", None);
             }
+        }
+    }
+
+    /// Send `request` to the guest; a guest that powered off by itself meanwhile needs none.
+    fn ask_to_power_off(&mut self, request: ShutdownRequest) -> Result<()> {
+        let sent = match request {
+            ShutdownRequest::PowerButton => self.qmp("system_powerdown", None).map(drop),
+            ShutdownRequest::CtrlAltDelete => self.qmp_client()?.send_ctrl_alt_delete(),
+            ShutdownRequest::ConsoleInput(text) => self.write_console(&text),
+            ShutdownRequest::AlreadyRequested => Ok(()),
+        };
+        match sent {
+            Err(e) if !self.has_exited()? => Err(e),
+            _ => Ok(()),
         }
     }
 
