@@ -2,7 +2,7 @@
 //! an initramfs holding nothing else. What an image adds to boot-to-ready beyond this is the
 //! image's doing; below it nothing in the image can go.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -48,22 +48,11 @@ pub fn measure(
     scratch: &Path,
     timeout: Duration,
 ) -> Result<FloorFigures> {
-    let Some(boot) = &manifest.boot else {
-        bail!(
-            "{} has no kernel + initramfs outputs to take the kernel from",
-            plan.name
-        );
-    };
-    let initramfs = scratch.join(format!("{}-floor.cpio.zst", plan.name));
-    write_bare_initramfs(&edge_init(plan.arch)?, plan.source_date_epoch, &initramfs)?;
-    let mut spec = BootSpec::kernel(machine, plan.out_dir.join(&boot.kernel));
-    spec.initrd = Some(initramfs.clone());
-    spec.append = boot.cmdline.clone();
-    let console_log = scratch.join(format!("{}-floor.console.log", plan.name));
+    let floor = FloorBoot::prepare(plan, manifest, machine, scratch)?;
     let mut each = Vec::new();
     let mut accel = String::new();
     for _ in 0..TARGET_BOOTS {
-        let (ms, used) = boot_once(&spec, &console_log, timeout)?;
+        let (ms, used) = floor.boot_once(timeout)?;
         each.push(ms);
         accel = used;
     }
@@ -74,25 +63,58 @@ pub fn measure(
         accel,
         guest_init_ms: median_ms(&each),
         guest_init_ms_each: each,
-        initramfs_bytes: std::fs::metadata(&initramfs)?.len(),
+        initramfs_bytes: std::fs::metadata(&floor.initramfs)?.len(),
     })
 }
 
-/// One boot to the bare init: its start in guest ms, and the accelerator QEMU used.
-fn boot_once(spec: &BootSpec, console_log: &Path, timeout: Duration) -> Result<(u64, String)> {
-    let mut vm = Qemu::spawn(
-        spec,
-        &SpawnOptions {
-            console_log: Some(console_log.to_path_buf()),
-            ..Default::default()
-        },
-    )?;
-    let line = vm
-        .wait_for_line(STARTED, true, timeout)
-        .context("the bare initramfs's init did not start")?;
-    let ms = parse_started(&line)
-        .with_context(|| format!("cannot read init's start time from {line:?}"))?;
-    Ok((ms, vm.accel().accel.to_string()))
+/// An image's kernel and command line on one QEMU machine, with the bare initramfs written.
+pub struct FloorBoot {
+    spec: BootSpec,
+    initramfs: PathBuf,
+    console_log: PathBuf,
+}
+
+impl FloorBoot {
+    pub fn prepare(
+        plan: &Plan,
+        manifest: &Manifest,
+        machine: QemuBoard,
+        scratch: &Path,
+    ) -> Result<FloorBoot> {
+        let Some(boot) = &manifest.boot else {
+            bail!(
+                "{} has no kernel + initramfs outputs to take the kernel from",
+                plan.name
+            );
+        };
+        let initramfs = scratch.join(format!("{}-floor.cpio.zst", plan.name));
+        write_bare_initramfs(&edge_init(plan.arch)?, plan.source_date_epoch, &initramfs)?;
+        let mut spec = BootSpec::kernel(machine, plan.out_dir.join(&boot.kernel));
+        spec.initrd = Some(initramfs.clone());
+        spec.append = boot.cmdline.clone();
+        Ok(FloorBoot {
+            spec,
+            initramfs,
+            console_log: scratch.join(format!("{}-floor.console.log", plan.name)),
+        })
+    }
+
+    /// One boot to the bare init: its start in guest ms, and the accelerator QEMU used.
+    pub fn boot_once(&self, timeout: Duration) -> Result<(u64, String)> {
+        let mut vm = Qemu::spawn(
+            &self.spec,
+            &SpawnOptions {
+                console_log: Some(self.console_log.clone()),
+                ..Default::default()
+            },
+        )?;
+        let line = vm
+            .wait_for_line(STARTED, true, timeout)
+            .context("the bare initramfs's init did not start")?;
+        let ms = parse_started(&line)
+            .with_context(|| format!("cannot read init's start time from {line:?}"))?;
+        Ok((ms, vm.accel().accel.to_string()))
+    }
 }
 
 /// `/init` -> edge-init in an otherwise bare initramfs.

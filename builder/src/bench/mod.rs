@@ -351,9 +351,14 @@ impl Bench {
                 steps.step(&format!("inference {} (build, boot, run)", variant.name));
                 let built = run_build(&variant, &opts)
                     .with_context(|| format!("building {}", variant.name))?;
-                let (figures, cost) =
-                    inference::measure_guest(&variant, &built.manifest, model, self.ready_timeout)
-                        .with_context(|| format!("benchmarking inference on {}", variant.name))?;
+                let (figures, cost) = inference::measure_guest(
+                    &variant,
+                    &built.manifest,
+                    model,
+                    &dir,
+                    self.ready_timeout,
+                )
+                .with_context(|| format!("benchmarking inference on {}", variant.name))?;
                 report.inference.push(figures);
                 report.engine_costs.push(cost);
             }

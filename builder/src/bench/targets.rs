@@ -49,22 +49,19 @@ pub fn evaluate(report: &BenchReport) -> Vec<TargetFigure> {
             b.warm_s <= 2.0,
         ));
     }
+    // Against the floor booted beside the image's own boots, not the boot phase's: the host's
+    // load moves both alike only when they run together.
     for cost in report.engine_costs.iter().filter(|c| c.engine == "tract") {
-        let floor = report
-            .floors
-            .iter()
-            .find(|f| cost.place.contains(&format!("({}, ", f.qemu_machine)));
-        if let Some(floor) = floor {
-            let over = cost.guest_ready_ms as i64 - floor.guest_init_ms as i64;
+        if let Some(floor_ms) = cost.floor_ms {
+            let over = cost.guest_ready_ms as i64 - floor_ms as i64;
             rows.push(bound(
                 format!("boot to ready, tract, {}", cost.place),
                 "<= floor + 1000 ms".into(),
                 format!(
-                    "{} ms (boots {}; floor {} ms, boots {}; {over:+} ms; optimised plan at {} ms)",
+                    "{} ms (boots {}; floor {floor_ms} ms, boots {}; {over:+} ms; optimised plan at {} ms)",
                     cost.guest_ready_ms,
                     each_ms(&cost.guest_ready_ms_each),
-                    floor.guest_init_ms,
-                    each_ms(&floor.guest_init_ms_each),
+                    each_ms(&cost.floor_ms_each),
                     cost.guest_optimised_ms
                 ),
                 over <= 1000,
@@ -129,8 +126,9 @@ mod tests {
     use super::*;
     use crate::bench::floor::FloorFigures;
     use crate::bench::inference::EngineCost;
+    use crate::bench::stats::median_ms;
 
-    fn cost(engine: &str, bytes: u64, ready: u64) -> EngineCost {
+    fn cost(engine: &str, bytes: u64, ready: u64, floor_each: Vec<u64>) -> EngineCost {
         EngineCost {
             place: "guest qemu-aarch64 (virt, tcg)".into(),
             engine: engine.into(),
@@ -140,23 +138,27 @@ mod tests {
             guest_ready_ms: ready,
             guest_ready_ms_each: vec![ready + 30, ready - 20, ready],
             guest_optimised_ms: ready + 1800,
+            floor_ms: (!floor_each.is_empty()).then(|| median_ms(&floor_each)),
+            floor_ms_each: floor_each,
         }
     }
 
     #[test]
-    fn each_target_is_judged_against_its_bound_and_the_floor_of_the_same_machine() {
+    fn each_target_is_judged_against_its_bound_and_the_floor_booted_beside_it() {
         let mut report = BenchReport::new(&Default::default());
         report.engine_costs = vec![
-            cost("tract", 5 * MIB, 1500),
-            cost("onnxruntime", 12 * MIB + 29 * 1024, 3000),
+            cost("tract", 5 * MIB, 1500, vec![400, 420, 390]),
+            cost("onnxruntime", 12 * MIB + 29 * 1024, 3000, Vec::new()),
         ];
+        // The boot phase's floor of the same machine, measured apart from the image's boots,
+        // is not the one the target compares with.
         report.floors = vec![FloorFigures {
             recipe: "edge-arm64".into(),
             qemu_machine: "virt".into(),
             arch: "aarch64".into(),
             accel: "tcg".into(),
-            guest_init_ms: 400,
-            guest_init_ms_each: vec![400, 420, 390],
+            guest_init_ms: 900,
+            guest_init_ms_each: vec![900, 900, 900],
             initramfs_bytes: 1,
         }];
         let rows = evaluate(&report);

@@ -1,17 +1,19 @@
 //! The guest figures: a QEMU recipe's plan with the benchmark's model and each engine swapped
 //! in, built, booted as `edgeimg test` boots it, and timed through the forwarded port.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use edge_config::{Engine, OPTIMISED_MARKER};
-use edgeimg_qemu::OptimisedLine;
+use edgeimg_qemu::{Board as QemuBoard, OptimisedLine, Ready, RunningVm};
 use serde::Serialize;
 
 use super::models::PreparedModel;
 use super::timing::Endpoint;
 use super::{engine_name, served_figures, warmup, InferenceFigures};
 use crate::bench::boot::{boot_to_ready, TARGET_BOOTS};
+use crate::bench::floor::FloorBoot;
 use crate::bench::secs;
 use crate::bench::stats::median_ms;
 use crate::imagetest::qemu_boot::qemu_boards;
@@ -40,6 +42,11 @@ pub struct EngineCost {
     /// Boot to the optimised plan serving (EDGEIMG-OPTIMISED), guest clock: the server answers
     /// from a quick plan from ready on and swaps this one in.
     pub guest_optimised_ms: u64,
+    /// For tract, whose boot the target judges: the floor (the same kernel to a bare init)
+    /// booted just before each of the image's boots, so both sides of the margin run under the
+    /// same host load; the median of `floor_ms_each`.
+    pub floor_ms: Option<u64>,
+    pub floor_ms_each: Vec<u64>,
 }
 
 /// `plan` serving `model` with `engine`, in its own output folder beside the plan's.
@@ -70,6 +77,7 @@ pub fn measure_guest(
     plan: &Plan,
     manifest: &Manifest,
     model: &PreparedModel,
+    scratch: &Path,
     ready_timeout: Duration,
 ) -> Result<(InferenceFigures, EngineCost)> {
     // The first machine with a network (a Pi 4 card: raspi3b, since raspi4b has none).
@@ -77,14 +85,28 @@ pub fn measure_guest(
         .iter()
         .find(|m| m.profile().nic.is_some())
         .with_context(|| format!("no QEMU machine with a network boots {}", plan.board))?;
+    let floor = (plan.runtime.engine == Engine::Tract)
+        .then(|| FloorBoot::prepare(plan, manifest, board, scratch))
+        .transpose()?;
+    let mut boots = PairedBoots {
+        plan,
+        manifest,
+        board,
+        floor: floor.as_ref(),
+        ready_timeout,
+        ready_each: Vec::new(),
+        floor_each: Vec::new(),
+    };
     // Boots to ready only, for the boot target's median; the last one is timed on.
-    let mut ready_each = Vec::new();
     for _ in 1..TARGET_BOOTS {
-        let (_vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
-        ready_each.push(ready.line.ms_since_boot);
+        boots.next()?;
     }
-    let (mut vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
-    ready_each.push(ready.line.ms_since_boot);
+    let (mut vm, ready) = boots.next()?;
+    let PairedBoots {
+        ready_each,
+        floor_each,
+        ..
+    } = boots;
     // Timed on the plan it serves for good: a server starts on a quick one (edge-runtime's
     // `start_plan`).
     let line = vm.wait_for_line(OPTIMISED_MARKER, true, ready_timeout)?;
@@ -134,8 +156,35 @@ pub fn measure_guest(
         guest_ready_ms: median_ms(&ready_each),
         guest_ready_ms_each: ready_each,
         guest_optimised_ms: optimised,
+        floor_ms: (!floor_each.is_empty()).then(|| median_ms(&floor_each)),
+        floor_ms_each: floor_each,
     };
     Ok((figures, cost))
+}
+
+/// The image's boots to ready, each after a boot of the floor when there is one to pair.
+struct PairedBoots<'a> {
+    plan: &'a Plan,
+    manifest: &'a Manifest,
+    board: QemuBoard,
+    floor: Option<&'a FloorBoot>,
+    ready_timeout: Duration,
+    ready_each: Vec<u64>,
+    floor_each: Vec<u64>,
+}
+
+impl PairedBoots<'_> {
+    fn next(&mut self) -> Result<(RunningVm, Ready)> {
+        if let Some(floor) = self.floor {
+            let (ms, _accel) = floor
+                .boot_once(self.ready_timeout)
+                .context("measuring the boot floor beside the image")?;
+            self.floor_each.push(ms);
+        }
+        let (vm, ready) = boot_to_ready(self.plan, self.manifest, self.board, self.ready_timeout)?;
+        self.ready_each.push(ready.line.ms_since_boot);
+        Ok((vm, ready))
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1
     their data disk and its driver), the image's own thread setting, \
     measured through the forwarded port under emulation (figures many times the hardware's). \
     Engine cost: ready guest ms is the median of three boots, the other figures the last boot's, \
-    on which the inference ran.";
+    on which the inference ran. The boot-to-ready target's floor: the image's kernel and command \
+    line booting the bare initramfs (as the boot floor) just before each of the tract image's \
+    three boots, the median, so both run under the same host load.";
 
 /// One engine serving one model somewhere.
 #[derive(Debug, Clone, Serialize)]
