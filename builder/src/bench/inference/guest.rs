@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use edge_config::{Engine, OPTIMISED_MARKER};
-use edgeimg_qemu::{Board as QemuBoard, OptimisedLine, Ready, RunningVm};
+use edgeimg_qemu::OptimisedLine;
 use serde::Serialize;
 
 use super::models::PreparedModel;
@@ -88,25 +88,24 @@ pub fn measure_guest(
     let floor = (plan.runtime.engine == Engine::Tract)
         .then(|| FloorBoot::prepare(plan, manifest, board, scratch))
         .transpose()?;
-    let mut boots = PairedBoots {
-        plan,
-        manifest,
-        board,
-        floor: floor.as_ref(),
-        ready_timeout,
-        ready_each: Vec::new(),
-        floor_each: Vec::new(),
-    };
-    // Boots to ready only, for the boot target's median; the last one is timed on.
-    for _ in 1..TARGET_BOOTS {
-        boots.next()?;
+    // Boots to ready for the boot target's median; the last one is timed on. Each
+    // previous guest is gone before the next floor boots.
+    let mut ready_each = Vec::new();
+    let mut floor_each = Vec::new();
+    let mut last = None;
+    for _ in 0..TARGET_BOOTS {
+        drop(last.take());
+        if let Some(floor) = &floor {
+            let (ms, _accel) = floor
+                .boot_once(ready_timeout)
+                .context("measuring the boot floor beside the image")?;
+            floor_each.push(ms);
+        }
+        let (vm, ready) = boot_to_ready(plan, manifest, board, ready_timeout)?;
+        ready_each.push(ready.line.ms_since_boot);
+        last = Some((vm, ready));
     }
-    let (mut vm, ready) = boots.next()?;
-    let PairedBoots {
-        ready_each,
-        floor_each,
-        ..
-    } = boots;
+    let (mut vm, ready) = last.context("the bench boots each guest at least once")?;
     // Timed on the plan it serves for good: a server starts on a quick one (edge-runtime's
     // `start_plan`).
     let line = vm.wait_for_line(OPTIMISED_MARKER, true, ready_timeout)?;
@@ -160,31 +159,6 @@ pub fn measure_guest(
         floor_ms_each: floor_each,
     };
     Ok((figures, cost))
-}
-
-/// The image's boots to ready, each after a boot of the floor when there is one to pair.
-struct PairedBoots<'a> {
-    plan: &'a Plan,
-    manifest: &'a Manifest,
-    board: QemuBoard,
-    floor: Option<&'a FloorBoot>,
-    ready_timeout: Duration,
-    ready_each: Vec<u64>,
-    floor_each: Vec<u64>,
-}
-
-impl PairedBoots<'_> {
-    fn next(&mut self) -> Result<(RunningVm, Ready)> {
-        if let Some(floor) = self.floor {
-            let (ms, _accel) = floor
-                .boot_once(self.ready_timeout)
-                .context("measuring the boot floor beside the image")?;
-            self.floor_each.push(ms);
-        }
-        let (vm, ready) = boot_to_ready(self.plan, self.manifest, self.board, self.ready_timeout)?;
-        self.ready_each.push(ready.line.ms_since_boot);
-        Ok((vm, ready))
-    }
 }
 
 #[cfg(test)]
