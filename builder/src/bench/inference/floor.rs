@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::client::MAX_HEAD;
+use super::client::{Wait, MAX_HEAD};
 use super::timing::{self, Endpoint};
 
-/// The HTTP overhead p50, ms, of `request` against a server that takes `engine` per request.
+/// The HTTP overhead p50, ms, of `request` against a server that takes `engine` per request,
+/// the client waiting as `wait` says.
 pub fn overhead_p50_ms(
     request: &[u8],
     json_len: usize,
+    wait: Wait,
     engine: Duration,
     warmup: usize,
     runs: usize,
@@ -30,6 +32,7 @@ pub fn overhead_p50_ms(
         url,
         request,
         json_len,
+        latency_wait: wait,
     };
     let latency = timing::latency(&endpoint, warmup, runs);
     // The client's connection closed with `latency`'s return: the server ends on that.
@@ -108,8 +111,12 @@ mod tests {
         let json = br#"{"inputs":[]}"#;
         let mut request = json.to_vec();
         request.extend_from_slice(&[7u8; 200 << 10]);
-        let floor = overhead_p50_ms(&request, json.len(), Duration::from_millis(1), 2, 20).unwrap();
-        // Above nothing, and far below the model's own millisecond on any host that runs this.
-        assert!(floor > 0.0 && floor < 50.0, "floor {floor} ms");
+        for wait in [Wait::Block, Wait::Poll] {
+            let engine = Duration::from_millis(1);
+            let floor = overhead_p50_ms(&request, json.len(), wait, engine, 2, 20).unwrap();
+            // Above nothing, and far below the model's own millisecond on any host that runs
+            // this.
+            assert!(floor > 0.0 && floor < 50.0, "{wait:?}: floor {floor} ms");
+        }
     }
 }

@@ -9,6 +9,7 @@ use edge_config::{Engine, OPTIMISED_MARKER};
 use edgeimg_qemu::OptimisedLine;
 use serde::Serialize;
 
+use super::client::Wait;
 use super::models::PreparedModel;
 use super::timing::Endpoint;
 use super::{engine_name, served_figures, warmup, InferenceFigures};
@@ -121,6 +122,8 @@ pub fn measure_guest(
         url: format!("http://{addr}/v2/models/{}/infer", model.spec.name),
         request: &model.request,
         json_len: model.json_len,
+        // QEMU needs the host's CPUs for the guest; a polling client would take one of two.
+        latency_wait: Wait::Block,
     };
     let runs = model.spec.guest_runs;
     let figures = served_figures(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::client::Connection;
+use super::client::{Connection, Wait};
 use crate::bench::round3;
 use crate::bench::stats::percentile;
 
@@ -17,6 +17,9 @@ pub struct Endpoint<'a> {
     pub url: String,
     pub request: &'a [u8],
     pub json_len: usize,
+    /// How the one-at-a-time latency client waits for its answers; the throughput clients,
+    /// as many as CPUs, always sleep (polling ones would take the server's CPUs).
+    pub latency_wait: Wait,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,12 +49,12 @@ pub struct Throughput {
 
 impl Endpoint<'_> {
     /// A kept-alive connection that sends this endpoint's request.
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self, wait: Wait) -> Result<Connection> {
         let headers = [
             ("Content-Type", "application/octet-stream".to_string()),
             ("Inference-Header-Content-Length", self.json_len.to_string()),
         ];
-        Connection::open(&self.url, &headers, self.request)
+        Connection::open(&self.url, &headers, self.request, wait)
             .with_context(|| format!("connecting for POST {}", self.url))
     }
 }
@@ -82,7 +85,7 @@ fn send(connection: &mut Connection, endpoint: &Endpoint) -> Result<(Duration, D
 
 /// `warmup` untimed requests, then `runs` timed ones, one at a time.
 pub fn latency(endpoint: &Endpoint, warmup: usize, runs: usize) -> Result<Latency> {
-    let mut connection = endpoint.connect()?;
+    let mut connection = endpoint.connect(endpoint.latency_wait)?;
     for _ in 0..warmup {
         send(&mut connection, endpoint)?;
     }
@@ -117,7 +120,7 @@ pub fn throughput(endpoint: &Endpoint, clients: usize, requests: usize) -> Resul
                 // Spread the remainder so exactly `requests` go out.
                 let share = requests / clients + usize::from(i < requests % clients);
                 scope.spawn(move || -> Result<()> {
-                    let mut connection = endpoint.connect()?;
+                    let mut connection = endpoint.connect(Wait::Block)?;
                     for _ in 0..share {
                         send(&mut connection, endpoint)?;
                     }
