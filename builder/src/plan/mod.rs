@@ -365,9 +365,6 @@ impl Plan {
         for m in profile.device_modules {
             modules.push(ModuleRequest::board(m, ModuleUse::ByDevice, false));
         }
-        for m in profile.boot_modules {
-            modules.push(ModuleRequest::board(m, ModuleUse::AtBoot, false));
-        }
         for name in &r.kernel.modules {
             modules.push(ModuleRequest::at_boot(name, "recipe: kernel.modules"));
         }

@@ -41,8 +41,6 @@ pub struct BoardProfile {
     /// Drivers for devices no device tree names, shipped in the root and loaded when their
     /// device shows up.
     pub device_modules: &'static [BoardModule],
-    /// Loaded at every boot: nothing a device asks for them.
-    pub boot_modules: &'static [BoardModule],
     /// On disk boots, drivers for the root device that no device tree names (the boot
     /// initramfs carries them).
     pub root_device_modules: &'static [BoardModule],
@@ -84,6 +82,7 @@ const QEMU_X86_64_DEVICES: &[BoardModule] = &[
     module("virtio_net", "QEMU's virtio network card"),
     module("virtio_blk", "QEMU's virtio disks"),
     module("button", "QEMU's ACPI power button"),
+    EVDEV,
 ];
 
 /// linux-virt has no gpio_keys: init watches the power line through the PL061.
@@ -95,12 +94,15 @@ const QEMU_AARCH64_DEVICES: &[BoardModule] = &[
         "the GPIO controller of QEMU's device-tree power key",
     ),
     module("button", "QEMU's ACPI power button (UEFI boots)"),
+    EVDEV,
 ];
 
-const QEMU_BOOT: &[BoardModule] = &[module(
+/// Its alias matches every input device, so it loads once one appears (the ACPI button does on
+/// q35 and on UEFI boots) and not at all on a direct-boot virt, which has none.
+const EVDEV: BoardModule = module(
     "evdev",
     "input events: init watches the power button's KEY_POWER",
-)];
+);
 
 impl Board {
     pub const ALL: [Board; 4] = [
@@ -128,7 +130,6 @@ impl Board {
                 console: "console=serial0,115200 console=tty1",
                 device_trees: PI_DEVICE_TREES,
                 device_modules: PI_DEVICE_MODULES,
-                boot_modules: &[],
                 root_device_modules: &[],
                 disk_boot: true,
             },
@@ -139,7 +140,6 @@ impl Board {
                 console: "console=ttyS0",
                 device_trees: &[],
                 device_modules: QEMU_X86_64_DEVICES,
-                boot_modules: QEMU_BOOT,
                 root_device_modules: QEMU_ROOT_DEVICE,
                 disk_boot: false,
             },
@@ -150,7 +150,6 @@ impl Board {
                 console: "console=ttyAMA0",
                 device_trees: &[],
                 device_modules: QEMU_AARCH64_DEVICES,
-                boot_modules: QEMU_BOOT,
                 root_device_modules: QEMU_ROOT_DEVICE,
                 disk_boot: false,
             },
