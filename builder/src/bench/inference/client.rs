@@ -24,7 +24,7 @@ pub enum Wait {
     Block,
     /// Polls the socket on a busy CPU. A client that slept through a model's run pays for its
     /// own wake-up, which on a virtual machine is the host's business: waking a vCPU that
-    /// halted for 1.7 ms took 180 us on the 2-core CI machine against 25 us when it polled
+    /// halted for 1.7 ms took 180 us on this project's 2-core host against 25 us when it polled
     /// (same request, same server). That is not the server's overhead, so the one-at-a-time
     /// latency client polls.
     Poll,

@@ -28,9 +28,9 @@ pub const MEASURES: &str = "the PaddleOCR models from the rapidocr_onnxruntime 1
     extension. engine ms: the model's session.run as the server times it (server-timing \
     header); request ms: the client's, request sent to answer read, on one kept-alive \
     connection (on the host the client polls its socket, so its own wake-up after a model's \
-    run is not counted); HTTP ms: median of the difference, everything else the server does (decoding, \
-    the engine's input and output copies, the hand-off to the engine thread, encoding) and the \
-    loopback; the HTTP target's floor: the same request and client against a server that only \
+    run is not counted); HTTP ms: median of the difference, everything else the server does \
+    (decoding, the engine's input and output copies, the hand-off to the engine thread, \
+    encoding) and the loopback; the HTTP target's floor: the same request and client against a server that only \
     reads it, keeps a CPU busy for the engine's p50 and answers. \
     Host: the device binaries on this machine with 1 intra-op thread, one request at a time \
     for latency, then as many clients as CPUs for throughput (edge-runtime runs one request \
